@@ -1,0 +1,37 @@
+"""rnnjax: recurrent networks (Elman, LSTM, GRU) as pure JAX functions, for studying how they learn and
+why their gradients vanish or explode.
+
+    import jax, rnnjax
+    cell = rnnjax.cells.lstm(64)
+    params = cell.init(jax.random.key(0), input_size=8)
+    final_carry, ys = rnnjax.unroll(cell, params, xs)      # xs: <float>[batch, time, 8]
+"""
+
+from rnnjax import cells, init, readout
+from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
+from rnnjax.unrolling import (
+    BidirectionalCarry,
+    BidirectionalParams,
+    unroll,
+    unroll_bidirectional,
+    unroll_stack,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BidirectionalCarry",
+    "BidirectionalParams",
+    "Cell",
+    "GRUParams",
+    "LSTMCarry",
+    "LSTMParams",
+    "RNNCarry",
+    "SimpleParams",
+    "cells",
+    "init",
+    "readout",
+    "unroll",
+    "unroll_bidirectional",
+    "unroll_stack",
+]

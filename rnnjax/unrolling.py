@@ -1,0 +1,252 @@
+"""One unroller for every cell (`unroll`, with lengths, reverse, remat and all carries), plus stacked and
+bidirectional helpers built on it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.cells import Cell
+
+__all__ = ["BidirectionalCarry", "BidirectionalParams", "unroll", "unroll_bidirectional", "unroll_stack"]
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _time_axis(ndim: int, time_major: bool) -> int:
+    return 0 if time_major else ndim - 2
+
+
+def _check_xs(xs) -> jax.Array:
+    xs = jnp.asarray(xs)
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(
+            f"xs: expected a floating-point array, got dtype {xs.dtype}; "
+            "embed or one-hot integer tokens first"
+        )
+    if xs.ndim < 2:
+        raise ValueError(
+            f"xs: expected shape [*batch, T, features] (or [T, *batch, features] with "
+            f"time_major=True), got {xs.shape}"
+        )
+    return xs
+
+
+def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> jax.Array:
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths: expected an integer array, got dtype {lengths.dtype}")
+    if lengths.shape != batch_shape:
+        raise ValueError(
+            f"lengths: expected shape {batch_shape} (the batch shape of xs), got {lengths.shape}"
+        )
+    if not _is_traced(lengths):
+        values = np.asarray(lengths)
+        bad = (values < 1) | (values > T)
+        if bad.any():
+            raise ValueError(
+                f"lengths: expected every length in [1, T={T}], got {values[bad].tolist()} "
+                f"at batch index {np.argwhere(bad).tolist()}"
+            )
+    return lengths
+
+
+def _check_carry(cell: Cell, carry, batch_shape: tuple[int, ...]) -> None:
+    reference = cell.initial_carry(batch_shape)
+    if type(carry) is not type(reference):
+        raise TypeError(
+            f"carry: {cell.kind} cell expected a {type(reference).__name__}{reference._fields}, "
+            f"got {type(carry).__name__}"
+        )
+    for field, want, got in zip(reference._fields, reference, carry):
+        if jnp.shape(got) != want.shape:
+            raise ValueError(
+                f"carry.{field}: expected shape {want.shape} (batch shape of xs + hidden_size), "
+                f"got {jnp.shape(got)}"
+            )
+
+
+def unroll(
+    cell: Cell,
+    params,
+    xs,
+    carry=None,
+    *,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths=None,
+    unroll: int | bool = 1,
+    return_carries: bool = False,
+    remat: bool = False,
+):
+    """Run `cell.step` over a sequence with `jax.lax.scan`.
+
+    Args:
+      cell: a `Cell` from `rnnjax.cells`.
+      params: the cell's params.
+      xs: <float>[*batch, T, I], or <float>[T, *batch, I] if `time_major`; `*batch` may be empty.
+      carry: initial carry with fields <float>[*batch, H]; None means `cell.initial_carry` (zeros).
+      time_major: layout of `xs` and of the returned sequences.
+      reverse: run from the last valid step to the first. Outputs stay aligned with their inputs
+        (`ys[t]` is the output produced on reading `xs[t]`), so reversing equals flipping the input,
+        running forward, and flipping the outputs back; with `lengths`, each example is reversed
+        within its own length.
+      lengths: optional <int>[*batch] valid lengths of right-padded examples, each in [1, T]. Padded
+        steps leave the carry unchanged and output zeros, so the final carry is each example's carry
+        at its last valid step (forward) or first step (reverse). Out-of-range lengths raise a
+        ValueError when concrete; under `jit` (where they cannot be inspected) they turn every output
+        into NaN rather than a silently wrong answer.
+      unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully).
+      return_carries: also return the carry after every step.
+      remat: checkpoint the scan body (`jax.checkpoint`), so the backward pass stores only the carries
+        and recomputes each step's internals: less memory for long sequences, one extra forward.
+    Returns:
+      `(final_carry, ys)` with ys <float>[*batch, T, H] (or [T, *batch, H]); with `return_carries`,
+      `(carries, ys)` where every field of `carries` is <float>[*batch, T, H] (same layout as ys) and
+      holds the carry after reading step t (for reverse runs the final carry is at t = 0).
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
+    xs = _check_xs(xs)
+    t_axis = _time_axis(xs.ndim, time_major)
+    T = xs.shape[t_axis]
+    if T < 1:
+        raise ValueError(f"xs: expected at least one time step, got shape {xs.shape}")
+    batch_shape = tuple(np.delete(xs.shape[:-1], t_axis))
+
+    # Compute in the widest dtype of inputs and params so the scan carry keeps one dtype.
+    dtype = jnp.result_type(xs.dtype, *jax.tree_util.tree_leaves(params))
+    xs = jnp.moveaxis(xs.astype(dtype), t_axis, 0)  # (T, *batch, I)
+    if carry is None:
+        carry = cell.initial_carry(batch_shape, dtype)
+    else:
+        _check_carry(cell, carry, batch_shape)
+        carry = jax.tree_util.tree_map(lambda c: jnp.asarray(c, dtype), carry)
+
+    if lengths is None:
+
+        def body(c, x):
+            c, y = cell.step(params, c, x)
+            return c, ((y, c) if return_carries else y)
+
+        scanned = xs
+    else:
+        lengths = _check_lengths(lengths, batch_shape, T)
+
+        def body(c, inputs):
+            x, t = inputs
+            valid = (t < lengths)[..., None]  # (*batch, 1)
+            # Zeroing padded inputs keeps garbage (even inf/NaN) out of the backward pass too.
+            new_c, y = cell.step(params, c, jnp.where(valid, x, 0))
+            c = jax.tree_util.tree_map(lambda new, old: jnp.where(valid, new, old), new_c, c)
+            y = jnp.where(valid, y, 0)
+            return c, ((y, c) if return_carries else y)
+
+        scanned = (xs, jnp.arange(T))
+
+    if remat:
+        body = jax.checkpoint(body)
+    final, out = jax.lax.scan(body, carry, scanned, reverse=reverse, unroll=unroll)
+
+    if lengths is not None and _is_traced(lengths):
+        poison = jnp.any((lengths < 1) | (lengths > T))
+        final, out = jax.tree_util.tree_map(lambda a: jnp.where(poison, jnp.nan, a), (final, out))
+
+    def to_layout(a):  # (T, *batch, F) -> caller's layout
+        return a if time_major else jnp.moveaxis(a, 0, -2)
+
+    if return_carries:
+        ys, carries = out
+        return jax.tree_util.tree_map(to_layout, carries), to_layout(ys)
+    return final, to_layout(out)
+
+
+def unroll_stack(cells: Sequence[Cell], params: Sequence[Any], xs, carries=None, **unroll_kwargs):
+    """Unroll a stack of layers, each layer's outputs being the next layer's inputs.
+
+    Each layer is one `unroll` over the whole sequence (not one step of every layer at a time),
+    which keeps every layer's input projection a single large matmul.
+
+    Args:
+      cells: one `Cell` per layer.
+      params: one params value per layer (layer k's input size is layer k-1's hidden size).
+      xs: <float>[*batch, T, I] (or time-major, see `unroll`).
+      carries: None, or one initial carry (or None) per layer.
+      **unroll_kwargs: passed to every layer's `unroll` (time_major, reverse, lengths, unroll,
+        return_carries, remat).
+    Returns:
+      `(tuple of per-layer final carries (or all carries with return_carries), ys of the last layer)`.
+    """
+    cells, params = tuple(cells), tuple(params)
+    if not cells or len(cells) != len(params):
+        raise ValueError(
+            f"params: expected one params value per cell ({len(cells)} cells), got {len(params)}"
+        )
+    if carries is None:
+        carries = (None,) * len(cells)
+    elif len(carries) != len(cells):
+        raise ValueError(f"carries: expected {len(cells)} carries (one per layer), got {len(carries)}")
+    finals = []
+    ys = xs
+    for cell, p, c in zip(cells, params, carries):
+        final, ys = unroll(cell, p, ys, c, **unroll_kwargs)
+        finals.append(final)
+    return tuple(finals), ys
+
+
+class BidirectionalParams(NamedTuple):
+    forward: Any  # params of the forward cell
+    backward: Any  # params of the backward cell
+
+
+class BidirectionalCarry(NamedTuple):
+    forward: Any  # carry of the forward cell
+    backward: Any  # carry of the backward cell
+
+
+def unroll_bidirectional(
+    forward_cell: Cell,
+    backward_cell: Cell,
+    params: BidirectionalParams,
+    xs,
+    carry: BidirectionalCarry | None = None,
+    *,
+    merge: str = "concat",
+    **unroll_kwargs,
+):
+    """Run one cell forward and another in reverse over the same sequence and merge their outputs.
+
+    Both directions' outputs are aligned with the input positions (see `unroll(reverse=True)`), and with
+    `lengths` the backward cell starts at each example's last valid step.
+
+    Args:
+      forward_cell, backward_cell: cells of the two directions.
+      params: `BidirectionalParams(forward, backward)`.
+      xs: <float>[*batch, T, I] (or time-major).
+      carry: None or `BidirectionalCarry(forward, backward)` of initial carries.
+      merge: "concat" (outputs <[..., H_f + H_b]>) or "sum" (needs H_f == H_b).
+      **unroll_kwargs: passed to both unrolls (time_major, lengths, unroll, return_carries, remat).
+    Returns:
+      `(BidirectionalCarry(forward_final, backward_final), merged ys)`.
+    """
+    if merge not in ("concat", "sum"):
+        raise ValueError(f"merge: expected 'concat' or 'sum', got {merge!r}")
+    if merge == "sum" and forward_cell.hidden_size != backward_cell.hidden_size:
+        raise ValueError(
+            "merge: 'sum' needs equal hidden sizes, got forward "
+            f"{forward_cell.hidden_size} and backward {backward_cell.hidden_size}"
+        )
+    if "reverse" in unroll_kwargs:
+        raise TypeError("reverse: not an option of unroll_bidirectional (it runs both directions)")
+    if not isinstance(params, BidirectionalParams):
+        raise TypeError(f"params: expected BidirectionalParams(forward, backward), got {type(params).__name__}")
+    carry = carry if carry is not None else BidirectionalCarry(None, None)
+    c_f, ys_f = unroll(forward_cell, params.forward, xs, carry.forward, **unroll_kwargs)
+    c_b, ys_b = unroll(backward_cell, params.backward, xs, carry.backward, reverse=True, **unroll_kwargs)
+    ys = jnp.concatenate([ys_f, ys_b], axis=-1) if merge == "concat" else ys_f + ys_b
+    return BidirectionalCarry(c_f, c_b), ys
