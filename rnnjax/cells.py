@@ -14,7 +14,8 @@ Unroll over time with `rnnjax.unroll`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -159,7 +160,7 @@ def _recurrent_options(
     gain,
     spectral_radius,
 ):
-    """Resolve initialisers from a preset plus explicit overrides; returns (kernel, recurrent, bias, scale)."""
+    """Resolve a preset plus explicit overrides into (kernel, recurrent, bias, scale)."""
     p = initializers.preset(preset)
     kernel = kernel_init or p.kernel(hidden_size, num_blocks)
     recurrent = recurrent_init or p.recurrent(hidden_size, num_blocks)

@@ -8,7 +8,8 @@ call them with the *fused* shape, e.g. `(H, 4H)` for an LSTM's recurrent kernel;
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

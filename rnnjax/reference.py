@@ -13,7 +13,8 @@ outputs zeros.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,9 +53,7 @@ def _check_dict(name, d, shapes):
     Returns a new dict of float64 arrays.
     """
     if not isinstance(d, dict):
-        raise TypeError(
-            f"{name} must be a dict with keys {list(shapes)}, got {type(d).__name__}"
-        )
+        raise TypeError(f"{name} must be a dict with keys {list(shapes)}, got {type(d).__name__}")
     if set(d) != set(shapes):
         raise ValueError(f"{name} must have keys {list(shapes)}, got {list(d)}")
     out = {}
@@ -91,15 +90,12 @@ def _check_lengths(lengths, batch, steps):
     arr = np.asarray(lengths)
     if arr.shape != (batch,):
         raise ValueError(
-            f"lengths must have shape ({batch},) (one entry per batch example), "
-            f"got shape {arr.shape}"
+            f"lengths must have shape ({batch},) (one entry per batch example), got shape {arr.shape}"
         )
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
     if np.any(arr < 1) or np.any(arr > steps):
-        raise ValueError(
-            f"lengths must satisfy 1 <= lengths[b] <= T={steps}, got {arr.tolist()}"
-        )
+        raise ValueError(f"lengths must satisfy 1 <= lengths[b] <= T={steps}, got {arr.tolist()}")
     return arr.astype(np.int64)
 
 
@@ -292,15 +288,15 @@ def _setup(kind, params, xs, carry0, lengths, activation, reset_after):
         raise TypeError(f"reset_after must be a bool, got {reset_after!r}")
     xs = _f64(xs)
     if xs.ndim != 3 or xs.shape[0] < 1 or xs.shape[1] < 1:
-        raise ValueError(
-            f"xs must have shape (B, T, I) with B >= 1 and T >= 1, got shape {xs.shape}"
-        )
+        raise ValueError(f"xs must have shape (B, T, I) with B >= 1 and T >= 1, got shape {xs.shape}")
     batch, steps, n_in = xs.shape
 
     shapes = _param_shapes(kind, bool(reset_after), n_in, 0)
-    if not isinstance(params, dict) or set(params) != set(shapes):
-        got = list(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"params for kind {kind!r} must have keys {list(shapes)}, got {got}")
+    form = f"kind {kind!r}" + (f" with reset_after={bool(reset_after)}" if kind == "gru" else "")
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, got {type(params).__name__}")
+    if set(params) != set(shapes):
+        raise ValueError(f"params for {form} must have keys {list(shapes)}, got {list(params)}")
     w_hh_shape = np.shape(params["w_hh"])
     if len(w_hh_shape) != 2:
         raise ValueError(f"params['w_hh'] must be 2-D (H, gates * H), got shape {w_hh_shape}")
@@ -477,16 +473,13 @@ def _label_grid(labels, mode, prob, n_classes):
     if mode == "many_to_many":
         if labels.shape != (batch, steps):
             raise ValueError(
-                f"labels for mode 'many_to_many' must have shape {(batch, steps)}, "
-                f"got {labels.shape}"
+                f"labels for mode 'many_to_many' must have shape {(batch, steps)}, got {labels.shape}"
             )
         grid = labels.astype(np.int64)
         weights = prob.mask / prob.mask.sum()
     else:
         if labels.shape != (batch,):
-            raise ValueError(
-                f"labels for mode 'many_to_one' must have shape {(batch,)}, got {labels.shape}"
-            )
+            raise ValueError(f"labels for mode 'many_to_one' must have shape {(batch,)}, got {labels.shape}")
         grid = np.zeros((batch, steps), dtype=np.int64)
         weights = np.zeros((batch, steps))
         last = prob.lengths - 1
@@ -494,9 +487,7 @@ def _label_grid(labels, mode, prob, n_classes):
         weights[np.arange(batch), last] = 1.0 / batch
     used = grid[weights > 0]
     if np.any(used < 0) or np.any(used >= n_classes):
-        raise ValueError(
-            f"labels must lie in [0, V={n_classes}) at valid steps, got {used.tolist()}"
-        )
+        raise ValueError(f"labels must lie in [0, V={n_classes}) at valid steps, got {used.tolist()}")
     return np.where(weights > 0, grid, 0), weights
 
 
@@ -515,8 +506,7 @@ def _cross_entropy(logits, labels, weights):
     return value, d_logits
 
 
-def _forward_loss(kind, params, readout, xs, labels, carry0, lengths, mode, activation,
-                  reset_after):
+def _forward_loss(kind, params, readout, xs, labels, carry0, lengths, mode, activation, reset_after):
     _check_choice("mode", mode, _MODES)
     prob = _setup(kind, params, xs, carry0, lengths, activation, reset_after)
     readout = _check_readout(readout, prob.carry0["h"].shape[1])
@@ -527,8 +517,19 @@ def _forward_loss(kind, params, readout, xs, labels, carry0, lengths, mode, acti
     return prob, readout, ys, value, d_logits
 
 
-def loss(kind, params, readout, xs, labels, carry0=None, *, lengths=None, mode="many_to_many",
-         activation="tanh", reset_after=True):
+def loss(
+    kind,
+    params,
+    readout,
+    xs,
+    labels,
+    carry0=None,
+    *,
+    lengths=None,
+    mode="many_to_many",
+    activation="tanh",
+    reset_after=True,
+):
     """Softmax cross-entropy of the readout of a recurrent cell.
 
     Args:
@@ -544,12 +545,22 @@ def loss(kind, params, readout, xs, labels, carry0=None, *, lengths=None, mode="
     Returns:
       The loss, a Python float.
     """
-    return _forward_loss(kind, params, readout, xs, labels, carry0, lengths, mode,
-                         activation, reset_after)[3]
+    return _forward_loss(kind, params, readout, xs, labels, carry0, lengths, mode, activation, reset_after)[3]
 
 
-def loss_and_grads(kind, params, readout, xs, labels, carry0=None, *, lengths=None,
-                   mode="many_to_many", activation="tanh", reset_after=True):
+def loss_and_grads(
+    kind,
+    params,
+    readout,
+    xs,
+    labels,
+    carry0=None,
+    *,
+    lengths=None,
+    mode="many_to_many",
+    activation="tanh",
+    reset_after=True,
+):
     """Loss (as in ``loss``) and its hand-derived gradients.
 
     Returns:
@@ -625,7 +636,7 @@ def _leaf_pairs(a, b, path):
     elif isinstance(b, (list, tuple)):
         if not isinstance(a, (list, tuple)) or len(a) != len(b):
             raise ValueError(f"structures differ at {path or 'root'}")
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _leaf_pairs(x, y, f"{path}[{i}]")
     else:
         yield path, a, b

@@ -3,7 +3,8 @@ bidirectional helpers built on it."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -244,7 +245,9 @@ def unroll_bidirectional(
     if "reverse" in unroll_kwargs:
         raise TypeError("reverse: not an option of unroll_bidirectional (it runs both directions)")
     if not isinstance(params, BidirectionalParams):
-        raise TypeError(f"params: expected BidirectionalParams(forward, backward), got {type(params).__name__}")
+        raise TypeError(
+            f"params: expected BidirectionalParams(forward, backward), got {type(params).__name__}"
+        )
     carry = carry if carry is not None else BidirectionalCarry(None, None)
     c_f, ys_f = unroll(forward_cell, params.forward, xs, carry.forward, **unroll_kwargs)
     c_b, ys_b = unroll(backward_cell, params.backward, xs, carry.backward, reverse=True, **unroll_kwargs)
