@@ -122,8 +122,7 @@ def _check_step_args(name: str, params, carry, x, carry_type: type) -> jax.Array
     input_size, hidden_size = params.w_ih.shape[0], params.w_hh.shape[0]
     if x.ndim < 1 or x.shape[-1] != input_size:
         raise ValueError(
-            f"x: {name} cell expected shape [*batch, {input_size}] (input_size={input_size}), "
-            f"got {x.shape}"
+            f"x: {name} cell expected shape [*batch, {input_size}] (input_size={input_size}), got {x.shape}"
         )
     if not isinstance(carry, carry_type):
         raise TypeError(
@@ -170,9 +169,7 @@ def _recurrent_options(
     if spectral_radius is not None and not (
         isinstance(spectral_radius, (int, float)) and spectral_radius >= 0
     ):
-        raise ValueError(
-            f"spectral_radius: expected None or a non-negative number, got {spectral_radius!r}"
-        )
+        raise ValueError(f"spectral_radius: expected None or a non-negative number, got {spectral_radius!r}")
 
     def scale(w_hh):
         return initializers.rescale_recurrent(w_hh, num_blocks, gain=gain, radius=spectral_radius)

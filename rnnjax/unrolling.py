@@ -118,7 +118,7 @@ def unroll(
     T = xs.shape[t_axis]
     if T < 1:
         raise ValueError(f"xs: expected at least one time step, got shape {xs.shape}")
-    batch_shape = tuple(np.delete(xs.shape[:-1], t_axis))
+    batch_shape = xs.shape[:t_axis] + xs.shape[t_axis + 1 : -1]
 
     # Compute in the widest dtype of inputs and params so the scan carry keeps one dtype.
     dtype = jnp.result_type(xs.dtype, *jax.tree_util.tree_leaves(params))

@@ -63,8 +63,11 @@ def test_forward_and_grads_match_numpy_reference(form, mode, use_lengths, dtype,
     # Forward: outputs and final carry.
     final, ys = rnnjax.unroll(cell, params, xs, carry0, lengths=jl)
     ref_final, ref_ys = reference.forward(
-        params=as_dict(params), xs=np.asarray(xs, np.float64), carry0=as_dict(carry0),
-        lengths=lengths, **reference_kwargs(cell),
+        params=as_dict(params),
+        xs=np.asarray(xs, np.float64),
+        carry0=as_dict(carry0),
+        lengths=lengths,
+        **reference_kwargs(cell),
     )
     assert ys.dtype == dtype
     assert max_rel_err(ys, ref_ys) <= tol
