@@ -14,6 +14,7 @@ Unroll over time with `rnnjax.unroll`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -102,6 +103,11 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 # Validation shared by every cell. Shapes are static, so these checks cost nothing after tracing.
 
 
+def _is_number(value) -> bool:
+    """A real scalar (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_hidden_size(hidden_size) -> None:
     if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
         raise ValueError(f"hidden_size: expected a positive int, got {hidden_size!r}")
@@ -164,10 +170,10 @@ def _recurrent_options(
     kernel = kernel_init or p.kernel(hidden_size, num_blocks)
     recurrent = recurrent_init or p.recurrent(hidden_size, num_blocks)
     bias = bias_init or p.bias(hidden_size, num_blocks)
-    if not (isinstance(gain, (int, float)) and gain >= 0):
+    if not (_is_number(gain) and gain >= 0):
         raise ValueError(f"gain: expected a non-negative number, got {gain!r}")
     if spectral_radius is not None and not (
-        isinstance(spectral_radius, (int, float)) and spectral_radius >= 0
+        _is_number(spectral_radius) and spectral_radius >= 0
     ):
         raise ValueError(f"spectral_radius: expected None or a non-negative number, got {spectral_radius!r}")
 
@@ -283,7 +289,7 @@ def lstm(
     )
     if forget_bias is None:
         forget_bias = initializers.preset(preset).forget_bias
-    if not isinstance(forget_bias, (int, float)):
+    if not _is_number(forget_bias):
         raise ValueError(f"forget_bias: expected a number, got {forget_bias!r}")
     H = hidden_size
 

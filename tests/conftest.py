@@ -1,6 +1,8 @@
 """Shared test set-up: float64 enabled for JAX, the cell forms under test, and conversions to the
 NumPy reference's plain-dict conventions."""
 
+import os
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -54,3 +56,11 @@ def max_rel_err(a, b):
         scale = max(np.max(np.abs(y)), np.finfo(np.float64).tiny) if y.size else 1.0
         worst = max(worst, float(np.max(np.abs(x - y)) / scale) if y.size else 0.0)
     return worst
+
+
+# Hypothesis: random exploration locally, a fixed derandomised sample in CI (reproducible failures).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
