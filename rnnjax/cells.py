@@ -172,9 +172,7 @@ def _recurrent_options(
     bias = bias_init or p.bias(hidden_size, num_blocks)
     if not (_is_number(gain) and gain >= 0):
         raise ValueError(f"gain: expected a non-negative number, got {gain!r}")
-    if spectral_radius is not None and not (
-        _is_number(spectral_radius) and spectral_radius >= 0
-    ):
+    if spectral_radius is not None and not (_is_number(spectral_radius) and spectral_radius >= 0):
         raise ValueError(f"spectral_radius: expected None or a non-negative number, got {spectral_radius!r}")
 
     def scale(w_hh):

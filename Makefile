@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv and run the main experiment
+#   make test   set up .venv, lint, and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Tests and CI read the shared copies of the corpora (see ../shared/data/README.md).
+export RNNJAX_DATA ?= $(abspath ../shared/data)
+# Test workers: 2 suits a 2-core machine.
+WORKERS ?= 2
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m experiments.quickstart
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q -n $(WORKERS) tests
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

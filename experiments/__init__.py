@@ -1,0 +1,1 @@
+"""Experiments: thin `python -m experiments.NAME` entry points over the rnnjax library."""
