@@ -7,7 +7,7 @@ why their gradients vanish or explode.
     final_carry, ys = rnnjax.unroll(cell, params, xs)      # xs: <float>[batch, time, 8]
 """
 
-from rnnjax import cells, init, readout
+from rnnjax import cells, diagnostics, init, readout
 from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.unrolling import (
     BidirectionalCarry,
@@ -29,6 +29,7 @@ __all__ = [
     "RNNCarry",
     "SimpleParams",
     "cells",
+    "diagnostics",
     "init",
     "readout",
     "unroll",

@@ -1,0 +1,290 @@
+"""Long-range tasks: Elman-tanh, LSTM and GRU trained with Adam on the adding problem, copying memory and
+temporal order at several time lags T, with and without gradient clipping.
+
+    python -m experiments.long_range             # ~RUNTIME on a 2-core CPU (54 runs)
+    python -m experiments.long_range --quick     # ~QUICK s smoke run (T=10, 60 steps, H=32)
+    python -m experiments.long_range --replot results/long_range/<run>   # figures + summary from JSON
+
+Every run trains a fresh cell (H=64, default init: orthogonal recurrent kernel, LSTM forget bias 1)
+plus a dense readout for 1000 Adam steps (lr 3e-3, batch 64, fresh batches), recording the loss and the
+global gradient norm *before* clipping at every step; "clip" runs pass the gradient through
+`optax.clip_by_global_norm(1.0)`. The final loss is measured on 1024 held-out sequences. A run succeeds
+when that loss is below 0.1 x the task's memoryless baseline (adding: 1/6; copy: 10 ln 8/(T+20);
+temporal order: ln 4; see `rnnjax.tasks`).
+
+RESULTS
+
+Writes `results/long_range/<run>/`: config.json, metrics.json (per run: loss and gradient norm per
+step, final loss, baseline, success), loss.png, grad_norm.png, final_loss.png, summary.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import tyro
+
+import rnnjax
+from rnnjax import results, tasks, train
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    tasks: tuple[str, ...] = ("adding", "copy", "temporal_order")
+    seq_lens: tuple[int, ...] = (10, 50, 100)  # T; copying memory sequences are T + 20 long
+    cells: tuple[str, ...] = ("simple-tanh", "lstm", "gru")
+    clip: tuple[bool, ...] = (False, True)  # train without and/or with clip_by_global_norm(clip_norm)
+    clip_norm: float = 1.0
+    hidden_size: int = 64
+    batch_size: int = 64
+    steps: int = 1000
+    learning_rate: float = 3e-3  # Adam
+    eval_batch_size: int = 1024  # held-out sequences for the final loss
+    seed: int = 0
+    quick: bool = False  # smoke run: replaces seq_lens, steps, hidden_size and eval_batch_size
+    run: str | None = None  # results/long_range/<run>; default: a timestamp
+    replot: str | None = None  # redo figures and summary.md from an existing run folder, then exit
+
+
+QUICK = dict(seq_lens=(10,), steps=60, hidden_size=32, eval_batch_size=256)
+
+CELLS = {
+    "simple-tanh": lambda h: rnnjax.cells.simple(h, "tanh"),
+    "lstm": lambda h: rnnjax.cells.lstm(h),
+    "gru": lambda h: rnnjax.cells.gru(h),
+}
+COLORS = {"simple-tanh": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
+STYLES = {False: ":", True: "-"}  # no clip dotted, clip solid
+SMOOTH = 25  # steps in the running mean of the loss curves
+
+
+def run_one(cfg: Config, task_name: str, seq_len: int, cell_name: str, clip: bool) -> dict:
+    """Train one (task, T, cell, clip) combination; returns its JSON record."""
+    task = tasks.make(task_name, seq_len)
+    cell = CELLS[cell_name](cfg.hidden_size)
+    params, history = train.train(
+        cell,
+        task,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        clip_norm=cfg.clip_norm if clip else None,
+        seed=cfg.seed,
+        desc=f"{task_name} T={seq_len} {cell_name}{' clip' if clip else ''}",
+    )
+    final = train.evaluate(cell, task, params, seed=cfg.seed, batch_size=cfg.eval_batch_size)
+    return dict(
+        task=task_name,
+        seq_len=seq_len,
+        cell=cell_name,
+        clip=clip,
+        final_loss=final,
+        baseline=task.baseline,
+        success=task.success(final) and not history["diverged"],
+        **history,
+    )
+
+
+def main(cfg: Config) -> None:
+    if cfg.replot:
+        report(Path(cfg.replot))
+        return
+    if cfg.quick:
+        cfg = dataclasses.replace(cfg, **QUICK)
+    for field in ("tasks", "seq_lens", "cells", "clip"):
+        if not getattr(cfg, field):
+            raise ValueError(f"{field}: expected at least one value, got {getattr(cfg, field)!r}")
+    for name in cfg.cells:
+        if name not in CELLS:
+            raise ValueError(f"cells: expected names from {sorted(CELLS)}, got {name!r}")
+    for name in cfg.tasks:
+        tasks.make(name, max(cfg.seq_lens))  # fail on bad names or lengths before any training
+        tasks.make(name, min(cfg.seq_lens))
+    out = results.run_dir("long_range", cfg.run)
+    results.write_json(out / "config.json", cfg)
+    start = time.perf_counter()
+    runs = []
+    for task_name in cfg.tasks:
+        for seq_len in cfg.seq_lens:
+            for cell_name in cfg.cells:
+                for clip in cfg.clip:
+                    runs.append(run_one(cfg, task_name, seq_len, cell_name, clip))
+                    # Rewritten after every run, so an interrupted sweep keeps what it finished.
+                    metrics = dict(runs=runs, wall_seconds=time.perf_counter() - start, complete=False)
+                    results.write_json(out / "metrics.json", metrics)
+    metrics["complete"] = True
+    results.write_json(out / "metrics.json", metrics)
+    report(out)
+    print(f"wrote {out} in {metrics['wall_seconds']:.0f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# Report: figures and summary.md, made from the saved metrics.json only.
+
+
+def _running_mean(values: list, window: int) -> np.ndarray:
+    v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+    if len(v) < window:
+        return v
+    kernel = np.ones(window) / window
+    return np.convolve(v, kernel, mode="valid")
+
+
+def _grid(runs: list[dict], cfg: dict):
+    task_names = [t for t in cfg["tasks"] if any(r["task"] == t for r in runs)]
+    seq_lens = sorted({r["seq_len"] for r in runs})
+    fig, axes = plt.subplots(
+        len(task_names),
+        len(seq_lens),
+        figsize=(4.2 * len(seq_lens), 3.0 * len(task_names)),
+        squeeze=False,
+        sharex=True,
+    )
+    return fig, axes, task_names, seq_lens
+
+
+def _label(r: dict) -> str:
+    return f"{r['cell']}{', clip' if r['clip'] else ', no clip'}"
+
+
+def plot_loss(runs: list[dict], cfg: dict, path: Path) -> None:
+    fig, axes, task_names, seq_lens = _grid(runs, cfg)
+    for i, task_name in enumerate(task_names):
+        for j, seq_len in enumerate(seq_lens):
+            ax = axes[i, j]
+            panel = [r for r in runs if r["task"] == task_name and r["seq_len"] == seq_len]
+            for r in panel:
+                y = _running_mean(r["loss"], SMOOTH)
+                x = np.arange(len(y)) + (SMOOTH - 1 if len(r["loss"]) >= SMOOTH else 0)
+                ax.plot(x, y, color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=1.2, label=_label(r))
+            if panel:
+                baseline = panel[0]["baseline"]
+                ax.axhline(baseline, color="black", ls="--", lw=1, label="baseline (memoryless)")
+                ax.axhline(0.1 * baseline, color="gray", ls="-.", lw=1, label="success: 0.1 x baseline")
+            ax.set_yscale("log")
+            ax.set_title(f"{task_name}, T={seq_len}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel("loss (log scale)\nMSE" if task_name == "adding" else "loss (log scale)\nnats")
+            if i == len(task_names) - 1:
+                ax.set_xlabel("training step")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Training loss (running mean over {SMOOTH} steps)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    results.save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
+    fig, axes, task_names, seq_lens = _grid(runs, cfg)
+    for i, task_name in enumerate(task_names):
+        for j, seq_len in enumerate(seq_lens):
+            ax = axes[i, j]
+            for r in runs:
+                if r["task"] == task_name and r["seq_len"] == seq_len:
+                    g = np.asarray([np.nan if v is None else v for v in r["grad_norm"]], np.float64)
+                    ax.plot(g, color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=0.7, label=_label(r))
+            if True in cfg["clip"]:
+                ax.axhline(cfg["clip_norm"], color="black", ls="--", lw=1, label="clip norm")
+            ax.set_yscale("log")
+            ax.set_title(f"{task_name}, T={seq_len}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel("global gradient norm\nbefore clipping (log)")
+            if i == len(task_names) - 1:
+                ax.set_xlabel("training step")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Global L2 norm of the gradient at every step, before clipping")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    results.save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
+    task_names = [t for t in cfg["tasks"] if any(r["task"] == t for r in runs)]
+    fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.6), squeeze=False)
+    for ax, task_name in zip(axes[0], task_names):
+        panel = [r for r in runs if r["task"] == task_name]
+        for cell_name in cfg["cells"]:
+            for clip in cfg["clip"]:
+                rs = sorted(
+                    (r for r in panel if r["cell"] == cell_name and r["clip"] == clip),
+                    key=lambda r: r["seq_len"],
+                )
+                if not rs:
+                    continue
+                x = [r["seq_len"] for r in rs]
+                y = [r["final_loss"] if r["final_loss"] is not None else np.nan for r in rs]
+                ax.plot(x, y, color=COLORS.get(cell_name), ls=STYLES[clip], marker="o", label=_label(rs[0]))
+                for r in rs:  # diverged runs: a cross at the top of the panel
+                    if r["diverged"]:
+                        top = ax.get_xaxis_transform()  # x in data units, y in axes units
+                        ax.plot([r["seq_len"]], [0.95], "x", color=COLORS.get(cell_name), ms=9, mew=2, transform=top)
+        base = sorted({(r["seq_len"], r["baseline"]) for r in panel})
+        ax.plot([b[0] for b in base], [b[1] for b in base], "k--", lw=1, label="baseline (memoryless)")
+        ax.plot([b[0] for b in base], [0.1 * b[1] for b in base], color="gray", ls="-.", lw=1, label="success")
+        ax.set_yscale("log")
+        ax.set(title=task_name, xlabel="time lag T (steps)")
+        ax.set_ylabel("held-out loss (log scale), " + ("MSE" if task_name == "adding" else "nats"))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle(f"Loss after {cfg['steps']} steps vs T (x: training diverged)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    results.save_figure(fig, path)
+    plt.close(fig)
+
+
+def _fmt(x) -> str:
+    return "NaN" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.4g}"
+
+
+def summary_table(runs: list[dict]) -> str:
+    lines = [
+        "| task | T | cell | clip | final loss | baseline | loss / baseline | success | max grad norm | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        ratio = None if r["final_loss"] is None else r["final_loss"] / r["baseline"]
+        finite = [g for g in r["grad_norm"] if g is not None and math.isfinite(g)]
+        lines.append(
+            f"| {r['task']} | {r['seq_len']} | {r['cell']} | {'yes' if r['clip'] else 'no'} | "
+            f"{_fmt(r['final_loss'])} | {r['baseline']:.4g} | {_fmt(ratio)} | "
+            f"{'**yes**' if r['success'] else 'no'} | {_fmt(max(finite) if finite else None)} | "
+            f"{'at step ' + str(r['steps'] - 1) if r['diverged'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def report(out: Path) -> None:
+    """Figures and summary.md from `out/config.json` and `out/metrics.json`."""
+    cfg = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    runs = metrics["runs"]
+    plot_loss(runs, cfg, out / "loss.png")
+    plot_grad_norm(runs, cfg, out / "grad_norm.png")
+    plot_final_loss(runs, cfg, out / "final_loss.png")
+    table = summary_table(runs)
+    header = (
+        f"# long_range: {len(runs)} runs{'' if metrics['complete'] else ' (incomplete)'}, "
+        f"{metrics['wall_seconds']:.0f} s\n\n"
+        f"H={cfg['hidden_size']}, {cfg['steps']} Adam steps at lr {cfg['learning_rate']}, batch "
+        f"{cfg['batch_size']}, clip = `clip_by_global_norm({cfg['clip_norm']})`, seed {cfg['seed']}. Final "
+        f"loss on {cfg['eval_batch_size']} held-out sequences; success = final loss < 0.1 x baseline.\n\n"
+    )
+    successes = sum(r["success"] for r in runs)
+    footer = f"\n\n{successes} of {len(runs)} runs succeed.\n"
+    results.atomic_write_text(out / "summary.md", header + table + footer)
+    print(table)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))

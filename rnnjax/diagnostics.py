@@ -1,0 +1,377 @@
+"""Why gradients vanish or explode: per-timestep gradients ∂L/∂carry_t in one backward pass, products of
+step Jacobians kept finite by renormalisation and QR, spectra of the recurrent matrix, and gate statistics.
+
+Conventions: a trajectory's carries are c_0 … c_{T-1} (c_t is the carry after reading x_t; the initial
+carry is c_{-1}), and J_t = ∂c_t/∂c_{t-1} is the step Jacobian with the carry flattened as one vector
+(for the LSTM, [h, c] of length 2H). Norms are reported as log10 so that values far below the float
+range stay meaningful; an exact zero (a gradient that underflowed) becomes -inf, never a finite number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.cells import Cell
+from rnnjax.unrolling import unroll
+
+__all__ = [
+    "GATE_NAMES",
+    "DecayFit",
+    "LyapunovResult",
+    "decay_rate",
+    "gate_statistics",
+    "hidden_state_grads",
+    "jacobian_norms",
+    "log10_norm",
+    "loss_and_hidden_state_grads",
+    "lyapunov",
+    "recurrent_spectrum",
+    "step_jacobians",
+]
+
+GATE_NAMES = {"simple": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+
+
+def _cast(tree, dtype):
+    if dtype is None:
+        return tree
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype: float64 diagnostics need 64-bit JAX; call jax.config.update('jax_enable_x64', True) first"
+        )
+    return jax.tree_util.tree_map(lambda a: None if a is None else jnp.asarray(a, dtype), tree)
+
+
+def _perturbed(cell: Cell) -> Cell:
+    """The same cell whose input carries, after the real features, an additive perturbation of the new
+    carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass."""
+    fields = len(cell.initial_carry()._fields)
+    width = fields * cell.hidden_size
+
+    def step(params, carry, x_and_eps):
+        x, eps = x_and_eps[..., :-width], x_and_eps[..., -width:]
+        new, _ = cell.step(params, carry, x)
+        new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
+        return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
+
+    return cell._replace(step=step)
+
+
+def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype):
+    """`loss(params, eps)` with perturbations eps <[*batch, T, fields·H]> added to every carry, the
+    cast params, zero eps, and `unpack(g_eps) -> carry-typed gradients`."""
+    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    p_cell = _perturbed(cell)
+    carry_type = type(cell.initial_carry())
+    fields = len(carry_type._fields)
+    eps = jnp.zeros((*xs.shape[:-1], fields * cell.hidden_size), xs.dtype)
+
+    def loss(params, eps):
+        x_and_eps = jnp.concatenate([xs, eps], -1)
+        _, ys = unroll(p_cell, params, x_and_eps, carry, lengths=lengths, time_major=time_major)
+        return loss_fn(ys)
+
+    def unpack(g_eps):
+        return carry_type(*jnp.split(g_eps, fields, axis=-1))
+
+    return loss, params, eps, unpack
+
+
+def loss_and_hidden_state_grads(
+    cell: Cell,
+    params,
+    xs,
+    loss_fn: Callable[[jax.Array], jax.Array],
+    carry=None,
+    lengths=None,
+    *,
+    time_major: bool = False,
+    dtype=None,
+):
+    """Loss, parameter gradients and ∂L/∂c_t for every step t, from a single `jax.value_and_grad`.
+
+    A zero perturbation ε_t is added to the carry after every step (c_t ← c_t + ε_t, so y_t = h_t sees
+    it as well); ∂L/∂ε_t is then exactly the total derivative ∂L/∂c_t, through y_t and through every
+    later step, and all of them come out of one backward pass.
+
+    Args:
+      cell, params, xs, carry, lengths, time_major: as for `rnnjax.unroll`.
+      loss_fn: `ys -> scalar`, with ys laid out as `unroll` returns them.
+      dtype: compute in this dtype (e.g. jnp.float64); None keeps the inputs' dtype.
+    Returns:
+      `(loss, param_grads, carry_grads)`: carry_grads has the cell's carry type, each field
+      <float>[*batch, T, H] (time-major if `time_major`), zero at padded steps.
+    """
+    loss, params, eps, unpack = _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype)
+    value, (g_params, g_eps) = jax.value_and_grad(loss, argnums=(0, 1))(params, eps)
+    return value, g_params, unpack(g_eps)
+
+
+def hidden_state_grads(
+    cell: Cell, params, xs, loss_fn, carry=None, lengths=None, *, time_major=False, dtype=None
+):
+    """∂L/∂c_t for every step t from one backward pass (see `loss_and_hidden_state_grads`).
+
+    Args:
+      cell, params, xs, carry, lengths, time_major: as for `rnnjax.unroll`; xs <float>[*batch, T, I].
+      loss_fn: `ys -> scalar`, e.g. `lambda ys: loss_on(ys[..., -1, :])` for a loss on the last step.
+      dtype: optional compute dtype.
+    Returns:
+      The cell's carry type with fields <float>[*batch, T, H]: field h is ∂L/∂h_t (and c is ∂L/∂c_t for
+      the LSTM), zero at padded steps.
+    """
+    loss, params, eps, unpack = _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype)
+    return unpack(jax.grad(loss, argnums=1)(params, eps))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step Jacobians of one (unbatched) trajectory
+
+
+def _flat_step(cell: Cell, params):
+    """`(c_flat <[n]>, x <[I]>) -> c_flat'` for one unbatched example."""
+    carry_type = type(cell.initial_carry())
+    fields = len(carry_type._fields)
+
+    def f(c_flat, x):
+        new, _ = cell.step(params, carry_type(*jnp.split(c_flat, fields)), x)
+        return jnp.concatenate(list(new))
+
+    return f
+
+
+def _trajectory(cell: Cell, params, xs, carry, dtype):
+    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    if xs.ndim != 2:
+        raise ValueError(
+            f"xs: Jacobian diagnostics take one unbatched trajectory <[T, I]>, got shape {xs.shape}; "
+            "use jax.vmap over examples"
+        )
+    if carry is None:
+        carry = cell.initial_carry((), xs.dtype)
+    carries, _ = unroll(cell, params, xs, carry, return_carries=True)
+    c_prev = jnp.concatenate([jnp.concatenate(list(carry))[None], jnp.concatenate(list(carries), -1)[:-1]])
+    return params, xs, c_prev  # c_prev[t] = c_{t-1} flattened, <[T, n]>
+
+
+def step_jacobians(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Array:
+    """Every step Jacobian J_t = ∂c_t/∂c_{t-1} of one trajectory (memory T·n²: use for short T).
+
+    Args:
+      xs: <float>[T, I], one unbatched trajectory; carry: initial carry (default zeros).
+    Returns:
+      <float>[T, n, n] with n = H (simple, GRU) or 2H (LSTM, state [h, c]).
+    """
+    params, xs, c_prev = _trajectory(cell, params, xs, carry, dtype)
+    return jax.vmap(jax.jacfwd(_flat_step(cell, params)))(c_prev, xs)
+
+
+def jacobian_norms(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Array:
+    """log10 ‖∂c_{T-1}/∂c_t‖₂ (spectral norm) for every t, exactly, without underflow or overflow.
+
+    The product P_t = J_{T-1} ⋯ J_{t+1} is accumulated backwards as 10^{s_t} M_t with M_t rescaled to
+    unit Frobenius norm at every step, so thousands of steps stay representable.
+
+    Args:
+      xs: <float>[T, I], one unbatched trajectory; carry: initial carry (default zeros).
+    Returns:
+      <float>[T]: entry t is log10 of the spectral norm of ∂c_{T-1}/∂c_t (entry T-1 is 0, the identity);
+      -inf where the product is exactly zero.
+    """
+    params, xs, c_prev = _trajectory(cell, params, xs, carry, dtype)
+    f = _flat_step(cell, params)
+    n = c_prev.shape[-1]
+
+    def body(m, inputs):
+        c, x = inputs  # c_{k-1}, x_k: multiply by J_k to go from ∂c_{T-1}/∂c_k to ∂c_{T-1}/∂c_{k-1}
+        m = m @ jax.jacfwd(f)(c, x)
+        fro = jnp.linalg.norm(m)
+        safe = jnp.where(fro > 0, fro, 1)
+        m = m / safe  # unit Frobenius norm; the scale is emitted as a log and summed afterwards
+        rel = jnp.where(fro > 0, jnp.log10(jnp.linalg.norm(m, 2)), -jnp.inf)
+        return m, (jnp.log10(safe), rel)
+
+    eye = jnp.eye(n, dtype=xs.dtype)
+    _, (log_scale, rel) = jax.lax.scan(body, eye, (c_prev[1:], xs[1:]), reverse=True)
+    # Cumulative scale from the end; cumsum sums pairwise, so float32 rounding grows only as log T.
+    out = jnp.flip(jnp.cumsum(jnp.flip(log_scale))) + rel
+    return jnp.concatenate([out, jnp.zeros((1,), xs.dtype)])  # out[k-1] = log10‖∂c_{T-1}/∂c_{k-1}‖
+
+
+class LyapunovResult(NamedTuple):
+    exponents: jax.Array  # [k] Lyapunov exponents, natural log per step, largest first
+    log10_growth: jax.Array  # [k] Σ_t log10|R_ii|: log10 σ_i(J_{T-1} ⋯ J_0) up to an O(1) term
+    log_growth: jax.Array  # [T, k] per-step ln|R_ii| (their running mean shows convergence)
+
+
+def lyapunov(cell: Cell, params, xs, carry=None, *, k: int = 1, key=None, dtype=None) -> LyapunovResult:
+    """Leading singular values of the Jacobian product along a trajectory, and Lyapunov exponents, by
+    repeated QR re-orthonormalisation (Benettin et al. 1980; as used for RNNs by Vogt et al. 2022).
+
+    Q_0 is a random n×k orthonormal frame; each step computes J_t Q_t by k Jacobian-vector products and
+    factors it as Q_{t+1} R_t. Each step's growth is kept as a log, so no product ever under- or
+    overflows. Σ_t ln|diag R_t| grows like the logs of the k leading singular values of J_{T-1} ⋯ J_0, but
+    differs from them by an O(1) term set by how Q_0 meets the leading directions (exact when every
+    direction grows alike, e.g. W = g·Q); its mean per step, the Lyapunov exponents, therefore converges
+    as O(1/T). For the exact spectral norm of the product at every lag use `jacobian_norms`.
+
+    Args:
+      xs: <float>[T, I], one unbatched trajectory; carry: initial carry (default zeros).
+      k: number of leading directions (≤ n).
+      key: PRNG key for Q_0 (default `jax.random.key(0)`).
+    Returns:
+      `LyapunovResult`.
+    """
+    params, xs, c_prev = _trajectory(cell, params, xs, carry, dtype)
+    n = c_prev.shape[-1]
+    if not (isinstance(k, int) and 1 <= k <= n):
+        raise ValueError(f"k: expected an int in [1, {n}] (the state size), got {k!r}")
+    f = _flat_step(cell, params)
+    key = jax.random.key(0) if key is None else key
+    q0, _ = jnp.linalg.qr(jax.random.normal(key, (n, k), xs.dtype))
+
+    def body(q, inputs):
+        c, x = inputs
+        jq = jax.vmap(lambda v: jax.jvp(lambda c_: f(c_, x), (c,), (v,))[1], in_axes=1, out_axes=1)(q)
+        q, r = jnp.linalg.qr(jq)
+        return q, jnp.log(jnp.abs(jnp.diagonal(r)))
+
+    _, log_growth = jax.lax.scan(body, q0, (c_prev, xs))
+    total = jnp.sum(log_growth, axis=0)
+    order = jnp.argsort(-total)
+    return LyapunovResult(total[order] / xs.shape[0], total[order] / math.log(10), log_growth[:, order])
+
+
+# ---------------------------------------------------------------------------------------------
+# Recurrent matrix and gates
+
+
+def _gate_blocks(cell: Cell, w: jax.Array) -> dict[str, np.ndarray]:
+    names = GATE_NAMES[cell.kind]
+    return dict(zip(names, np.split(np.asarray(w, np.float64), len(names), axis=-1)))
+
+
+def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
+    """σ_max and spectral radius of W_hh, per gate block for gated cells (host NumPy, float64).
+
+    Returns:
+      `{gate: {"sigma_max": σ_max, "spectral_radius": ρ}}` with gates "h" (simple), "i","f","g","o"
+      (LSTM) or "r","z","n" (GRU).
+    """
+    out = {}
+    for name, block in _gate_blocks(cell, params.w_hh).items():
+        out[name] = dict(
+            sigma_max=float(np.linalg.norm(block, 2)),
+            spectral_radius=float(np.max(np.abs(np.linalg.eigvals(block)))),
+        )
+    return out
+
+
+def _gates(cell: Cell, params, carry, x) -> dict[str, jax.Array]:
+    """Gate activations of one step, following the cells' equations (see `rnnjax.cells`)."""
+    if cell.kind == "lstm":
+        z = x @ params.w_ih + carry.h @ params.w_hh + params.b
+        z_i, z_f, _, z_o = jnp.split(z, 4, axis=-1)
+        return dict(i=jax.nn.sigmoid(z_i), f=jax.nn.sigmoid(z_f), o=jax.nn.sigmoid(z_o))
+    H = cell.hidden_size
+    x_r, x_z, _ = jnp.split(x @ params.w_ih + params.b, 3, axis=-1)
+    h_r, h_z = jnp.split(carry.h @ params.w_hh[:, : 2 * H], 2, axis=-1)
+    return dict(r=jax.nn.sigmoid(x_r + h_r), z=jax.nn.sigmoid(x_z + h_z))
+
+
+def gate_statistics(
+    cell: Cell, params, xs, carry=None, lengths=None, *, saturation: float = 0.05, dtype=None
+) -> dict[str, Any]:
+    """Gate statistics along trajectories: how much each gated cell remembers per step.
+
+    The memory gate is the LSTM's forget gate f (c_t = f ⊙ c_{t-1} + …) or the GRU's update gate z
+    (h_t = z ⊙ h_{t-1} + …). A constant gate value m keeps a fraction m per step, i.e. decays as
+    e^{-t/τ} with effective memory time τ = −1/ln m steps.
+
+    Args:
+      cell: an LSTM or GRU cell. xs, carry, lengths: as for `rnnjax.unroll` (padded steps are excluded).
+      saturation: a gate is saturated where its value is below `saturation` or above 1 − `saturation`.
+    Returns:
+      dict with "memory_gate" ("f" or "z"), "mean_memory_gate", "memory_time" (τ of the mean gate, in
+      steps; inf if the mean is 1), "mean_memory_time_per_unit" (mean over units of τ of each unit's
+      mean gate), and for every gate g: "mean_<g>" and "saturated_<g>" (fraction of unit-steps).
+    """
+    if cell.kind not in ("lstm", "gru"):
+        raise ValueError(f"cell: gate statistics need an LSTM or GRU cell, got kind {cell.kind!r}")
+    if not 0 < saturation < 0.5:
+        raise ValueError(f"saturation: expected a number in (0, 0.5), got {saturation!r}")
+    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    carries, _ = unroll(cell, params, xs, carry, lengths=lengths, return_carries=True)
+    if carry is None:
+        carry = cell.initial_carry(xs.shape[:-2], xs.dtype)
+    prev = jax.tree_util.tree_map(
+        lambda c0, cs: jnp.concatenate([c0[..., None, :], cs[..., :-1, :]], -2), carry, carries
+    )
+    gates = _gates(cell, params, prev, xs)  # each <[*batch, T, H]>
+    T = xs.shape[-2]
+    valid = np.ones(xs.shape[:-1], bool) if lengths is None else np.arange(T) < np.asarray(lengths)[..., None]
+    out: dict[str, Any] = {}
+    for name, g in gates.items():
+        g = np.asarray(g, np.float64)[valid]  # (n_valid_steps, H)
+        out[f"mean_{name}"] = float(g.mean())
+        out[f"saturated_{name}"] = float(np.mean((g < saturation) | (g > 1 - saturation)))
+    memory = "f" if cell.kind == "lstm" else "z"
+    m = np.asarray(gates[memory], np.float64)[valid]
+    per_unit = m.mean(axis=0)
+    with np.errstate(divide="ignore"):
+        out.update(
+            memory_gate=memory,
+            mean_memory_gate=float(m.mean()),
+            memory_time=float(-1 / np.log(m.mean())),
+            mean_memory_time_per_unit=float(np.mean(-1 / np.log(per_unit))),
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Underflow-safe reporting
+
+
+def log10_norm(g, axis=-1) -> np.ndarray:
+    """log10 of the Euclidean norm along `axis`, computed in float64 on the host; an exact zero (an
+    underflowed gradient) gives -inf rather than a finite value."""
+    g = np.asarray(g, np.float64)
+    scale = np.max(np.abs(g), axis=axis, keepdims=True)
+    safe = np.where(scale > 0, scale, 1.0)
+    norm = np.squeeze(safe, axis) * np.linalg.norm(g / safe, axis=axis)  # no overflow for huge entries
+    with np.errstate(divide="ignore"):
+        return np.log10(norm)
+
+
+class DecayFit(NamedTuple):
+    slope: float  # d log10‖·‖ / d lag: < 0 vanishing, > 0 exploding; NaN if < 2 usable points
+    factor: float  # 10**slope, the mean multiplicative change per step
+    points: int  # finite points used in the fit
+    first_underflow_lag: int | None  # smallest lag whose norm is exactly zero, if any
+
+
+def decay_rate(lags, log10_norms) -> DecayFit:
+    """Least-squares slope of log10 norm against lag, over finite values only (underflowed -inf points are
+    excluded and reported, never fitted as if they were finite).
+
+    Args:
+      lags: <[L]> lags T − t; log10_norms: <[L]> matching log10 norms (may contain -inf).
+    """
+    lags = np.asarray(lags, np.float64)
+    y = np.asarray(log10_norms, np.float64)
+    if lags.shape != y.shape:
+        raise ValueError(f"log10_norms: expected shape {lags.shape} (like lags), got {y.shape}")
+    ok = np.isfinite(y)
+    under = np.isneginf(y)
+    first = int(lags[under].min()) if under.any() else None
+    if ok.sum() < 2:
+        return DecayFit(float("nan"), float("nan"), int(ok.sum()), first)
+    slope = float(np.polyfit(lags[ok], y[ok], 1)[0])
+    return DecayFit(slope, 10.0**slope, int(ok.sum()), first)
