@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m experiments.quickstart
+	$(BIN)/python -m experiments.gradient_norms
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

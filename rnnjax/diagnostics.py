@@ -341,11 +341,13 @@ def gate_statistics(
 
 def log10_norm(g, axis=-1) -> np.ndarray:
     """log10 of the Euclidean norm along `axis`, computed in float64 on the host; an exact zero (an
-    underflowed gradient) gives -inf rather than a finite value."""
+    underflowed gradient) gives -inf and an infinite entry (overflow) +inf, never a finite value; NaN stays
+    NaN."""
     g = np.asarray(g, np.float64)
     scale = np.max(np.abs(g), axis=axis, keepdims=True)
-    safe = np.where(scale > 0, scale, 1.0)
+    safe = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
     norm = np.squeeze(safe, axis) * np.linalg.norm(g / safe, axis=axis)  # no overflow for huge entries
+    norm = np.where(np.isposinf(np.squeeze(scale, axis)), np.inf, norm)  # an overflowed entry: +inf
     with np.errstate(divide="ignore"):
         return np.log10(norm)
 

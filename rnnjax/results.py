@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -41,7 +42,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, NumPy/JAX scalars and arrays, tuples and paths -> plain JSON values."""
+    """Dataclasses, NumPy/JAX scalars and arrays, tuples and paths -> plain JSON values.
+
+    NaN and ±inf (not valid JSON) become null: record what they meant (e.g. an underflow count) beside them.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(dataclasses.asdict(obj))
     if isinstance(obj, dict):
@@ -52,7 +56,7 @@ def to_jsonable(obj: Any) -> Any:
         return os.fspath(obj)
     if hasattr(obj, "tolist"):  # NumPy / JAX arrays and scalars
         return to_jsonable(obj.tolist())
-    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
 

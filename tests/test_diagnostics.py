@@ -262,8 +262,9 @@ def test_gate_statistics_with_constant_gates(kind):
 
 
 def test_log10_norm_reports_underflow_as_minus_infinity_and_never_overflows():
-    g = np.array([[3.0, 4.0], [0.0, 0.0], [3e300, 4e300]])
+    g = np.array([[3.0, 4.0], [0.0, 0.0], [3e300, 4e300], [np.inf, 1.0], [np.nan, 1.0]])
     out = diagnostics.log10_norm(g)
+    assert out[3] == np.inf and np.isnan(out[4])
     assert out[0] == pytest.approx(np.log10(5.0), abs=1e-15)
     assert out[1] == -np.inf
     assert out[2] == pytest.approx(300 + np.log10(5.0), abs=1e-12)
