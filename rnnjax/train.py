@@ -65,7 +65,7 @@ class TrainResult(NamedTuple):
       history: dict with
         "loss": list of floats, the training loss of the batch at each step (before that step's update);
         "grad_norm": list of floats, the global L2 norm of the full gradient at each step, before
-          clipping (`optax.global_norm`);
+          clipping (`optax.tree.norm`, formerly `optax.global_norm`);
         "steps": number of steps recorded (= `steps` unless training diverged);
         "diverged": True if a loss or gradient norm became NaN or inf (the last recorded step is the
           first non-finite one);
@@ -261,7 +261,7 @@ def train(
     def update(params, opt_state, step):
         xs, targets = task.sample(jax.random.fold_in(k_data, step), batch_size)
         loss, grads = jax.value_and_grad(loss_fn, argnums=2)(cell, task, params, xs, targets)
-        grad_norm = optax.global_norm(grads)  # before clipping: the spikes we want to see
+        grad_norm = optax.tree.norm(grads)  # before clipping: the spikes we want to see
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, grad_norm
 
