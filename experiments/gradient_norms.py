@@ -164,14 +164,7 @@ def summarise(cfg: Config, raw: dict) -> dict:
             for ii, init in enumerate(cfg.inits):
                 g = str(gain)
                 curve = raw[cell_name, T_max]["log10_norm_by_lag"][gi, ii]  # [seed, T_max]
-                with np.errstate(invalid="ignore"):  # order statistics, no interpolation across -inf
-                    out["curves"][cell_name][init][g] = dict(
-                        median=np.quantile(curve, 0.5, 0, method="nearest"),
-                        q25=np.quantile(curve, 0.25, 0, method="lower"),
-                        q75=np.quantile(curve, 0.75, 0, method="higher"),
-                        underflow_fraction=np.mean(np.isneginf(curve), 0),
-                        nonfinite_fraction=np.mean(~np.isfinite(curve) & ~np.isneginf(curve), 0),
-                    )
+                out["curves"][cell_name][init][g] = diagnostics.log_norm_quartiles(curve, axis=0)
                 per_T, w_per_T = {}, {}
                 for T in cfg.lengths:
                     curves = raw[cell_name, T]["log10_norm_by_lag"][gi, ii]

@@ -69,15 +69,11 @@ def summarise_profile(log_norms: np.ndarray) -> dict:
     lags = np.arange(log_norms.shape[1])
     fits = [diagnostics.decay_rate(lags, row) for row in log_norms]
     slopes = np.array([f.slope for f in fits])
-    with np.errstate(invalid="ignore"):
-        return dict(
-            median=np.quantile(log_norms, 0.5, 0, method="nearest"),
-            q25=np.quantile(log_norms, 0.25, 0, method="lower"),
-            q75=np.quantile(log_norms, 0.75, 0, method="higher"),
-            underflow_fraction=np.mean(np.isneginf(log_norms), 0),
-            slope_mean=float(np.nanmean(slopes)) if np.isfinite(slopes).any() else None,
-            slope_std=float(np.nanstd(slopes)) if np.isfinite(slopes).any() else None,
-        )
+    return dict(
+        diagnostics.log_norm_quartiles(log_norms, axis=0),
+        slope_mean=float(np.nanmean(slopes)) if np.isfinite(slopes).any() else None,
+        slope_std=float(np.nanstd(slopes)) if np.isfinite(slopes).any() else None,
+    )
 
 
 def plot(m: dict, path: Path) -> None:

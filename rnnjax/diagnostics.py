@@ -29,6 +29,7 @@ __all__ = [
     "hidden_state_grads",
     "jacobian_norms",
     "log10_norm",
+    "log_norm_quartiles",
     "loss_and_hidden_state_grads",
     "lyapunov",
     "recurrent_spectrum",
@@ -350,6 +351,25 @@ def log10_norm(g, axis=-1) -> np.ndarray:
     norm = np.where(np.isposinf(np.squeeze(scale, axis)), np.inf, norm)  # an overflowed entry: +inf
     with np.errstate(divide="ignore"):
         return np.log10(norm)
+
+
+def log_norm_quartiles(log10_norms, axis: int = 0) -> dict[str, np.ndarray]:
+    """Median and quartiles of log10 norms across `axis` (e.g. seeds), as order statistics: no
+    interpolation between -inf (underflow) and finite values, which would give NaN or a made-up number.
+
+    Returns:
+      dict of arrays: "median", "q25", "q75", "underflow_fraction" (share of -inf), "nonfinite_fraction"
+      (share of +inf or NaN: overflow).
+    """
+    a = np.asarray(log10_norms, np.float64)
+    with np.errstate(invalid="ignore"):
+        return dict(
+            median=np.quantile(a, 0.5, axis, method="nearest"),
+            q25=np.quantile(a, 0.25, axis, method="lower"),
+            q75=np.quantile(a, 0.75, axis, method="higher"),
+            underflow_fraction=np.mean(np.isneginf(a), axis),
+            nonfinite_fraction=np.mean(~np.isfinite(a) & ~np.isneginf(a), axis),
+        )
 
 
 class DecayFit(NamedTuple):

@@ -299,3 +299,13 @@ def test_bad_diagnostic_arguments():
         diagnostics.gate_statistics(cell, params, xs)
     with pytest.raises(ValueError, match=r"log10_norms: expected shape \(3,\)"):
         diagnostics.decay_rate([1, 2, 3], [0.0, 1.0])
+
+
+def test_log_norm_quartiles_are_order_statistics_that_keep_underflow():
+    a = np.array([[-np.inf, 1.0], [-np.inf, 2.0], [-3.0, np.inf], [-1.0, 4.0]])  # 4 seeds, 2 lags
+    q = diagnostics.log_norm_quartiles(a, axis=0)
+    col0, col1 = np.sort(a[:, 0]), np.sort(a[:, 1])  # by hand: sorted columns
+    assert q["q25"][0] == col0[0] == -np.inf and q["q75"][0] == col0[-1]
+    assert q["median"][0] in col0 and q["median"][1] in col1  # an actual sample, never an average
+    assert q["underflow_fraction"].tolist() == [0.5, 0.0]
+    assert q["nonfinite_fraction"].tolist() == [0.0, 0.25]
