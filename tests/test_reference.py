@@ -243,3 +243,23 @@ def test_errors_name_the_argument():
         ref.loss("simple", params, readout, xs, np.full((B, T), V))
     with pytest.raises(ValueError, match=r"readout\['w'\] must have shape"):
         ref.loss("simple", params, {"w": np.zeros((H + 1, V)), "b": np.zeros(V)}, xs, labels["many_to_many"])
+
+
+def test_reference_module_never_imports_jax():
+    """Load reference.py on its own in a fresh interpreter where importing jax fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(ref.__file__)
+    code = (
+        "import sys, importlib.util\n"
+        "sys.modules['jax'] = None  # any 'import jax' now raises ImportError\n"
+        f"spec = importlib.util.spec_from_file_location('ref', {str(path)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules if sys.modules[m])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
