@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Tests and CI read the shared copies of the corpora (see ../shared/data/README.md).
 export RNNJAX_DATA ?= $(abspath ../shared/data)
+# XLA runs its own thread pool; LAPACK calls made from it (QR, SVD) should not start more threads.
+export OPENBLAS_NUM_THREADS ?= 1
 # Test workers: 2 suits a 2-core machine.
 WORKERS ?= 2
 

@@ -91,10 +91,13 @@ def validate(cfg: Config) -> Config:
 
 
 def sweep_cell(cfg: Config, cell_name: str) -> dict:
-    """Every gain × init × T × seed of one cell in one compiled call.
+    """Every gain × init × T × seed of one cell, as one batch of trajectories in one compiled call.
 
     Each length T runs as a right-padded sequence of length max(T) with `lengths=T`, so one compilation
     serves all lengths (the padded steps cost compute, not accuracy: they leave the carry unchanged).
+    Weights are drawn per seed (the same draws for every gain, init and length) and scaled on the host;
+    the gradients are one `vmap` over the flattened batch. (A four-level vmap of the whole pipeline,
+    initialisation and SVD included, wedged XLA:CPU's runtime in about half of our runs.)
 
     Returns a dict keyed by T of NumPy arrays indexed [gain, init, seed, ...]: "log10_norm_by_lag"
     log10 ‖∂L_T/∂h_t‖ at lag T − t <[..., T]>, "log10_grad_w_hh" log10 ‖∂L_T/∂W_hh‖_F, and "sigma_max"
@@ -105,49 +108,56 @@ def sweep_cell(cfg: Config, cell_name: str) -> dict:
     cell = CELLS[cell_name](H, dtype)
     blocks = {"simple": 1, "lstm": 4, "gru": 3}[cell.kind]
 
-    def one(gain, gaussian, length, key):
+    def draw(key):
         k_cell, k_w, k_head, k_x, k_label = jax.random.split(key, 5)
         params = cell.init(k_cell, I)  # W_hh: orthogonal per gate block (the default preset)
-        g = jax.random.normal(k_w, params.w_hh.shape, dtype) / jnp.sqrt(H)
-        params = params._replace(w_hh=gain * jnp.where(gaussian, g, params.w_hh))
+        gauss = jax.random.normal(k_w, params.w_hh.shape, dtype) / jnp.sqrt(H)  # entries N(0, 1/H)
         xs = jax.random.normal(k_x, (T_max, I), dtype)
+        u = jax.random.normal(k_head, (H,), dtype)
+        head = readout.dense_init(k_head, H, cfg.classes, dtype=dtype)
+        label = jax.random.randint(k_label, (), 0, cfg.classes)
+        return params, gauss, xs, u / jnp.linalg.norm(u), head, label
+
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)  # the same seeds for every cell and gain
+    params, gauss, xs, u, head, label = jax.device_get(jax.jit(jax.vmap(draw))(keys))  # leading axis: seed
+
+    # W_hh for every (gain, init, seed), and its σ_max (largest over gate blocks), on the host.
+    gains = np.asarray(cfg.gains)[:, None, None, None, None]
+    w = np.stack([gauss if name == "gaussian" else params.w_hh for name in cfg.inits])  # [init, seed, H, GH]
+    w_hh = (gains * w[None]).astype(dtype)  # [gain, init, seed, H, G*H]
+    w_blocks = np.stack(np.split(w_hh.astype(np.float64), blocks, axis=-1))
+    sigma = np.linalg.norm(w_blocks, ord=2, axis=(-2, -1)).max(axis=0)  # [gain, init, seed]
+
+    # Flatten (gain, init, T, seed) into one batch axis N.
+    G, Ii, nT, S = len(cfg.gains), len(cfg.inits), len(cfg.lengths), cfg.seeds
+    gi, ii, ti, si = (a.ravel() for a in np.meshgrid(*map(np.arange, (G, Ii, nT, S)), indexing="ij"))
+    batch_params = jax.tree_util.tree_map(lambda a: a[si], params)._replace(w_hh=w_hh[gi, ii, si])
+    lengths = np.asarray(cfg.lengths)[ti]
+
+    def grads(p, xs_, length, u_, head_, label_):
         if cfg.loss == "linear":  # L_T = <u, h_T>, u a random unit vector: ∂L_T/∂h_T = u exactly
-            u = jax.random.normal(k_head, (H,), dtype)
-            u = u / jnp.linalg.norm(u)
 
             def loss_fn(ys):
-                return readout.last_valid(ys, length) @ u
+                return readout.last_valid(ys, length) @ u_
 
         else:  # softmax cross-entropy of a dense readout of h_T, random label
-            head = readout.dense_init(k_head, H, cfg.classes, dtype=dtype)
-            label = jax.random.randint(k_label, (), 0, cfg.classes)
 
             def loss_fn(ys):
-                return readout.cross_entropy(readout.dense(head, readout.last_valid(ys, length)), label)
+                return readout.cross_entropy(readout.dense(head_, readout.last_valid(ys, length)), label_)
 
-        _, g_params, g_carry = diagnostics.loss_and_hidden_state_grads(
-            cell, params, xs, loss_fn, lengths=length
-        )
-        w_blocks = jnp.stack(jnp.split(params.w_hh, blocks, axis=-1))
-        sigma = jnp.max(jnp.linalg.norm(w_blocks, ord=2, axis=(-2, -1)))
-        return g_carry.h, g_params.w_hh, sigma
+        _, g_params, g_carry = diagnostics.loss_and_hidden_state_grads(cell, p, xs_, loss_fn, lengths=length)
+        return g_carry.h, g_params.w_hh
 
-    gains = jnp.asarray(cfg.gains, dtype)
-    gaussian = jnp.asarray([name == "gaussian" for name in cfg.inits])
-    lengths = jnp.asarray(cfg.lengths)
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)  # the same seeds for every cell and gain
-    run = one
-    for axes in [(None, None, None, 0), (None, None, 0, None), (None, 0, None, None), (0, None, None, None)]:
-        run = jax.vmap(run, axes)
-    g_h, g_w, sigma = jax.jit(run)(gains, gaussian, lengths, keys)  # [gain, init, T, seed, ...]
-    g_h = np.asarray(g_h, np.float64)
-    g_w = np.asarray(g_w, np.float64).reshape(*g_w.shape[:4], -1)
+    batch_head = jax.tree_util.tree_map(lambda a: a[si], head)
+    g_h, g_w = jax.jit(jax.vmap(grads))(batch_params, xs[si], lengths, u[si], batch_head, label[si])
+    g_h = np.asarray(g_h, np.float64).reshape(G, Ii, nT, S, T_max, H)
+    g_w = np.asarray(g_w, np.float64).reshape(G, Ii, nT, S, -1)
     out = {}
-    for ti, T in enumerate(cfg.lengths):
+    for t_index, T in enumerate(cfg.lengths):
         out[T] = dict(
-            log10_norm_by_lag=diagnostics.log10_norm(g_h[:, :, ti, :, :T])[..., ::-1],  # index = lag T-1-t
-            log10_grad_w_hh=diagnostics.log10_norm(g_w[:, :, ti]),
-            sigma_max=np.asarray(sigma[:, :, ti], np.float64),
+            log10_norm_by_lag=diagnostics.log10_norm(g_h[:, :, t_index, :, :T])[..., ::-1],  # lag T-1-t
+            log10_grad_w_hh=diagnostics.log10_norm(g_w[:, :, t_index]),
+            sigma_max=sigma,
         )
     return out
 

@@ -45,9 +45,40 @@ def lecun_normal() -> Initializer:
     return jax.nn.initializers.lecun_normal()
 
 
+def _host_qr_q(a: jax.Array) -> jax.Array:
+    """Q of the QR decomposition of a tall matrix, signs fixed so diag(R) > 0, computed by NumPy on the
+    host (`pure_callback`, any backend, under `jit`/`vmap`).
+
+    Why not `jnp.linalg.qr`: on CPU, jaxlib's batched LAPACK QR kernel splits its batch over XLA's thread
+    pool and blocks until the parts finish; when XLA runs as many independent QR kernels concurrently as
+    the pool has threads (two on a 2-core machine, e.g. a jitted LSTM init with one QR per gate), every
+    thread waits and the program hangs (seen with jaxlib 0.10.2). Host QR never enters that pool.
+    """
+
+    def host(m):
+        m = np.asarray(m)
+        q, r = np.linalg.qr(m.astype(np.float64))
+        signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+        return (q * signs[..., None, :]).astype(m.dtype)
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct(a.shape, a.dtype), a, vmap_method="expand_dims")
+
+
 def orthogonal(scale: float = 1.0) -> Initializer:
-    """A (semi-)orthogonal matrix times `scale` (Saxe et al., 2014), from the QR of a Gaussian matrix."""
-    return jax.nn.initializers.orthogonal(scale)
+    """A (semi-)orthogonal matrix times `scale` (Saxe et al., 2014): the Q factor, with signs fixed so
+    that diag(R) > 0, of a Gaussian matrix, which makes it uniform (Haar) on the orthogonal matrices
+    (Mezzadri, 2007). For a non-square `(rows, cols)` shape the rows (rows < cols) or columns are
+    orthonormal, as in `jax.nn.initializers.orthogonal`."""
+
+    def init(key, shape, dtype=jnp.float32):
+        if len(shape) != 2:
+            raise ValueError(f"shape: orthogonal expects a 2-D (rows, cols) shape, got {shape}")
+        rows, cols = shape
+        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
+        q = _host_qr_q(a)  # (max, min), orthonormal columns
+        return scale * (q.T if rows < cols else q)
+
+    return init
 
 
 def uniform(limit: float) -> Initializer:
@@ -107,7 +138,8 @@ def blockwise(inner: Initializer, num_blocks: int) -> Initializer:
             raise ValueError(f"shape: last axis {cols} is not divisible into {num_blocks} blocks")
         keys = jax.random.split(key, num_blocks)
         block_shape = (*lead, cols // num_blocks)
-        return jnp.concatenate([inner(k, block_shape, dtype) for k in keys], axis=-1)
+        blocks = jax.vmap(lambda k: inner(k, block_shape, dtype))(keys)  # (num_blocks, *lead, H), one call
+        return jnp.concatenate(list(blocks), axis=-1)
 
     return init
 

@@ -472,3 +472,26 @@ def test_numpy_scalar_options_accepted():
 def test_uniform_nonpositive_limit_raises(bad):
     with pytest.raises(ValueError, match="limit"):
         rinit.uniform(bad)
+
+
+def test_jitted_orthogonal_inits_never_hang():
+    """Regression: two independent batched QRs in one jit deadlocked XLA:CPU's 2-thread pool (jaxlib 0.10.2,
+    `jnp.linalg.qr`); `init.orthogonal` computes its QR on the host and must finish. Run in a subprocess
+    so that a hang fails this test by timeout instead of stalling the suite."""
+    import subprocess
+    import sys
+
+    code = (
+        "import jax\n"
+        "from rnnjax import cells, init\n"
+        "qr = init._host_qr_q\n"
+        "f = jax.jit(lambda a, b: (qr(a).sum(), qr(b).sum()))  # two independent batched QRs\n"
+        "a = jax.random.normal(jax.random.key(0), (64, 64, 64)); b = a + 1\n"
+        "g = jax.jit(jax.vmap(lambda k: cells.lstm(32).init(k, 8)))  # one QR per gate, batched\n"
+        "for i in range(300):\n"
+        "    jax.block_until_ready((f(a, b), g(jax.random.split(jax.random.key(i), 4))))\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
