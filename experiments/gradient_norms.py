@@ -1,6 +1,6 @@
 """Experiment 1: how gradient norms vanish or explode with lag, at initialisation, per cell, gain and init.
 
-    python -m experiments.gradient_norms            # default sweep; measured 2-3 min on a 2-core CPU
+    python -m experiments.gradient_norms            # default sweep; measured 62 s on a 2-core CPU
     python -m experiments.gradient_norms --quick    # seconds-long smoke run
     python -m experiments.gradient_norms --plot-only results/gradient_norms/<run>   # redraw from JSON
 
