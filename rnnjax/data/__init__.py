@@ -1,9 +1,9 @@
 """Text data for language models: corpora, WhatsApp chat exports, tokenizers and batching.
 
-Nothing here imports jax: the parsers and tokenizers are plain Python, so they can run in data-loading
-processes without an accelerator.
+The modules here use only the standard library and NumPy (no JAX), so they can run in data-loading
+processes without an accelerator; importing them through the `rnnjax` package still loads JAX.
 """
 
-from rnnjax.data import whatsapp
+from rnnjax.data import corpora, text, whatsapp
 
-__all__ = ["whatsapp"]
+__all__ = ["corpora", "text", "whatsapp"]

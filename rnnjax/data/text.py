@@ -1,0 +1,594 @@
+"""Text -> integer token ids -> batches, for next-character and next-word language models.
+
+Plain NumPy and the standard library (no jax), so it can run in data-loading processes. The pipeline is
+
+    text --normalize--> text --char_tokens / word_tokens--> tokens --Vocabulary.encode--> ids
+    ids --split--> (train, valid, test) contiguous blocks
+    ids --sliding_windows + window_batches--> (x <int32>[B, T], y <int32>[B])      (one next token)
+    ids --stream_batches-->                   (x <int32>[B, T], y <int32>[B, T])   (truncated BPTT)
+
+Example:
+
+    >>> from rnnjax.data import text
+    >>> tokens = text.char_tokens(text.normalize("Hello,  world!", lowercase=True, collapse_whitespace=True))
+    >>> vocab = text.Vocabulary.build(tokens, unk=None)
+    >>> train, valid, _ = text.split(vocab.encode(tokens), valid_fraction=0.25)
+    >>> for x, y in text.stream_batches(train, batch_size=2, seq_len=3):
+    ...     pass  # x, y: <int32>[2, 3]; y[b, t] is the token after x[b, t]; carry row b to the next batch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    "normalize",
+    "char_tokens",
+    "word_tokens",
+    "WORD_PATTERN",
+    "Vocabulary",
+    "split",
+    "sliding_windows",
+    "window_batches",
+    "stream_batches",
+    "num_stream_batches",
+]
+
+_INT32_MAX = np.iinfo(np.int32).max
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+
+# A word is a run of word characters (Unicode letters, digits, underscore) with optional inner apostrophes,
+# so "don't" and "rock’n’roll" stay whole; every other non-space character (punctuation, symbols, emoji) is
+# a token of its own; whitespace separates tokens and is dropped.
+WORD_PATTERN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]")
+
+
+# ------------------------------------------------------------------------------------------------ text
+
+
+def _is_punctuation(ch: str) -> bool:
+    # ASCII string.punctuation (as in the classic tutorials, which includes symbols like $ + < = > ^ ` | ~)
+    # plus every Unicode punctuation character (categories Pc Pd Ps Pe Pi Pf Po: “ ” — « » ¿ ...).
+    return ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
+
+
+def normalize(
+    text: str, *, lowercase: bool = False, strip_punctuation: bool = False, collapse_whitespace: bool = False
+) -> str:
+    """Optional clean-ups of raw text before tokenization; with no option set the text is returned as is.
+
+    They are applied in the order lowercase, strip punctuation, collapse whitespace (so that the gaps left
+    by removed punctuation are collapsed too).
+
+    Args:
+      text: the raw text.
+      lowercase: apply `str.lower`.
+      strip_punctuation: delete ASCII `string.punctuation` and every Unicode punctuation character
+        (category P*). Apostrophes are deleted too, so "don't" becomes "dont".
+      collapse_whitespace: replace each run of whitespace (spaces, tabs, newlines) by one space and strip
+        both ends.
+
+    Returns:
+      The normalized text.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if lowercase:
+        text = text.lower()
+    if strip_punctuation:
+        text = "".join(ch for ch in text if not _is_punctuation(ch))
+    if collapse_whitespace:
+        text = re.sub(r"\s+", " ", text).strip()
+    return text
+
+
+def char_tokens(text: str) -> list[str]:
+    """Characters (Unicode code points) of `text`, whitespace included, as tokens.
+
+    Args:
+      text: the text, typically after `normalize`.
+
+    Returns:
+      A list of one-character strings, `len(text)` long.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return list(text)
+
+
+def word_tokens(text: str) -> list[str]:
+    """Words and punctuation marks of `text`, in order, as tokens (whitespace dropped).
+
+    Tokens are the matches of `WORD_PATTERN` = `\\w+(?:['’]\\w+)*|[^\\w\\s]`: a word is a run of
+    letters/digits/underscores with optional inner apostrophes ("don't" is one token); every other
+    non-space character is a token by itself ("3.14!" -> "3", ".", "14", "!"). After
+    `normalize(..., strip_punctuation=True)` only words remain.
+
+    Args:
+      text: the text, typically after `normalize`.
+
+    Returns:
+      The list of tokens; `"".join(tokens)` equals `text` with its whitespace removed.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return WORD_PATTERN.findall(text)
+
+
+# ------------------------------------------------------------------------------------------ vocabulary
+
+_FORMAT = "rnnjax.data.text.Vocabulary"
+_VERSION = 1
+
+
+class Vocabulary:
+    """Token <-> id mapping. With an unknown token, id 0 is `unk` and unknown tokens encode to 0.
+
+    Build with `Vocabulary.build`; persist with `save`/`load` (or `to_json`/`from_json`) next to a model
+    so that its ids keep their meaning.
+    """
+
+    def __init__(self, tokens: Sequence[str], unk: str | None = "<unk>"):
+        """Args:
+        tokens: every token, in id order; if `unk` is not None, `tokens[0]` must be `unk`.
+        unk: the unknown token, or None for a closed vocabulary (encoding an unknown token raises).
+        """
+        tokens = tuple(tokens)
+        for i, tok in enumerate(tokens):
+            if not isinstance(tok, str):
+                raise TypeError(f"tokens[{i}] must be a str, got {type(tok).__name__} {tok!r}")
+        if unk is not None and (not tokens or tokens[0] != unk):
+            first = repr(tokens[0]) if tokens else "an empty vocabulary"
+            raise ValueError(f"tokens[0] must be the unknown token unk={unk!r}, got {first}")
+        index = {tok: i for i, tok in enumerate(tokens)}
+        if len(index) != len(tokens):
+            dups = sorted({t for t in tokens if tokens.count(t) > 1})
+            raise ValueError(f"tokens must be unique, got duplicates {dups[:10]!r}")
+        if len(tokens) > _INT32_MAX:
+            raise ValueError(f"tokens must fit int32 ids, got {len(tokens)} tokens")
+        self._tokens = tokens
+        self._unk = unk
+        self._index = index
+
+    @classmethod
+    def build(
+        cls,
+        tokens: Iterable[str],
+        *,
+        min_count: int = 1,
+        max_size: int | None = None,
+        unk: str | None = "<unk>",
+    ) -> Vocabulary:
+        """Vocabulary of the tokens seen, most frequent first.
+
+        Order (deterministic): `unk` (if any) at id 0, then tokens by descending count, ties broken by
+        first occurrence in `tokens`. Occurrences of `unk` itself in `tokens` are not counted.
+
+        Args:
+          tokens: the training tokens (e.g. `char_tokens(text)` or `word_tokens(text)`).
+          min_count: keep only tokens seen at least this many times (>= 1).
+          max_size: keep at most this many entries, `unk` included (>= 1); None for no limit.
+          unk: the unknown token at id 0, or None for no unknown token (usual for characters; then every
+            token dropped by `min_count`/`max_size` cannot be encoded).
+
+        Returns:
+          The Vocabulary.
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1
+        ):
+            raise ValueError(f"max_size must be None or an int >= 1, got {max_size!r}")
+        if unk is not None and not isinstance(unk, str):
+            raise TypeError(f"unk must be a str or None, got {type(unk).__name__} {unk!r}")
+        if isinstance(tokens, str):
+            tokens = list(tokens)  # a str is read as its characters
+        counts: Counter[str] = Counter()
+        for i, tok in enumerate(tokens):
+            if not isinstance(tok, str):
+                raise TypeError(f"tokens[{i}] must be a str, got {type(tok).__name__} {tok!r}")
+            counts[tok] += 1  # Counter keeps first-insertion order, i.e. first occurrence
+        counts.pop(unk, None)
+        # sorted() is stable, so equal counts keep their first-occurrence order.
+        ranked = [tok for tok, c in sorted(counts.items(), key=lambda kv: -kv[1]) if c >= min_count]
+        head = [unk] if unk is not None else []
+        if max_size is not None:
+            ranked = ranked[: max(max_size - len(head), 0)]
+        return cls(head + ranked, unk=unk)
+
+    # --- lookups
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """Every token in id order (`unk` first if there is one)."""
+        return self._tokens
+
+    @property
+    def unk(self) -> str | None:
+        """The unknown token, or None."""
+        return self._unk
+
+    @property
+    def unk_id(self) -> int | None:
+        """0 if there is an unknown token, else None."""
+        return None if self._unk is None else 0
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._index
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        return self._tokens == other._tokens and self._unk == other._unk
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking container semantics: not hashable
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={len(self)}, unk={self._unk!r}, first={list(self._tokens[:8])!r})"
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Token ids.
+
+        Args:
+          tokens: the tokens (a str is read as its characters).
+
+        Returns:
+          ids <int32>[len(tokens)]; tokens not in the vocabulary map to 0 (`unk`).
+
+        Raises:
+          ValueError: with `unk=None`, for the first token not in the vocabulary (named with its position).
+        """
+        index = self._index
+        if self._unk is not None:
+            ids = [index.get(tok, 0) for tok in tokens]
+        else:
+            ids = []
+            for i, tok in enumerate(tokens):
+                j = index.get(tok)
+                if j is None:
+                    raise ValueError(
+                        f"tokens[{i}] = {tok!r} is not in the vocabulary, which has no unknown token "
+                        f"(unk=None); expected one of its {len(self)} tokens"
+                    )
+                ids.append(j)
+        return np.asarray(ids, dtype=np.int32).reshape(-1)
+
+    def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
+        """Tokens of ids (join them with "" for characters, " " for words).
+
+        Args:
+          ids: <int>[n] token ids in [0, len(self)).
+
+        Returns:
+          The list of n tokens.
+        """
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise ValueError(f"ids must be 1-D, got shape {arr.shape}")
+        if arr.size == 0:
+            return []
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {arr.dtype}")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= len(self):
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"ids must be in [0, {len(self)}), got {bad}")
+        toks = self._tokens
+        return [toks[i] for i in arr.tolist()]
+
+    # --- persistence
+
+    def to_json(self) -> str:
+        """JSON text of the vocabulary (format tag, version, `unk`, tokens in id order)."""
+        payload = {"format": _FORMAT, "version": _VERSION, "unk": self._unk, "tokens": list(self._tokens)}
+        return json.dumps(payload, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: str) -> Vocabulary:
+        """Inverse of `to_json`.
+
+        Args:
+          data: JSON text written by `to_json`.
+
+        Returns:
+          The Vocabulary.
+        """
+        try:
+            obj = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"data must be JSON text written by Vocabulary.to_json, got invalid JSON: {e}"
+            ) from e
+        if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
+            got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+            raise ValueError(f"data must have format {_FORMAT!r}, got {got!r}")
+        if obj.get("version") != _VERSION:
+            raise ValueError(f"data must have version {_VERSION}, got {obj.get('version')!r}")
+        tokens = obj.get("tokens")
+        if not isinstance(tokens, list):
+            raise ValueError(f"data['tokens'] must be a list, got {type(tokens).__name__}")
+        return cls(tokens, unk=obj.get("unk"))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write `to_json()` to `path` atomically: a temporary file in the same folder, fsync'd, then
+        `os.replace`d over `path`, so a crash never leaves a half-written vocabulary.
+
+        Args:
+          path: the destination file (its folder must exist).
+        """
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        """Read a vocabulary written by `save`.
+
+        Args:
+          path: the file.
+
+        Returns:
+          The Vocabulary.
+        """
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+
+# ------------------------------------------------------------------------------------------------ ids
+
+
+def _as_ids(ids, name: str = "ids") -> np.ndarray:
+    """Validate a 1-D array of non-negative integer ids and return it as int32."""
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D <int>[n], got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int32)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > _INT32_MAX:
+        raise ValueError(f"{name} must be in [0, {_INT32_MAX}], got {lo if lo < 0 else hi}")
+    return arr.astype(np.int32, copy=False)
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def split(
+    ids, *, valid_fraction: float = 0.1, test_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a token stream into contiguous train / valid / test blocks, in that order.
+
+    Contiguous blocks (not random windows) keep overlapping windows of the same text out of two splits.
+    Sizes are `round(n * fraction)` for valid and test; train is the rest, at the start.
+
+    Args:
+      ids: <int>[n] token ids.
+      valid_fraction: fraction of tokens for validation, in [0, 1); the block just before test.
+      test_fraction: fraction of tokens for test, in [0, 1); the last block.
+
+    Returns:
+      (train <int32>[n_train], valid <int32>[n_valid], test <int32>[n_test]), with
+      `concatenate([train, valid, test]) == ids`. A split with fraction 0 is empty; with a positive fraction
+      it must get at least one token.
+    """
+    arr = _as_ids(ids)
+    for name, f in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if isinstance(f, bool) or not isinstance(f, int | float) or not (0.0 <= f < 1.0):
+            raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"valid_fraction + test_fraction must be < 1 to leave a training split, got "
+            f"{valid_fraction!r} + {test_fraction!r} = {valid_fraction + test_fraction!r}"
+        )
+    n = arr.shape[0]
+    n_valid, n_test = round(n * valid_fraction), round(n * test_fraction)
+    n_train = n - n_valid - n_test
+    for name, f, size in (
+        ("valid_fraction", valid_fraction, n_valid),
+        ("test_fraction", test_fraction, n_test),
+    ):
+        if f > 0 and size == 0:
+            raise ValueError(
+                f"{name}={f!r} of {n} tokens rounds to an empty split; expected at least one token "
+                f"(use a larger fraction, more data, or 0 for no such split)"
+            )
+    if n_train < 1:
+        raise ValueError(
+            f"ids has {n} tokens, which leaves an empty training split with "
+            f"valid_fraction={valid_fraction!r} "
+            f"and test_fraction={test_fraction!r}; expected at least one training token"
+        )
+    return arr[:n_train], arr[n_train : n_train + n_valid], arr[n_train + n_valid :]
+
+
+def sliding_windows(ids, seq_len: int, *, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of `seq_len` tokens and the token that follows each (the classic Keras char-RNN set-up).
+
+    Window i starts at `s = i * stride`: `xs[i] = ids[s : s + seq_len]`, `ys[i] = ids[s + seq_len]`. Every
+    window has its target inside `ids` (none crosses the end), so there are
+    `N = (n - seq_len - 1) // stride + 1` windows.
+
+    Args:
+      ids: <int>[n] token ids, n > seq_len.
+      seq_len: tokens per window (>= 1).
+      stride: tokens between the starts of consecutive windows (>= 1).
+
+    Returns:
+      xs <int32>[N, seq_len] and ys <int32>[N] (fresh arrays, not views of `ids`).
+    """
+    seq_len = _check_positive_int(seq_len, "seq_len")
+    stride = _check_positive_int(stride, "stride")
+    arr = _as_ids(ids)
+    n = arr.shape[0]
+    if n < seq_len + 1:
+        raise ValueError(
+            f"ids has {n} tokens; expected at least seq_len + 1 = {seq_len + 1} for one window and its target"
+        )
+    windows = np.lib.stride_tricks.sliding_window_view(arr[:-1], seq_len)[::stride]  # (N, T), a view
+    xs = np.ascontiguousarray(windows, dtype=np.int32)
+    ys = arr[seq_len::stride].astype(np.int32, copy=True)
+    assert xs.shape[0] == ys.shape[0] == (n - seq_len - 1) // stride + 1
+    return xs, ys
+
+
+def window_batches(
+    xs,
+    ys,
+    batch_size: int,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    shuffle: bool = True,
+    drop_last: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of minibatches of (window, target) pairs, e.g. from `sliding_windows`.
+
+    Arguments are checked when this is called; the batches are produced lazily.
+
+    Args:
+      xs: [N, ...] inputs (e.g. <int32>[N, seq_len]).
+      ys: [N, ...] targets (e.g. <int32>[N]); row i goes with `xs[i]`.
+      batch_size: rows per batch (>= 1).
+      rng: NumPy Generator for the shuffle (advanced by it, so successive epochs differ).
+      seed: seed of a fresh Generator, instead of `rng`. With `shuffle`, exactly one of `rng`/`seed` is
+        required; without it they are not used.
+      shuffle: visit rows in a random permutation (else in order).
+      drop_last: drop the final partial batch, so every batch has `batch_size` rows (one jit shape).
+
+    Returns:
+      An iterator of (x [B, ...], y [B, ...]) with B = batch_size (the last one may be smaller if not
+      drop_last); every row appears at most once per epoch.
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    if xs.ndim < 1 or ys.ndim < 1 or xs.shape[0] != ys.shape[0]:
+        raise ValueError(f"xs and ys must have the same number of rows, got shapes {xs.shape} and {ys.shape}")
+    if rng is not None and seed is not None:
+        raise ValueError(f"give rng or seed, not both; got rng={rng!r} and seed={seed!r}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if shuffle and rng is None and seed is None:
+        raise ValueError("shuffle=True needs rng= (a numpy.random.Generator) or seed= (an int); got neither")
+    n = xs.shape[0]
+    if drop_last and n < batch_size:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {n} rows of xs, so drop_last=True would yield no batch; "
+            f"expected batch_size <= {n} (or drop_last=False)"
+        )
+    if shuffle and rng is None:
+        rng = np.random.default_rng(seed)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            idx = order[start : start + batch_size]
+            yield xs[idx], ys[idx]
+
+    return batches()
+
+
+def _stream_geometry(n: int, batch_size: int, seq_len: int) -> tuple[int, int]:
+    """(row_len, num_batches) of a stream of n tokens cut into batch_size rows."""
+    row_len = n // batch_size
+    # Batch k reads row[k*T : (k+1)*T] and targets row[k*T + 1 : (k+1)*T + 1], so K*T + 1 <= row_len.
+    return row_len, max(row_len - 1, 0) // seq_len
+
+
+def num_stream_batches(ids, batch_size: int, seq_len: int) -> int:
+    """Number of batches `stream_batches(ids, batch_size, seq_len)` yields, `(n // batch_size - 1) // seq_len`
+    (floored at 0).
+
+    Args:
+      ids: <int>[n] token ids, or the int n itself.
+      batch_size: rows (>= 1).
+      seq_len: time steps per batch (>= 1).
+
+    Returns:
+      The number of batches (0 if the stream is too short for one).
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    seq_len = _check_positive_int(seq_len, "seq_len")
+    if isinstance(ids, int | np.integer) and not isinstance(ids, bool):
+        if ids < 0:
+            raise ValueError(f"ids as a length must be >= 0, got {ids}")
+        n = int(ids)
+    else:
+        n = _as_ids(ids).shape[0]
+    return _stream_geometry(n, batch_size, seq_len)[1]
+
+
+def stream_batches(ids, batch_size: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches for truncated backprop-through-time with the carry passed from batch to batch.
+
+    The stream is trimmed to `batch_size * row_len` tokens (`row_len = n // batch_size`) and cut into
+    `batch_size` contiguous rows, `row[b] = ids[b*row_len : (b+1)*row_len]` (as in Zaremba et al. 2014 /
+    the PyTorch word_language_model `batchify`). Batch k is
+
+        x[b, t] = row[b][k*seq_len + t],    y[b, t] = row[b][k*seq_len + t + 1]    (the next token)
+
+    so row b of batch k+1 starts right after row b of batch k ends: feed batch k's final carry, row by
+    row, as batch k+1's initial carry. Only whole batches are yielded (one jit shape); the tokens at the
+    end of each row that do not fill a batch are dropped, as is the trimmed tail of the stream.
+
+    Arguments are checked when this is called; the batches are produced lazily.
+
+    Args:
+      ids: <int>[n] token ids, n >= batch_size * (seq_len + 1).
+      batch_size: rows B (>= 1).
+      seq_len: time steps per batch T (>= 1).
+
+    Returns:
+      An iterator of `num_stream_batches(ids, batch_size, seq_len)` pairs (x <int32>[B, T], y <int32>[B, T]).
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    seq_len = _check_positive_int(seq_len, "seq_len")
+    arr = _as_ids(ids)
+    n = arr.shape[0]
+    row_len, num = _stream_geometry(n, batch_size, seq_len)
+    if num == 0:
+        raise ValueError(
+            f"ids has {n} tokens; expected at least batch_size * (seq_len + 1) = "
+            f"{batch_size} * {seq_len + 1} = {batch_size * (seq_len + 1)} for one batch"
+        )
+    rows = arr[: batch_size * row_len].reshape(batch_size, row_len)  # (B, row_len)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for k in range(num):
+            t0 = k * seq_len
+            yield (
+                np.ascontiguousarray(rows[:, t0 : t0 + seq_len]),  # (B, T)
+                np.ascontiguousarray(rows[:, t0 + 1 : t0 + seq_len + 1]),  # (B, T), shifted by one
+            )
+
+    return batches()

@@ -1,0 +1,449 @@
+"""Text pipeline: every result is checked against hand-written examples or a plain Python loop written
+independently of rnnjax.data.text (counting, sorting, windowing and batching done index by index)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rnnjax.data import text
+from rnnjax.data.text import Vocabulary
+
+ids_strategy = st.lists(st.integers(0, 50), min_size=0, max_size=120)
+
+
+# ------------------------------------------------------------------------------------------ normalize
+
+
+def test_normalize_hand_examples():
+    raw = "  Hello,\tWORLD!  It's   “fine” — $5.\n"
+    assert text.normalize(raw) == raw
+    assert text.normalize(raw, lowercase=True) == "  hello,\tworld!  it's   “fine” — $5.\n"
+    assert text.normalize(raw, strip_punctuation=True) == "  Hello\tWORLD  Its   fine  5\n"
+    assert text.normalize(raw, collapse_whitespace=True) == "Hello, WORLD! It's “fine” — $5."
+    everything = dict(lowercase=True, strip_punctuation=True, collapse_whitespace=True)
+    assert text.normalize(raw, **everything) == "hello world its fine 5"
+
+
+def test_char_tokens():
+    assert text.char_tokens("ab c\n") == ["a", "b", " ", "c", "\n"]
+    assert text.char_tokens("") == []
+
+
+def test_word_tokens_hand_examples():
+    assert text.word_tokens("Don't stop, it's 3.14!") == ["Don't", "stop", ",", "it's", "3", ".", "14", "!"]
+    assert text.word_tokens("rock’n’roll (live)\n--end") == ["rock’n’roll", "(", "live", ")", "-", "-", "end"]
+    assert text.word_tokens("'quoted'") == ["'", "quoted", "'"]
+    stripped = text.normalize("Don't stop, it's 3.14!", strip_punctuation=True)
+    assert text.word_tokens(stripped) == ["Dont", "stop", "its", "314"]
+
+
+@given(st.text(max_size=60))
+def test_word_tokens_cover_all_non_space(s):
+    tokens = text.word_tokens(s)
+    assert "".join(tokens) == "".join(ch for ch in s if not ch.isspace())
+    assert all(tok and not any(ch.isspace() for ch in tok) for tok in tokens)
+
+
+# ----------------------------------------------------------------------------------------- vocabulary
+
+
+def loop_vocab_order(tokens, min_count=1, max_size=None, unk="<unk>"):
+    """Reference ordering: explicit count and first-position dicts, then a sort on (-count, first)."""
+    count, first = {}, {}
+    for pos, tok in enumerate(tokens):
+        if tok == unk:
+            continue
+        count[tok] = count.get(tok, 0) + 1
+        first.setdefault(tok, pos)
+    kept = sorted((t for t in count if count[t] >= min_count), key=lambda t: (-count[t], first[t]))
+    head = [] if unk is None else [unk]
+    if max_size is not None:
+        kept = kept[: max_size - len(head)]
+    return head + kept
+
+
+def test_vocabulary_order_hand_example():
+    words = "b a c a b a d x d".split()  # a:3  b:2  d:2 (after b)  c:1  x:1 (after c)
+    vocab = Vocabulary.build(words)
+    assert vocab.tokens == ("<unk>", "a", "b", "d", "c", "x")
+    assert len(vocab) == 6 and vocab.unk_id == 0
+    # Ties by first occurrence, not alphabetically.
+    assert Vocabulary.build("zyyz").tokens == ("<unk>", "z", "y")
+    assert Vocabulary.build("yzzy").tokens == ("<unk>", "y", "z")
+
+
+def test_vocabulary_min_count_max_size_unk():
+    words = "b a c a b a d x d".split()
+    assert Vocabulary.build(words, min_count=2).tokens == ("<unk>", "a", "b", "d")
+    assert Vocabulary.build(words, max_size=3).tokens == ("<unk>", "a", "b")  # unk counts towards max_size
+    assert Vocabulary.build(words, max_size=1).tokens == ("<unk>",)
+    assert Vocabulary.build(words, min_count=3, unk=None).tokens == ("a",)
+    assert Vocabulary.build(words, max_size=2, unk=None).tokens == ("a", "b")
+    assert Vocabulary.build(words, unk="?").tokens[0] == "?"
+    # The unk string inside the data is not counted as a regular token.
+    assert Vocabulary.build(["<unk>", "q", "<unk>", "q", "r"]).tokens == ("<unk>", "q", "r")
+
+
+@given(
+    st.lists(st.sampled_from("abcdefg"), max_size=80),
+    st.integers(1, 4),
+    st.one_of(st.none(), st.integers(1, 8)),
+    st.sampled_from(["<unk>", None]),
+)
+def test_vocabulary_order_matches_loop(tokens, min_count, max_size, unk):
+    vocab = Vocabulary.build(tokens, min_count=min_count, max_size=max_size, unk=unk)
+    assert list(vocab.tokens) == loop_vocab_order(tokens, min_count, max_size, unk)
+
+
+def test_encode_unknown_maps_to_zero():
+    vocab = Vocabulary.build("the cat the hat".split())  # <unk> the cat hat
+    ids = vocab.encode("the dog hat the".split())
+    assert ids.dtype == np.int32 and ids.shape == (4,)
+    assert ids.tolist() == [1, 0, 3, 1]
+    assert vocab.decode(ids) == ["the", "<unk>", "hat", "the"]
+    assert vocab.encode([]).shape == (0,) and vocab.encode([]).dtype == np.int32
+
+
+def test_encode_without_unk_names_the_unknown_char():
+    vocab = Vocabulary.build("abc", unk=None)
+    assert vocab.unk_id is None and vocab.encode("cab").tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"tokens\[2\] = 'z'.*unk=None"):
+        vocab.encode("abzc")
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_char_round_trip(s):
+    vocab = Vocabulary.build(text.char_tokens(s), unk=None)
+    ids = vocab.encode(text.char_tokens(s))
+    assert "".join(vocab.decode(ids)) == s
+    # Independent: each id indexes the token list to the same character.
+    assert [vocab.tokens[i] for i in ids.tolist()] == list(s)
+
+
+@given(st.text(alphabet="abcdef", max_size=40), st.text(alphabet="abcxyz", max_size=40))
+def test_char_encode_with_unk_matches_loop(train, other):
+    vocab = Vocabulary.build(train)
+    position = {tok: i for i, tok in enumerate(vocab.tokens)}
+    expected = []
+    for ch in other:
+        expected.append(position[ch] if ch in position else 0)
+    assert vocab.encode(other).tolist() == expected
+    assert vocab.decode(vocab.encode(other)) == [ch if ch in position else "<unk>" for ch in other]
+
+
+def test_decode_errors():
+    vocab = Vocabulary.build("abc")
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 4\), got 4"):
+        vocab.decode([0, 4])
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 4\), got -1"):
+        vocab.decode([-1])
+    with pytest.raises(ValueError, match="ids must be 1-D"):
+        vocab.decode([[0]])
+    with pytest.raises(TypeError, match="ids must be integers"):
+        vocab.decode([0.5])
+
+
+def test_build_and_constructor_errors():
+    with pytest.raises(ValueError, match="min_count must be an int >= 1, got 0"):
+        Vocabulary.build("ab", min_count=0)
+    with pytest.raises(ValueError, match="max_size must be None or an int >= 1, got 0"):
+        Vocabulary.build("ab", max_size=0)
+    with pytest.raises(TypeError, match=r"tokens\[1\] must be a str, got int"):
+        Vocabulary.build(["a", 3])
+    with pytest.raises(ValueError, match="tokens must be unique"):
+        Vocabulary(["<unk>", "a", "a"])
+    with pytest.raises(ValueError, match=r"tokens\[0\] must be the unknown token unk='<unk>', got 'a'"):
+        Vocabulary(["a", "<unk>"])
+
+
+# -------------------------------------------------------------------------------------- persistence
+
+
+def test_json_round_trip_is_plain_json():
+    vocab = Vocabulary.build("héllo wörld ✓".split() + ["<pad>"], unk="<unk>")
+    payload = json.loads(vocab.to_json())
+    assert payload["tokens"] == list(vocab.tokens) and payload["unk"] == "<unk>"
+    assert Vocabulary.from_json(vocab.to_json()) == vocab
+    closed = Vocabulary.build("abc", unk=None)
+    back = Vocabulary.from_json(closed.to_json())
+    assert back == closed and back.unk is None and back != Vocabulary.build("abc")
+
+
+def test_from_json_errors():
+    with pytest.raises(ValueError, match="invalid JSON"):
+        Vocabulary.from_json("{nope")
+    with pytest.raises(ValueError, match="data must have format"):
+        Vocabulary.from_json(json.dumps({"tokens": ["a"]}))
+    good = json.loads(Vocabulary.build("ab").to_json())
+    with pytest.raises(ValueError, match="data must have version 1, got 99"):
+        Vocabulary.from_json(json.dumps(dict(good, version=99)))
+
+
+def test_save_load_round_trip_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "vocab.json"
+    vocab = Vocabulary.build(text.word_tokens("To be, or not to be: that is the question."))
+    vocab.save(path)
+    assert os.listdir(tmp_path) == ["vocab.json"]
+    assert Vocabulary.load(path) == vocab
+    assert Vocabulary.load(str(path)).encode(["be", "zzz"]).tolist() == vocab.encode(["be", "zzz"]).tolist()
+    # Overwriting replaces the file in place, still with no leftovers.
+    other = Vocabulary.build("xyz", unk=None)
+    other.save(str(path))
+    assert os.listdir(tmp_path) == ["vocab.json"]
+    assert Vocabulary.load(path) == other
+
+
+def test_save_failure_keeps_old_file_and_removes_temp(tmp_path, monkeypatch):
+    path = tmp_path / "vocab.json"
+    old = Vocabulary.build("abc")
+    old.save(path)
+
+    def failing_replace(src, dst):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        Vocabulary.build("xyz").save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["vocab.json"]
+    assert Vocabulary.load(path) == old
+
+
+# ------------------------------------------------------------------------------------------------ split
+
+
+def test_split_hand_example():
+    train, valid, test = text.split(np.arange(10), valid_fraction=0.2, test_fraction=0.1)
+    assert train.tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert valid.tolist() == [7, 8]
+    assert test.tolist() == [9]
+    assert train.dtype == valid.dtype == test.dtype == np.int32
+    train, valid, test = text.split(list(range(5)), valid_fraction=0.0)
+    assert train.tolist() == [0, 1, 2, 3, 4] and valid.size == 0 and test.size == 0
+
+
+@given(
+    st.lists(st.integers(0, 1000), min_size=20, max_size=300),
+    st.floats(0.05, 0.45),
+    st.sampled_from([0.0, 0.05, 0.2, 0.4]),
+)
+def test_split_sizes_and_contiguity(ids, valid_fraction, test_fraction):
+    train, valid, test = text.split(ids, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    n = len(ids)
+    n_valid = int(np.floor(n * valid_fraction + 0.5))  # round-half-up; differs from round() only at .5 ties
+    n_test = int(np.floor(n * test_fraction + 0.5))
+    assert abs(valid.size - n_valid) <= 1 and abs(test.size - n_test) <= 1
+    assert valid.size + test.size + train.size == n
+    assert np.concatenate([train, valid, test]).tolist() == ids  # contiguous, in order, nothing lost
+    assert test.tolist() == (ids[n - test.size :] if test.size else [])  # test is the LAST block
+
+
+def test_split_errors():
+    ids = np.arange(100)
+    for bad in (-0.1, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=rf"valid_fraction must be a number in \[0, 1\), got {bad!r}"):
+            text.split(ids, valid_fraction=bad)
+        with pytest.raises(ValueError, match=r"test_fraction must be a number in \[0, 1\)"):
+            text.split(ids, test_fraction=bad)
+    with pytest.raises(ValueError, match="valid_fraction \\+ test_fraction must be < 1"):
+        text.split(ids, valid_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match="valid_fraction=0.1 of 4 tokens rounds to an empty split"):
+        text.split(np.arange(4), valid_fraction=0.1)
+    with pytest.raises(ValueError, match="test_fraction=0.1 of 4 tokens rounds to an empty split"):
+        text.split(np.arange(4), valid_fraction=0.5, test_fraction=0.1)
+    with pytest.raises(ValueError, match="empty training split"):
+        text.split(np.arange(1), valid_fraction=0.6)
+    with pytest.raises(ValueError, match="ids must be 1-D"):
+        text.split(np.zeros((2, 3), np.int32))
+    with pytest.raises(ValueError, match="ids must be in"):
+        text.split(np.array([1, -2, 3]))
+    with pytest.raises(TypeError, match="ids must be integers"):
+        text.split(np.array([1.0, 2.0]))
+
+
+# ------------------------------------------------------------------------------------- sliding windows
+
+
+def test_sliding_windows_hand_example():
+    xs, ys = text.sliding_windows([10, 11, 12, 13, 14, 15], 3, stride=2)
+    assert xs.dtype == ys.dtype == np.int32
+    assert xs.tolist() == [[10, 11, 12], [12, 13, 14]]
+    assert ys.tolist() == [13, 15]
+    xs, ys = text.sliding_windows([1, 2, 3], 2)
+    assert xs.tolist() == [[1, 2]] and ys.tolist() == [3]
+
+
+@given(st.lists(st.integers(0, 99), min_size=2, max_size=60), st.integers(1, 8), st.integers(1, 5))
+def test_sliding_windows_match_loop(ids, seq_len, stride):
+    if len(ids) < seq_len + 1:
+        with pytest.raises(ValueError, match=f"at least seq_len \\+ 1 = {seq_len + 1}"):
+            text.sliding_windows(ids, seq_len, stride=stride)
+        return
+    expected_x, expected_y = [], []
+    s = 0
+    while s + seq_len < len(ids):  # the target ids[s + seq_len] must exist
+        expected_x.append(ids[s : s + seq_len])
+        expected_y.append(ids[s + seq_len])
+        s += stride
+    xs, ys = text.sliding_windows(np.asarray(ids), seq_len, stride=stride)
+    assert xs.shape == (len(expected_x), seq_len) and ys.shape == (len(expected_y),)
+    assert xs.tolist() == expected_x and ys.tolist() == expected_y
+
+
+def test_sliding_windows_errors():
+    with pytest.raises(ValueError, match="seq_len must be an int >= 1, got 0"):
+        text.sliding_windows(np.arange(5), 0)
+    with pytest.raises(ValueError, match="stride must be an int >= 1, got 0"):
+        text.sliding_windows(np.arange(5), 2, stride=0)
+    with pytest.raises(ValueError, match="ids has 3 tokens; expected at least seq_len \\+ 1 = 4"):
+        text.sliding_windows(np.arange(3), 3)
+
+
+# ------------------------------------------------------------------------------------- window batches
+
+
+def test_window_batches_in_order():
+    xs, ys = text.sliding_windows(np.arange(12), 2)  # 10 windows
+    batches = list(text.window_batches(xs, ys, 4, shuffle=False))
+    assert len(batches) == 2  # 10 // 4, last partial batch dropped
+    for k, (x, y) in enumerate(batches):
+        assert x.shape == (4, 2) and y.shape == (4,)
+        for i in range(4):
+            row = 4 * k + i
+            assert x[i].tolist() == [row, row + 1] and y[i] == row + 2
+    kept = list(text.window_batches(xs, ys, 4, shuffle=False, drop_last=False))
+    assert [x.shape[0] for x, _ in kept] == [4, 4, 2]
+
+
+def test_window_batches_shuffle_is_a_seeded_permutation():
+    xs, ys = text.sliding_windows(np.arange(40), 3)  # 37 windows; y == x[:, -1] + 1
+    batches = list(text.window_batches(xs, ys, 5, seed=7))
+    assert len(batches) == 7
+    seen = []
+    for x, y in batches:
+        assert x.shape == (5, 3) and (y == x[:, -1] + 1).all()  # pairs stay together
+        seen.extend(x[:, 0].tolist())
+    assert len(set(seen)) == 35 and set(seen) <= set(range(37))  # no row twice
+    assert seen != sorted(seen)
+    again = [x[:, 0].tolist() for x, _ in text.window_batches(xs, ys, 5, seed=7)]
+    assert sum(again, []) == seen
+    rng = np.random.default_rng(7)
+    epoch1 = [x[:, 0].tolist() for x, _ in text.window_batches(xs, ys, 5, rng=rng)]
+    epoch2 = [x[:, 0].tolist() for x, _ in text.window_batches(xs, ys, 5, rng=rng)]
+    assert sum(epoch1, []) == seen and epoch1 != epoch2  # the Generator advances between epochs
+    everything = sum(
+        (x[:, 0].tolist() for x, _ in text.window_batches(xs, ys, 5, seed=1, drop_last=False)), []
+    )
+    assert sorted(everything) == list(range(37))
+
+
+def test_window_batches_errors():
+    xs, ys = text.sliding_windows(np.arange(10), 2)  # 8 windows
+    with pytest.raises(ValueError, match="needs rng= .* or seed="):
+        text.window_batches(xs, ys, 2)
+    with pytest.raises(ValueError, match="give rng or seed, not both"):
+        text.window_batches(xs, ys, 2, rng=np.random.default_rng(0), seed=0)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        text.window_batches(xs, ys, 2, rng=0)
+    with pytest.raises(ValueError, match="same number of rows"):
+        text.window_batches(xs, ys[:-1], 2, seed=0)
+    with pytest.raises(ValueError, match="batch_size=9 exceeds the 8 rows"):
+        text.window_batches(xs, ys, 9, seed=0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        text.window_batches(xs, ys, 0, seed=0)
+
+
+# ------------------------------------------------------------------------------------- stream batches
+
+
+def loop_stream_batches(ids, batch_size, seq_len):
+    """Reference: rows by explicit index arithmetic on the raw stream, time step by time step."""
+    row_len = len(ids) // batch_size
+    batches = []
+    k = 0
+    while (k + 1) * seq_len + 1 <= row_len:  # the last target of the batch must lie inside the row
+        x = [[ids[b * row_len + k * seq_len + t] for t in range(seq_len)] for b in range(batch_size)]
+        y = [[ids[b * row_len + k * seq_len + t + 1] for t in range(seq_len)] for b in range(batch_size)]
+        batches.append((x, y))
+        k += 1
+    return batches
+
+
+def test_stream_batches_hand_example():
+    # 14 tokens, 2 rows of 7: [0..6] and [7..13]; seq_len 3 -> 2 batches ((7 - 1) // 3).
+    batches = list(text.stream_batches(np.arange(14) + 100, 2, 3))
+    assert (
+        len(batches) == 2 == text.num_stream_batches(np.arange(14), 2, 3) == text.num_stream_batches(14, 2, 3)
+    )
+    (x0, y0), (x1, y1) = batches
+    assert x0.dtype == y0.dtype == np.int32 and x0.shape == y0.shape == (2, 3)
+    assert x0.tolist() == [[100, 101, 102], [107, 108, 109]]
+    assert y0.tolist() == [[101, 102, 103], [108, 109, 110]]
+    assert x1.tolist() == [[103, 104, 105], [110, 111, 112]]
+    assert y1.tolist() == [[104, 105, 106], [111, 112, 113]]
+
+
+@given(st.integers(0, 200), st.integers(1, 6), st.integers(1, 9))
+def test_stream_batches_continuity_and_targets(n, batch_size, seq_len):
+    positions = np.arange(n)  # token value == its position in the raw stream
+    expected = loop_stream_batches(positions.tolist(), batch_size, seq_len)
+    assert text.num_stream_batches(n, batch_size, seq_len) == len(expected)
+    assert text.num_stream_batches(positions, batch_size, seq_len) == len(expected)
+    if not expected:
+        with pytest.raises(ValueError, match="expected at least batch_size \\* \\(seq_len \\+ 1\\)"):
+            text.stream_batches(positions, batch_size, seq_len)
+        return
+    batches = list(text.stream_batches(positions, batch_size, seq_len))
+    assert len(batches) == len(expected)
+    for (x, y), (ex, ey) in zip(batches, expected):
+        assert x.shape == y.shape == (batch_size, seq_len)
+        assert x.tolist() == ex and y.tolist() == ey
+        for b in range(batch_size):
+            for t in range(seq_len):
+                assert y[b, t] == x[b, t] + 1  # y is the next token of the raw stream
+                if t + 1 < seq_len:
+                    assert x[b, t + 1] == x[b, t] + 1  # each row is contiguous
+    for (x_prev, _), (x_next, _) in zip(batches, batches[1:]):
+        for b in range(batch_size):
+            assert x_next[b, 0] == x_prev[b, -1] + 1  # row b of batch k+1 continues row b of batch k
+    # Row b covers its own contiguous block of the stream: rows never overlap.
+    firsts = [int(batches[0][0][b, 0]) for b in range(batch_size)]
+    assert firsts == [b * (n // batch_size) for b in range(batch_size)]
+
+
+@given(st.lists(st.integers(0, 30), min_size=0, max_size=150), st.integers(1, 4), st.integers(1, 6))
+def test_stream_batches_match_loop_on_random_tokens(ids, batch_size, seq_len):
+    expected = loop_stream_batches(ids, batch_size, seq_len)
+    if not expected:
+        return
+    got = [(x.tolist(), y.tolist()) for x, y in text.stream_batches(ids, batch_size, seq_len)]
+    assert got == expected
+
+
+def test_stream_batches_errors():
+    with pytest.raises(ValueError, match="ids has 7 tokens; expected at least .* = 8 for one batch"):
+        text.stream_batches(np.arange(7), 2, 3)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        text.stream_batches(np.arange(20), 0, 3)
+    with pytest.raises(ValueError, match="seq_len must be an int >= 1, got -1"):
+        text.num_stream_batches(20, 2, -1)
+    with pytest.raises(ValueError, match="ids must be 1-D"):
+        text.stream_batches(np.zeros((4, 5), np.int64), 2, 2)
+    with pytest.raises(ValueError, match="ids as a length must be >= 0, got -3"):
+        text.num_stream_batches(-3, 2, 2)
+
+
+def test_end_to_end_char_pipeline():
+    corpus = text.normalize("The quick brown fox.\nJumps over   the lazy dog!", collapse_whitespace=True)
+    vocab = Vocabulary.build(text.char_tokens(corpus), unk=None)
+    ids = vocab.encode(text.char_tokens(corpus))
+    train, valid, _ = text.split(ids, valid_fraction=0.2)
+    assert "".join(vocab.decode(np.concatenate([train, valid]))) == corpus
+    for x, y in text.stream_batches(train, 2, 4):
+        for b in range(2):
+            row = "".join(vocab.decode(x[b])) + vocab.decode(y[b])[-1]
+            assert row in corpus  # x then its last target spell a contiguous piece of the text
