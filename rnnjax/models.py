@@ -12,10 +12,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rnnjax import cells as cell_lib
 from rnnjax import readout
+from rnnjax._checks import check_indices
 from rnnjax.unrolling import unroll
 
 __all__ = ["CELL_KINDS", "LanguageModel", "SequenceClassifier", "make_cell"]
@@ -32,19 +32,17 @@ def make_cell(kind: str, hidden_size: int, options: tuple[tuple[str, Any], ...] 
 
 
 def _check_tokens(tokens, vocab_size: int) -> jax.Array:
-    tokens = jnp.asarray(tokens)
-    if not jnp.issubdtype(tokens.dtype, jnp.integer):
-        raise TypeError(f"tokens: expected integer token ids, got dtype {tokens.dtype}")
+    tokens = check_indices("tokens", tokens, vocab_size, "token ids")
     if tokens.ndim != 2:
         raise ValueError(f"tokens: expected shape [batch, time], got {tokens.shape}")
-    if not isinstance(tokens, jax.core.Tracer):
-        values = np.asarray(tokens)
-        if values.size and (values.min() < 0 or values.max() >= vocab_size):
-            raise ValueError(
-                f"tokens: expected ids in [0, {vocab_size}) (vocab_size), "
-                f"got values in [{values.min()}, {values.max()}]"
-            )
     return tokens
+
+
+def _stack(m) -> _RecurrentStack:
+    """The recurrent stack of a model `m` (a submodule named "rnn"), configured from its attributes."""
+    return _RecurrentStack(
+        m.vocab_size, m.cell, m.hidden_size, m.num_layers, m.embed_size, m.dropout, m.cell_options, name="rnn"
+    )
 
 
 class _RecurrentStack(nn.Module):
@@ -113,16 +111,7 @@ class LanguageModel(nn.Module):
 
     @nn.compact
     def __call__(self, tokens, carries=None, *, lengths=None, train: bool = False):
-        h, finals = _RecurrentStack(
-            self.vocab_size,
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.embed_size,
-            self.dropout,
-            self.cell_options,
-            name="rnn",
-        )(tokens, carries, lengths=lengths, train=train)
+        h, finals = _stack(self)(tokens, carries, lengths=lengths, train=train)
         head = self.param("readout", lambda key: readout.dense_init(key, self.hidden_size, self.vocab_size))
         return readout.dense(head, h), finals
 
@@ -148,16 +137,7 @@ class SequenceClassifier(nn.Module):
     def __call__(self, tokens, *, lengths=None, train: bool = False):
         if self.pooling not in ("last", "mean"):
             raise ValueError(f"pooling: expected 'last' or 'mean', got {self.pooling!r}")
-        h, _ = _RecurrentStack(
-            self.vocab_size,
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.embed_size,
-            self.dropout,
-            self.cell_options,
-            name="rnn",
-        )(tokens, lengths=lengths, train=train)
+        h, _ = _stack(self)(tokens, lengths=lengths, train=train)
         if self.pooling == "last":
             pooled = readout.last_valid(h, lengths)  # (B, H)
         else:  # padded outputs are zeros, so a sum over all steps is the sum over valid steps

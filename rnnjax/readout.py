@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rnnjax import init as initializers
+from rnnjax._checks import check_indices
 
 __all__ = ["DenseParams", "MODES", "cross_entropy", "dense", "dense_init", "last_valid", "sequence_loss"]
 
@@ -73,18 +73,9 @@ def last_valid(ys: jax.Array, lengths: jax.Array | None = None, *, time_major: b
 
 
 def _check_labels(labels, want_shape: tuple[int, ...], num_classes: int, mode: str) -> jax.Array:
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"labels: expected integer class indices, got dtype {labels.dtype}")
+    labels = check_indices("labels", labels, num_classes, "class indices")
     if labels.shape != want_shape:
         raise ValueError(f"labels: {mode} expected shape {want_shape}, got {labels.shape}")
-    if not isinstance(labels, jax.core.Tracer):
-        values = np.asarray(labels)
-        if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(
-                f"labels: expected class indices in [0, {num_classes}), "
-                f"got values in [{values.min()}, {values.max()}]"
-            )
     return labels
 
 

@@ -10,13 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax._checks import is_traced
 from rnnjax.cells import Cell
 
 __all__ = ["BidirectionalCarry", "BidirectionalParams", "unroll", "unroll_bidirectional", "unroll_stack"]
-
-
-def _is_traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
 
 
 def _time_axis(ndim: int, time_major: bool) -> int:
@@ -46,7 +43,7 @@ def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> jax.Array:
         raise ValueError(
             f"lengths: expected shape {batch_shape} (the batch shape of xs), got {lengths.shape}"
         )
-    if not _is_traced(lengths):
+    if not is_traced(lengths):
         values = np.asarray(lengths)
         bad = (values < 1) | (values > T)
         if bad.any():
@@ -154,7 +151,7 @@ def unroll(
         body = jax.checkpoint(body)
     final, out = jax.lax.scan(body, carry, scanned, reverse=reverse, unroll=unroll)
 
-    if lengths is not None and _is_traced(lengths):
+    if lengths is not None and is_traced(lengths):
         poison = jnp.any((lengths < 1) | (lengths > T))
         final, out = jax.tree_util.tree_map(lambda a: jnp.where(poison, jnp.nan, a), (final, out))
 

@@ -87,7 +87,7 @@ def test_classifier_pooling_over_valid_steps(pooling):
 
 def test_bad_model_input():
     model = models.LanguageModel(V, hidden_size=4, num_layers=1)
-    with pytest.raises(ValueError, match=r"tokens: expected ids in \[0, 11\)"):
+    with pytest.raises(ValueError, match=r"tokens: expected token ids in \[0, 11\)"):
         model.init(jax.random.key(0), jnp.full((1, 3), V))
     with pytest.raises(TypeError, match=r"tokens: expected integer token ids"):
         model.init(jax.random.key(0), jnp.zeros((1, 3)))
