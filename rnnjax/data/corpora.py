@@ -234,14 +234,37 @@ def path(name_or_path: str | os.PathLike, *, download: bool = True, url: str | N
     return dest
 
 
-def load(name_or_path: str | os.PathLike, **kwargs) -> str:
+def load(name_or_path: str | os.PathLike, *, errors: str = "strict", **kwargs) -> str:
     """The text of a corpus.
 
     Args:
       name_or_path: a registered name or a local file path, as for `path`.
+      errors: "strict" (undecodable bytes raise) or "replace" (they become U+FFFD, only when asked).
       **kwargs: passed to `path` (`download=`, `url=`).
 
     Returns:
       The file decoded as UTF-8, a leading BOM removed; line endings are left as stored.
+
+    Raises:
+      ValueError: the file is empty, looks binary (holds NUL bytes), or (with errors="strict") is not
+        valid UTF-8; the message names the file and, for bad bytes, the byte offset.
     """
-    return path(name_or_path, **kwargs).read_bytes().decode("utf-8-sig")
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors: expected 'strict' or 'replace', got {errors!r}")
+    file = path(name_or_path, **kwargs)
+    data = file.read_bytes()
+    if not data.strip():
+        raise ValueError(f"corpus {str(file)!r}: the file is empty (or only whitespace); expected text")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ValueError(
+            f"corpus {str(file)!r}: expected a text file, got binary data (a NUL byte at byte offset {nul})"
+        )
+    try:
+        return data.decode("utf-8-sig", errors=errors)
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"corpus {str(file)!r}: expected UTF-8 text, got an undecodable byte 0x{data[e.start]:02x} at "
+            f"byte offset {e.start} ({e.reason}); re-encode the file as UTF-8, or pass errors='replace' "
+            f"(--decode-errors replace) to substitute U+FFFD"
+        ) from None

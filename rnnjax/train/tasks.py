@@ -1,5 +1,6 @@
-"""A small training loop for a cell plus dense readout on an `rnnjax.tasks` task, recording the loss and
-the global gradient norm *before clipping* at every step, so exploding-gradient spikes stay visible.
+"""Training a cell plus dense readout on an `rnnjax.tasks` task (synthetic long-range problems), recording
+the loss and the global gradient norm *before clipping* at every step, so exploding-gradient spikes stay
+visible.
 
     cell = rnnjax.cells.lstm(64)
     task = tasks.make("adding", 100)
@@ -178,7 +179,9 @@ def make_optimizer(
     Args:
       optimizer: a name in `OPTIMIZERS` ("adam", "sgd", "rmsprop") or an `optax.GradientTransformation`
         (which then brings its own learning rate).
-      learning_rate: for a named optimiser; None means 1e-3. Must be None for a transformation.
+      learning_rate: for a named optimiser: a positive number or an optax schedule (a callable from
+        step to rate, e.g. `optax.cosine_decay_schedule`); None means 1e-3. Must be None for a
+        transformation.
       clip_norm: None (no clipping) or the largest global gradient norm passed on (Pascanu et al., 2013).
     Returns:
       An `optax.GradientTransformation`.
@@ -190,7 +193,9 @@ def make_optimizer(
                 f"got {optimizer!r}"
             )
         lr = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
-        base = OPTIMIZERS[optimizer](_check_positive_float("learning_rate", lr))
+        if not callable(lr):
+            lr = _check_positive_float("learning_rate", lr)
+        base = OPTIMIZERS[optimizer](lr)
     elif isinstance(optimizer, optax.GradientTransformation):
         if learning_rate is not None:
             raise ValueError(
