@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 LEVELS = ("char", "word")
+ACTIVATIONS = ("tanh", "relu", "linear")
 SCHEDULES = ("constant", "cosine", "linear")
 LN2 = math.log(2.0)
 # Testing aid: a fit() that finishes this step (and its checkpoint) kills its own process with SIGKILL,
@@ -64,7 +65,7 @@ LN2 = math.log(2.0)
 KILL_ENV = "RNNJAX_KILL_AFTER_STEP"
 
 # Config fields that must match between a checkpoint and the run that resumes or samples from it.
-MODEL_FIELDS = ("cell", "hidden_size", "num_layers", "embed_size")
+MODEL_FIELDS = ("cell", "activation", "hidden_size", "num_layers", "embed_size")
 DATA_FIELDS = ("level", "lowercase", "strip_punctuation", "min_count", "max_vocab", "valid_fraction")
 # Fields that define the training trajectory: resuming with other values is allowed (e.g. more steps) but
 # no longer reproduces an uninterrupted run, so it warns.
@@ -90,7 +91,8 @@ class LMConfig:
     Text: `level` "char" or "word"; `lowercase`/`strip_punctuation` as in `rnnjax.data.text.normalize`;
     the vocabulary is built from the training split only (`min_count`, `max_vocab` entries at most,
     `<unk>` included); the last `valid_fraction` of the tokens is the validation split.
-    Model: `LanguageModel(cell, hidden_size, num_layers, embed_size (None: one-hot), dropout)`.
+    Model: `LanguageModel(cell, hidden_size, num_layers, embed_size (None: one-hot), dropout)`;
+    `activation` ("tanh", "relu", "linear") applies to the "simple" cell only.
     Optimisation: `steps` updates on batches of `batch_size` rows x `seq_len` tokens, `optimizer`
     ("adam", "rmsprop", "sgd") at `learning_rate` with `schedule` ("constant", "cosine" or "linear"
     decay to `final_lr_fraction` x the rate, after `warmup_steps` of linear warm-up), gradients clipped
@@ -107,6 +109,7 @@ class LMConfig:
     max_vocab: int | None = None
     valid_fraction: float = 0.1
     cell: str = "lstm"
+    activation: str = "tanh"
     hidden_size: int = 256
     num_layers: int = 2
     embed_size: int | None = 64
@@ -137,6 +140,7 @@ class LMConfig:
 
         need(self.level in LEVELS, "level", f"one of {LEVELS}")
         need(self.cell in CELL_KINDS, "cell", f"one of {CELL_KINDS}")
+        need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {sorted(OPTIMIZERS)}")
         need(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
         for name in ("hidden_size", "num_layers", "steps", "batch_size", "seq_len", "min_count"):
@@ -274,6 +278,7 @@ def make_model(config: LMConfig, vocab_size: int) -> LanguageModel:
         num_layers=config.num_layers,
         embed_size=config.embed_size,
         dropout=config.dropout,
+        cell_options=(("activation", config.activation),) if config.cell == "simple" else (),
     )
 
 
@@ -481,6 +486,7 @@ def fit(
     *,
     resume: bool = False,
     stop_after: int | None = None,
+    time_limit: float | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Train a language model on `corpus.train`, validating on `corpus.valid`, writing into folder `run`.
@@ -498,6 +504,8 @@ def fit(
       resume: continue from the latest checkpoint in `run` (with the same data and model config, and the
         saved vocabulary); the result equals an uninterrupted run.
       stop_after: stop (as if interrupted) after this step, having checkpointed it.
+      time_limit: stop the same way after the first step that ends more than this many seconds after
+        training started (compilation and validation included).
       progress: show a progress bar with the loss and tokens per second.
     Returns:
       A `FitResult`.
@@ -539,12 +547,16 @@ def fit(
             start = 0
         write_json(run / "config.json", config.to_dict())
         corpus.vocab.save(run / "vocab.json")
-        return _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_after, progress)
+        return _loop(
+            config, corpus, model, mesh, state, start, store, metrics, run, stop_after, time_limit, progress
+        )
     finally:
         store.close()
 
 
-def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_after, progress) -> FitResult:
+def _loop(
+    config, corpus, model, mesh, state, start, store, metrics, run, stop_after, time_limit, progress
+) -> FitResult:
     state = _place(mesh, state)
     step_fn = _make_train_step(model, config, mesh, state)
     rows = _stream_rows(corpus.train, config.batch_size)
@@ -558,8 +570,8 @@ def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_a
     last = min(config.steps, stop_after) if stop_after is not None else config.steps
     tokens_per_step = config.batch_size * config.seq_len
     window: list[tuple[float, float]] = []
-    valid, status, message = None, "done", ""
-    t_window = time.perf_counter()
+    valid, status, message, done = None, "done", "", start
+    t_start = t_window = time.perf_counter()
 
     def validate(step: int) -> dict:
         v = evaluate(
@@ -608,6 +620,9 @@ def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_a
             state = new_state
             done = step + 1
             window.append((loss, grad_norm))
+            if done == start + 1:  # the first call compiled the step: keep that out of the throughput
+                metrics.write({"step": done, "split": "compile", "seconds": time.perf_counter() - t_window})
+                t_window = time.perf_counter()
             if done % config.log_every == 0 or done == last:
                 elapsed = time.perf_counter() - t_window
                 record = {
@@ -616,7 +631,7 @@ def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_a
                     "loss": float(np.mean([w[0] for w in window])),
                     "grad_norm": float(np.mean([w[1] for w in window])),
                     "learning_rate": float(schedule(step)),
-                    "tokens_per_second": len(window) * tokens_per_step / elapsed,
+                    "tokens_per_second": len(window) * tokens_per_step / max(elapsed, 1e-9),
                 }
                 metrics.write(record)
                 bar.set_postfix(
@@ -624,7 +639,8 @@ def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_a
                 )
                 window, t_window = [], time.perf_counter()
             bar.update(1)
-            checkpoint = done % config.checkpoint_every == 0 or done == last
+            out_of_time = time_limit is not None and time.perf_counter() - t_start > time_limit
+            checkpoint = done % config.checkpoint_every == 0 or done == last or out_of_time
             if checkpoint or done % config.eval_every == 0:
                 valid = validate(done)
                 t_window = time.perf_counter()  # validation time is not training throughput
@@ -632,10 +648,15 @@ def _loop(config, corpus, model, mesh, state, start, store, metrics, run, stop_a
                 store.save(done, state, meta=meta, metrics={METRIC: valid["loss"]})
             if done == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if out_of_time:
+                break
     if status == "done":
-        if last < config.steps:
+        if done < config.steps:
             status = "stopped"
-            message = f"stopped after step {last} of {config.steps} (checkpointed); continue with resume"
+            why = "the time limit" if done < last else "stop_after"
+            message = (
+                f"stopped by {why} after step {done} of {config.steps} (checkpointed); continue with resume"
+            )
         else:
             message = f"finished {config.steps} steps"
         if valid is not None:
