@@ -52,7 +52,7 @@ LEVEL_DEFAULTS = {
         batch_size=64,
         seq_len=100,
         learning_rate=2e-3,
-        steps=3000,
+        steps=1500,
     ),
     "word": dict(
         lowercase=True,
@@ -64,7 +64,7 @@ LEVEL_DEFAULTS = {
         batch_size=32,
         seq_len=35,
         learning_rate=3e-3,
-        steps=1200,
+        steps=600,
     ),
 }
 PROMPTS = {"char": ("ROMEO:", "The "), "word": ("alice was", "the queen said")}

@@ -242,3 +242,29 @@ def test_strip_gutenberg():
     assert corpora.strip_gutenberg(GUTENBERG_RAW.decode("utf-8")) == BODY
     with pytest.raises(ValueError, match="end marker missing"):
         corpora.strip_gutenberg("*** START OF THE PROJECT GUTENBERG EBOOK X ***\nbody\n")
+
+
+def test_load_rejects_empty_binary_and_undecodable_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"  \n\n")
+    with pytest.raises(ValueError, match=r"empty.txt'.*empty"):
+        corpora.load(empty)
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"PK\x03\x04" + b"\x00" * 20)
+    with pytest.raises(ValueError, match=r"model.bin'.*binary data \(a NUL byte at byte offset 4\)"):
+        corpora.load(binary)
+    latin1 = tmp_path / "latin1.txt"
+    data = "café au lait\n".encode("latin-1")  # é is the single byte 0xe9, at offset 3
+    latin1.write_bytes(data)
+    with pytest.raises(ValueError, match=r"latin1.txt'.*undecodable byte 0xe9 at byte offset 3"):
+        corpora.load(latin1)
+    assert corpora.load(latin1, errors="replace") == "caf\ufffd au lait\n"
+    with pytest.raises(ValueError, match=r"errors: expected 'strict' or 'replace', got 'ignore'"):
+        corpora.load(latin1, errors="ignore")
+
+
+def test_load_reports_offsets_after_a_bom(tmp_path):
+    f = tmp_path / "bom.txt"
+    f.write_bytes(b"\xef\xbb\xbfab\xffc")  # the bad byte is the 6th of the file: offset 5
+    with pytest.raises(ValueError, match=r"undecodable byte 0xff at byte offset 5"):
+        corpora.load(f)

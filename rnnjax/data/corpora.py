@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -260,11 +261,13 @@ def load(name_or_path: str | os.PathLike, *, errors: str = "strict", **kwargs) -
         raise ValueError(
             f"corpus {str(file)!r}: expected a text file, got binary data (a NUL byte at byte offset {nul})"
         )
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig", errors=errors)
+        return data[bom:].decode("utf-8", errors=errors)
     except UnicodeDecodeError as e:
+        at = bom + e.start  # offset in the file, BOM included
         raise ValueError(
-            f"corpus {str(file)!r}: expected UTF-8 text, got an undecodable byte 0x{data[e.start]:02x} at "
-            f"byte offset {e.start} ({e.reason}); re-encode the file as UTF-8, or pass errors='replace' "
+            f"corpus {str(file)!r}: expected UTF-8 text, got an undecodable byte 0x{data[at]:02x} at "
+            f"byte offset {at} ({e.reason}); re-encode the file as UTF-8, or pass errors='replace' "
             f"(--decode-errors replace) to substitute U+FFFD"
         ) from None
