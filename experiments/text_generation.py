@@ -78,6 +78,7 @@ class Train:
     corpus: str = "alice"  # "alice", "tinyshakespeare" or the path of a UTF-8 text file
     whatsapp: bool = False  # the corpus is a WhatsApp "Export chat" .txt: train on the message texts
     authors: tuple[str, ...] = ()  # WhatsApp: keep only these authors (default: everyone)
+    dayfirst: bool | None = None  # WhatsApp: date order when every date fits both (e.g. 03/04/2024)
     decode_errors: Literal["strict", "replace"] = "strict"
     level: Literal["char", "word"] = "word"
     lowercase: bool | None = None
@@ -161,6 +162,7 @@ def read_corpus(args: Train) -> str:
     if args.whatsapp:
         messages = whatsapp.parse(
             corpora.path(args.corpus),
+            dayfirst=args.dayfirst,
             authors=list(args.authors) or None,
             drop_system=True,
             drop_media=True,

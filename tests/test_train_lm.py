@@ -440,3 +440,22 @@ def test_optax_is_what_the_step_uses(corpus):
     assert float(out["loss"]) == pytest.approx(float(loss(state.params)), rel=1e-6)
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+
+def test_whatsapp_corpus_is_the_message_texts(tmp_path):
+    from experiments.text_generation import Train, read_corpus
+
+    chat = tmp_path / "chat.txt"
+    chat.write_text(
+        "12/03/2024, 21:14 - Messages and calls are end-to-end encrypted. Tap to learn more.\n"
+        "12/03/2024, 21:15 - Ana: hello there\n"
+        "12/03/2024, 21:16 - Ben: <Media omitted>\n"
+        "12/03/2024, 21:17 - Ben: hi\n"
+        "second line\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="ambiguous date order"):
+        read_corpus(Train(corpus=str(chat), whatsapp=True))
+    args = dict(corpus=str(chat), whatsapp=True, dayfirst=True)
+    assert read_corpus(Train(**args)) == "Ana: hello there\nBen: hi\nsecond line"
+    assert read_corpus(Train(**args, authors=("Ana",))) == "Ana: hello there"
