@@ -1,0 +1,362 @@
+"""Labelled sequences and the many-to-one classifier experiment: the CSV reader against hand-written files,
+padding and label ids against plain loops, the synthetic set's label against its own words, logits
+unchanged by extra padding, a quick training run that learns, and the command line end to end."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tyro
+from hypothesis import given
+from hypothesis import strategies as st
+
+from experiments import classify
+from rnnjax import models
+from rnnjax.data import labelled
+
+# Padded steps are masked (carry kept, output zero), so the float64 logits at T and 3T should agree to
+# rounding of reordered sums at most.
+TOL_PAD_F64 = 1e-12
+# Same float32 forward pass in batches (with filler rows) or in one batch: rounding only.
+TOL_BATCH_F32 = 1e-6
+
+
+def write(tmp_path, content, name="data.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(content.encode(encoding) if isinstance(content, str) else content)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- read_csv
+
+
+def test_read_csv_quoted_fields_crlf_bom_and_extra_columns(tmp_path):
+    content = (
+        "\ufeffid, text ,label,notes\r\n"
+        '1,"Hello, world",pos,x\r\n'
+        '2,"She said ""hi""\nand left",neg,\r\n'
+        "\r\n"  # blank line: skipped
+        '3,plain, pos ,"a,b"\r\n'
+    )
+    texts, labels = labelled.read_csv(write(tmp_path, content), text_column="text", label_column="label")
+    assert texts == ["Hello, world", 'She said "hi"\nand left', "plain"]
+    assert labels == ["pos", "neg", "pos"]
+
+
+def test_read_csv_other_delimiter_and_encoding(tmp_path):
+    path = write(tmp_path, "label;text\nneg;café crème\npos;ok\n", encoding="latin-1")
+    texts, labels = labelled.read_csv(
+        path, text_column="text", label_column="label", encoding="latin-1", delimiter=";"
+    )
+    assert texts == ["café crème", "ok"] and labels == ["neg", "pos"]
+
+
+def test_read_csv_undecodable_bytes_strict_and_replace(tmp_path):
+    path = write(tmp_path, b"text,label\nok,pos\nbad \xff byte,neg\n")
+    offset = b"text,label\nok,pos\nbad ".__len__()
+    with pytest.raises(ValueError, match=rf"path: .*data.csv.* not valid utf-8 .*byte offset {offset}"):
+        labelled.read_csv(path, text_column="text", label_column="label")
+    texts, _ = labelled.read_csv(path, text_column="text", label_column="label", errors="replace")
+    assert texts == ["ok", "bad \ufffd byte"]
+
+
+@pytest.mark.parametrize(
+    "content, kwargs, error, pattern",
+    [
+        ("", {}, ValueError, r"path: .* is empty"),
+        ("  \n\n", {}, ValueError, r"path: .* is empty"),
+        ("text,label\n", {}, ValueError, r"path: .* no data rows"),
+        (
+            "body,label\nhi,pos\n",
+            {},
+            ValueError,
+            r"text_column: column 'text' not found .*\['body', 'label'\]",
+        ),
+        ("text,y\nhi,pos\n", {}, ValueError, r"label_column: column 'label' not found .*\['text', 'y'\]"),
+        ("text,text,label\na,b,pos\n", {}, ValueError, r"text_column: column 'text' found 2 times"),
+        (
+            'text,label\nfine,pos\n ,neg\nok,pos\n\n"",neg\n',
+            {},
+            ValueError,
+            r"text_column: .* empty in 2 of 4 rows: data rows 2, 4 \(file lines 3, 6\)",
+        ),
+        ("text,label\nfine,\n", {}, ValueError, r"label_column: .* empty in 1 of 1 rows: data rows 1 "),
+        ("text,label\nfine,pos\nshort\n", {}, ValueError, r"path: .* data row 2 \(line 3\) has 1 field"),
+        ('text,label\n"unclosed,pos\n', {}, ValueError, r"path: .* malformed CSV"),
+        ("text,label\na,b\n", dict(errors="ignore"), ValueError, r"errors: expected 'strict' or 'replace'"),
+        (
+            "text,label\na,b\n",
+            dict(encoding="no-such-codec"),
+            ValueError,
+            r"encoding: expected a Python codec",
+        ),
+        ("text,label\na,b\n", dict(text_column=""), ValueError, r"text_column: expected a non-empty"),
+        ("text,label\na,b\n", dict(delimiter=";;"), ValueError, r"delimiter: expected one character"),
+    ],
+)
+def test_read_csv_bad_input_names_the_argument(tmp_path, content, kwargs, error, pattern):
+    path = write(tmp_path, content)
+    kwargs = dict(dict(text_column="text", label_column="label"), **kwargs)
+    with pytest.raises(error, match=pattern):
+        labelled.read_csv(path, **kwargs)
+
+
+def test_read_csv_missing_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"path: no such file .*nope.csv"):
+        labelled.read_csv(tmp_path / "nope.csv", text_column="text", label_column="label")
+    with pytest.raises(ValueError, match=r"path: .* is a folder"):
+        labelled.read_csv(tmp_path, text_column="text", label_column="label")
+
+
+# ---------------------------------------------------------------------------------------- labels, pad
+
+
+def test_label_set_sorted_ids_round_trip_and_json():
+    labels = ["pos", "neg", "neutral", "pos", "neg"]
+    ls = labelled.LabelSet.build(labels)
+    assert ls.labels == ("neg", "neutral", "pos") and len(ls) == 3
+    ids = ls.encode(labels)
+    assert ids.dtype == np.int32 and ids.tolist() == [2, 0, 1, 2, 0]
+    assert ls.decode(ids) == labels
+    assert labelled.LabelSet.from_json(ls.to_json()) == ls
+    # the same labels in another order give the same ids
+    assert labelled.LabelSet.build(labels[::-1]) == ls
+    # integer labels sort by value
+    assert labelled.LabelSet.build(["10", "2", "1", "2"]).labels == ("1", "2", "10")
+
+
+def test_label_set_bad_input():
+    ls = labelled.LabelSet.build(["a", "b"])
+    with pytest.raises(
+        ValueError, match=r"labels\[1\]: 'c' is not a known class; expected one of \['a', 'b'\]"
+    ):
+        ls.encode(["a", "c"])
+    with pytest.raises(ValueError, match=r"labels: expected at least 2 classes"):
+        labelled.LabelSet.build(["a", "a"])
+    with pytest.raises(TypeError, match=r"labels: expected a sequence of str"):
+        labelled.LabelSet.build("ab")
+    with pytest.raises(ValueError, match=r"ids: expected class ids in \[0, 2\), got values in \[0, 5\]"):
+        ls.decode([0, 5])
+
+
+def loop_pad(seqs, max_len, truncate):
+    """Reference: element by element."""
+    T = max_len if max_len is not None else max(len(s) for s in seqs)
+    tokens = [[0] * T for _ in seqs]
+    lengths = []
+    for i, s in enumerate(seqs):
+        s = list(s)
+        if len(s) > T:
+            s = s[len(s) - T :] if truncate == "pre" else s[:T]
+        for t, v in enumerate(s):
+            tokens[i][t] = v
+        lengths.append(len(s))
+    return tokens, lengths
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 1000), min_size=1, max_size=12), min_size=1, max_size=6),
+    st.one_of(st.none(), st.integers(1, 14)),
+    st.sampled_from(["pre", "post"]),
+)
+def test_pad_sequences_matches_loop(seqs, max_len, truncate):
+    tokens, lengths = labelled.pad_sequences(seqs, max_len, truncate=truncate)
+    want_tokens, want_lengths = loop_pad(seqs, max_len, truncate)
+    assert tokens.dtype == np.int32 and lengths.dtype == np.int32
+    assert tokens.tolist() == want_tokens and lengths.tolist() == want_lengths
+
+
+def test_pad_sequences_bad_input():
+    with pytest.raises(ValueError, match=r"sequences\[1\]: expected at least one id"):
+        labelled.pad_sequences([[1], []])
+    with pytest.raises(ValueError, match=r"sequences: expected at least one sequence"):
+        labelled.pad_sequences([])
+    with pytest.raises(ValueError, match=r"sequences\[0\]: expected ids in \[0, "):
+        labelled.pad_sequences([[1, -2]])
+    with pytest.raises(TypeError, match=r"sequences\[0\]: expected integer ids, got dtype float"):
+        labelled.pad_sequences([[1.5]])
+    with pytest.raises(ValueError, match=r"max_len: expected None or an int >= 1, got 0"):
+        labelled.pad_sequences([[1]], 0)
+    with pytest.raises(ValueError, match=r"truncate: expected 'pre' or 'post', got 'middle'"):
+        labelled.pad_sequences([[1]], truncate="middle")
+
+
+def test_tokenize_levels():
+    assert labelled.tokenize(["Good  movie,\n fine"]) == [["Good", "movie", ",", "fine"]]
+    assert labelled.tokenize(["Ab  c"], level="char", lowercase=True) == [["a", "b", " ", "c"]]
+    with pytest.raises(ValueError, match=r"level: expected one of \('word', 'char'\), got 'byte'"):
+        labelled.tokenize(["x"], level="byte")
+
+
+def test_split_indices():
+    train, valid = labelled.split_indices(50, valid_fraction=0.2, seed=3)
+    assert len(valid) == 10 and len(train) == 40
+    assert sorted(np.concatenate([train, valid]).tolist()) == list(range(50))
+    again, _ = labelled.split_indices(50, valid_fraction=0.2, seed=3)
+    other, _ = labelled.split_indices(50, valid_fraction=0.2, seed=4)
+    assert again.tolist() == train.tolist() and other.tolist() != train.tolist()
+    train, valid = labelled.split_indices(10, valid_fraction=0.3, shuffle=False)
+    assert train.tolist() == list(range(7)) and valid.tolist() == [7, 8, 9]
+    assert [len(p) for p in labelled.split_indices(3, valid_fraction=0.01)] == [2, 1]  # at least one each
+    with pytest.raises(ValueError, match=r"valid_fraction: expected a number in \(0, 1\), got 1.0"):
+        labelled.split_indices(10, valid_fraction=1.0)
+    with pytest.raises(ValueError, match=r"n: expected an int >= 2"):
+        labelled.split_indices(1)
+
+
+# ------------------------------------------------------------------------------------------ synthetic
+
+
+def test_synthetic_sentiment_label_is_the_early_words_polarity():
+    texts, labels = labelled.synthetic_sentiment(400, seq_len=60, min_len=20, seed=7, signal_position=(0, 5))
+    assert set(labels) == {"negative", "positive"} and labels.count("positive") == 200
+    positive, negative = set(labelled.POSITIVE_WORDS), set(labelled.NEGATIVE_WORDS)
+    lengths, positions = [], []
+    for text, label in zip(texts, labels):
+        words = labelled.tokenize([text])[0]  # the CSV path gives back exactly the generated words
+        assert words == text.split(" ")
+        hits = [(t, w) for t, w in enumerate(words) if w in positive | negative]
+        assert len(hits) == 1  # exactly one sentiment word; everything else is neutral filler
+        (t, w), rest = hits[0], words[: hits[0][0]] + words[hits[0][0] + 1 :]
+        assert all(x in labelled.NEUTRAL_WORDS for x in rest)
+        assert label == ("positive" if w in positive else "negative")
+        lengths.append(len(words))
+        positions.append(t)
+    assert 20 <= min(lengths) and max(lengths) <= 60 and len(set(lengths)) > 20
+    assert set(positions) == set(range(5))
+    assert labelled.synthetic_sentiment(400, seq_len=60, min_len=20, seed=7) == (texts, labels)
+    assert labelled.synthetic_sentiment(400, seq_len=60, min_len=20, seed=8)[0] != texts
+    fixed, _ = labelled.synthetic_sentiment(20, seq_len=10, seed=0, signal_position=3)
+    assert all(labelled.tokenize([t])[0][3] in positive | negative for t in fixed)
+
+
+def test_synthetic_sentiment_bad_input():
+    with pytest.raises(ValueError, match=r"min_len: expected an int in \[5, seq_len=10\]"):
+        labelled.synthetic_sentiment(10, seq_len=10, min_len=3)
+    with pytest.raises(ValueError, match=r"signal_position: expected 0 <= lo < hi, got \(4, 2\)"):
+        labelled.synthetic_sentiment(10, seq_len=10, signal_position=(4, 2))
+    with pytest.raises(ValueError, match=r"signal_position: expected an int or a \(lo, hi\) pair"):
+        labelled.synthetic_sentiment(10, seq_len=10, signal_position="early")
+    with pytest.raises(ValueError, match=r"n: expected an int >= 2, got 1"):
+        labelled.synthetic_sentiment(1)
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "last"), ("simple", "mean")])
+def test_logits_unchanged_by_extra_random_padding(cell, pooling):
+    V, B, T = 13, 5, 7
+    model = models.SequenceClassifier(
+        V, 3, cell=cell, hidden_size=8, embed_size=8, pooling=pooling, cell_options=(("dtype", jnp.float64),)
+    )
+    rng = np.random.default_rng(0)
+    lengths = np.array([7, 1, 3, 5, 2], np.int32)
+    tokens = rng.integers(V, size=(B, T)).astype(np.int32)
+    long = np.concatenate([tokens, rng.integers(V, size=(B, 2 * T)).astype(np.int32)], axis=1)  # (B, 3T)
+    params = model.init(jax.random.key(1), tokens, lengths=lengths)["params"]
+    # a different value in the ordinary padding positions should change nothing either
+    refilled = np.where(np.arange(T) < lengths[:, None], tokens, V - 1).astype(np.int32)
+
+    @jax.jit
+    def logits(params):
+        return [model.apply({"params": params}, x, lengths=lengths) for x in (tokens, long, refilled)]
+
+    short_logits, long_logits, refilled_logits = (np.asarray(x) for x in logits(params))
+    assert short_logits.dtype == np.float64
+    scale = np.max(np.abs(short_logits))
+    assert np.max(np.abs(long_logits - short_logits)) <= TOL_PAD_F64 * scale
+    assert np.max(np.abs(refilled_logits - short_logits)) <= TOL_PAD_F64 * scale
+
+
+def test_training_learns_an_easy_synthetic_set_and_padding_does_not_matter():
+    # 8-word texts, the sentiment word in the first two: an LSTM separates them within ~40 steps.
+    cfg = classify.Config(
+        synthetic_n=500,
+        synthetic_seq_len=8,
+        synthetic_min_len=3,
+        synthetic_signal=(0, 2),
+        hidden_size=8,
+        embed_size=8,
+        progress=False,
+    )
+    data = classify.prepare(cfg)
+    model = classify.make_model(cfg, "lstm", len(data.vocab), len(data.label_set))
+    records = []
+    params, history = classify.train_classifier(
+        model, data.train, data.valid, epochs=3, batch_size=32, learning_rate=1e-2, log=records.append
+    )
+    assert history["steps"] == 3 * (400 // 32) and len(history["valid"]) == 3
+    assert [r["kind"] for r in records].count("valid") == 3
+    # 100 balanced validation examples: chance accuracy is 0.5 with standard deviation 0.05, so 0.8 is
+    # 6 standard deviations above chance (measured: 1.0 after 3 epochs).
+    accuracy = classify.evaluate(model, params, data.valid).accuracy
+    assert accuracy >= 0.8
+    # batches of 37 (the last one filled up with copies of row 0) equal one pass over all 100 rows, and
+    # the loss and accuracy equal those computed here from the one-pass logits
+    ev = classify.evaluate(model, params, data.valid, batch_size=37)
+    logits = classify.evaluate(model, params, data.valid, batch_size=100).logits.astype(np.float64)
+    assert np.max(np.abs(ev.logits - logits)) <= TOL_BATCH_F32 * np.max(np.abs(logits))
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert abs(ev.loss - (-log_p[np.arange(100), data.valid.labels].mean())) <= TOL_BATCH_F32 * ev.loss
+    assert ev.predictions.tolist() == np.argmax(logits, axis=1).tolist() and ev.accuracy == accuracy
+    rows = classify.padding_check(model, params, data.valid, (3,))
+    assert rows[1]["T"] == 3 * data.valid.tokens.shape[1]
+    assert rows[1]["accuracy"] == accuracy and rows[1]["predictions_changed"] == 0
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+
+def test_cli_on_a_tiny_csv_writes_its_files(tmp_path):
+    rows = ["text,label"] + [
+        f'"{w} film, {"really " * (i % 4)}ok",{"pos" if w == "great" else "neg"}'
+        for i, w in enumerate(["great", "awful"] * 15)
+    ]
+    csv_path = write(tmp_path, "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    args = ["--csv", str(csv_path), "--text-column", "text", "--label-column", "label", "--cell", "lstm"]
+    args += ["--hidden-size", "8", "--embed-size", "8", "--steps", "3", "--batch-size", "8"]
+    args += ["--padding-factors", "2", "--log-every", "2", "--no-progress", "--out", str(out)]
+    cfg = tyro.cli(classify.Config, args=args)
+    assert cfg.csv == csv_path and cfg.cell == ("lstm",) and cfg.steps == 3
+    result = classify.main(cfg)
+    for name in ("config.json", "vocab.json", "labels.json", "metrics.jsonl", "curves.png", "summary.md"):
+        assert (out / name).stat().st_size > 0, name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["data", "train", "train", "valid", "final", "done"]
+    assert records[0]["n_train"] == 24 and records[0]["labels"] == ["neg", "pos"]
+    final = result["finals"][0]
+    assert final["cell"] == "lstm" and final["padding"][1]["predictions_changed"] == 0
+    assert json.loads((out / "config.json").read_text())["csv"] == str(csv_path)
+    assert json.loads((out / "labels.json").read_text())["labels"] == ["neg", "pos"]
+    assert "| lstm |" in (out / "summary.md").read_text()
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+@pytest.mark.parametrize(
+    "change, pattern",
+    [
+        (dict(cell=("lstm", "transformer")), r"cell: expected names from"),
+        (dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
+        (dict(max_len=-1), r"max_len: expected None or an int >= 1, got -1"),
+        (dict(valid_fraction=1.5), r"valid_fraction: expected a number in \(0, 1\), got 1.5"),
+        (dict(learning_rate=0.0), r"learning_rate: expected a positive number, got 0.0"),
+        (dict(pooling="max"), r"pooling: expected one of \('last', 'mean'\), got 'max'"),
+        (dict(padding_factors=(1,)), r"padding_factors: expected ints >= 2, got \(1,\)"),
+        (dict(dropout=1.0), r"dropout: expected a rate in \[0, 1\), got 1.0"),
+    ],
+)
+def test_bad_config_names_the_argument(change, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        classify.check_config(classify.Config(**change))
+
+
+def test_missing_csv_and_column_are_reported_from_main(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"path: no such file"):
+        classify.main(classify.Config(csv=tmp_path / "missing.csv", out=tmp_path / "o", progress=False))
+    csv_path = write(tmp_path, "review,sentiment\ngood,pos\nbad,neg\n")
+    with pytest.raises(ValueError, match=r"text_column: column 'text' not found .*\['review', 'sentiment'\]"):
+        classify.main(classify.Config(csv=csv_path, out=tmp_path / "o", progress=False))
