@@ -51,8 +51,8 @@ LEVEL_DEFAULTS = {
         dropout=0.0,
         batch_size=64,
         seq_len=100,
-        learning_rate=2e-3,
-        steps=1500,
+        learning_rate=3e-3,
+        steps=3000,
     ),
     "word": dict(
         lowercase=True,
@@ -92,6 +92,7 @@ class Train:
     num_layers: int | None = None
     embed_size: int | None = None  # 0 for one-hot inputs
     dropout: float | None = None
+    carry_reset: float = 0.05  # per row and step, the chance of restarting from zero carries
     steps: int | None = None
     batch_size: int | None = None
     seq_len: int | None = None
@@ -128,6 +129,7 @@ class Train:
             valid_fraction=self.valid_fraction,
             cell=self.cell,
             activation=self.activation,
+            carry_reset=self.carry_reset,
             optimizer=self.optimizer,
             schedule=self.schedule,
             warmup_steps=self.warmup_steps,

@@ -459,3 +459,18 @@ def test_whatsapp_corpus_is_the_message_texts(tmp_path):
     args = dict(corpus=str(chat), whatsapp=True, dayfirst=True)
     assert read_corpus(Train(**args)) == "Ana: hello there\nBen: hi\nsecond line"
     assert read_corpus(Train(**args, authors=("Ana",))) == "Ana: hello there"
+
+
+@pytest.mark.parametrize("carry_reset", [0.0, 1.0])
+def test_carry_reset_restarts_rows_from_zero_carries(corpus, carry_reset):
+    # With carry_reset=1 a step from any carries equals the step from zero carries; with 0 it does not.
+    cfg = small_config(dropout=0.0, carry_reset=carry_reset)
+    model = lm.make_model(cfg, len(corpus.vocab))
+    mesh = parallel.data_mesh(1)
+    state = lm._place(mesh, lm._init_state(model, cfg))
+    noisy = state._replace(carries=jax.tree.map(lambda c: c + 0.5, state.carries))
+    rows = lm._stream_rows(corpus.train, cfg.batch_size)
+    x, y = rows[:, :16], rows[:, 1:17]
+    step = lm._make_train_step(model, cfg, mesh, state)
+    from_noisy, from_zero = step(noisy, x, y)[0], step(state, x, y)[0]
+    assert leaves_equal(from_noisy.params, from_zero.params) == (carry_reset == 1.0)

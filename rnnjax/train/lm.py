@@ -71,6 +71,7 @@ DATA_FIELDS = ("level", "lowercase", "strip_punctuation", "min_count", "max_voca
 # no longer reproduces an uninterrupted run, so it warns.
 TRAJECTORY_FIELDS = (
     "dropout",
+    "carry_reset",
     "steps",
     "batch_size",
     "seq_len",
@@ -93,6 +94,9 @@ class LMConfig:
     `<unk>` included); the last `valid_fraction` of the tokens is the validation split.
     Model: `LanguageModel(cell, hidden_size, num_layers, embed_size (None: one-hot), dropout)`;
     `activation` ("tanh", "relu", "linear") applies to the "simple" cell only.
+    Streams: each row's carry is passed from batch to batch (truncated BPTT), except that at every step
+    each row restarts from zero carries with probability `carry_reset` (and all rows at each new pass
+    over the text), so that the model also learns to read a prompt from the zero state sampling uses.
     Optimisation: `steps` updates on batches of `batch_size` rows x `seq_len` tokens, `optimizer`
     ("adam", "rmsprop", "sgd") at `learning_rate` with `schedule` ("constant", "cosine" or "linear"
     decay to `final_lr_fraction` x the rate, after `warmup_steps` of linear warm-up), gradients clipped
@@ -114,6 +118,7 @@ class LMConfig:
     num_layers: int = 2
     embed_size: int | None = 64
     dropout: float = 0.0
+    carry_reset: float = 0.05
     steps: int = 2000
     batch_size: int = 64
     seq_len: int = 100
@@ -168,6 +173,7 @@ class LMConfig:
             "None or an int >= 1",
         )
         need(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
+        need(0.0 <= self.carry_reset <= 1.0, "carry_reset", "a probability in [0, 1]")
         need(0.0 < self.valid_fraction < 1.0, "valid_fraction", "a number in (0, 1)")
         need(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "a number > 0")
         need(0.0 <= self.final_lr_fraction <= 1.0, "final_lr_fraction", "a number in [0, 1]")
@@ -333,13 +339,21 @@ def _place(mesh, state: TrainState) -> TrainState:
 def _make_train_step(model: LanguageModel, config: LMConfig, mesh, like: TrainState):
     tx = _optimizer(config)
     dropout_key = jax.random.key(config.seed + 1)
+    reset_key = jax.random.key(config.seed + 2)
 
     def step_fn(state: TrainState, x, y):
+        # Restart some rows from zero carries, so the model also learns to start from the state that
+        # sampling starts from (with carries only ever passed on, zeros are seen once per epoch).
+        reset = jax.random.bernoulli(
+            jax.random.fold_in(reset_key, state.step), config.carry_reset, (x.shape[0],)
+        )
+        start = jax.tree.map(lambda c: jnp.where(reset[:, None], jnp.zeros_like(c), c), state.carries)
+
         def loss_fn(params):
             logits, carries = model.apply(
                 {"params": params},
                 x,
-                state.carries,
+                start,
                 train=True,
                 rngs={"dropout": jax.random.fold_in(dropout_key, state.step)},
             )
