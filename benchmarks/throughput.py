@@ -1,0 +1,566 @@
+"""Throughput of rnnjax's cells against Flax linen `nn.RNN`, PyTorch `nn.RNN`/`nn.LSTM`/`nn.GRU` (CPU) and a
+naive hand-written `lax.scan`, forward and forward+backward, all in one process on the same shapes.
+
+    python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes: ~3.5 min on a 2-core CPU
+    python -m benchmarks.throughput              # the default grid (18 shapes): ~4 h on 2 cores (15 TFLOP
+                                                 # per contender and repetition, most of it at H=1024,
+                                                 # B=128, T=1024)
+    python -m benchmarks.throughput --quick --cells lstm gru --modes fwd+bwd --contenders rnnjax torch
+
+PyTorch is the optional extra `bench` (`pip install -e ".[bench]"`, torch==2.13.0 CPU build); without it
+the torch columns are skipped with a message.
+
+Contenders (same cell equations, the same weights copied into each, float32, inputs <float32>[B, T, I]
+batch-major for everyone, I = --input-size = 128 by default):
+  - rnnjax:  `rnnjax.unroll(cell, params, xs)` with `cells.simple(H, "tanh")`, `lstm(H)`, `gru(H)`;
+  - flax:    `flax.linen.RNN` of `SimpleCell` / `OptimizedLSTMCell` / `GRUCell`;
+  - torch:   `torch.nn.RNN(tanh)` / `LSTM` / `GRU` with `batch_first=True` and
+             `torch.set_num_threads(--torch-threads or os.cpu_count())`;
+  - scan:    a naive `lax.scan` over a per-step cell written here (x @ W_ih + h @ W_hh + b, gates), sharing
+             no code with rnnjax.
+Modes: "fwd" returns ys <[B, T, H]> (torch under `inference_mode`); "fwd+bwd" returns the gradient of
+loss = sum(ys) w.r.t. all params (`jax.grad`; torch `torch.autograd.grad`, so there are no .grad buffers
+to zero). JAX functions are jitted; every contender's first call (tracing, compilation, one run) is
+reported separately as compile_s, then one untimed warm-up call whose results are cross-checked, then
+--reps calls per contender timed round-robin (`benchmarks.timing.time_interleaved`, `block_until_ready`).
+
+Cross-check (before timing, abort on mismatch): the rnnjax weights (biases perturbed by N(0, 0.1^2), as
+they start at zero) are copied into the naive scan, Flax
+(param dict built from them) and torch (weight_ih = W_ih^T, weight_hh = W_hh^T, bias_ih = b, bias_hh = 0
+except the GRU's candidate block, which holds b_hn). Outputs must agree with rnnjax to SCAN_TOL (scan) or
+PEER_TOL (flax, torch) in max abs difference, and gradients (mapped back to rnnjax's layout) to GRAD_RTOL
+relative to the largest rnnjax gradient entry.
+
+FLOPs counted (multiply-add = 2, element-wise gate math ignored), with G = 1 (simple), 4 (LSTM), 3 (GRU):
+    forward, per step:   2 * B * (I + H) * G*H                 (x @ W_ih and h @ W_hh)
+    backward, per step:  2 * B * (I + 2H) * G*H                (dW_ih, dW_hh and dh; no dx, xs is constant)
+so fwd+bwd = 2 * B * T * G*H * (2I + 3H). Achieved GFLOP/s is that count over the median time; "% mm" is it
+over the faster (JAX or torch) float32 --matmul-size^3 matmul, timed at the start and end of the same run.
+Ratios are peer median / rnnjax median: > 1 means rnnjax is faster.
+
+Measured with --quick on the 2-core development machine (torch 2.13.0, 2 threads; 2048^3 matmul 164
+GFLOP/s), speedup of rnnjax at B=32 T=128 H=256: LSTM fwd+bwd 0.70x torch, 0.95x flax; GRU fwd+bwd 1.17x
+torch, 1.02x flax; fwd vs torch: simple 1.22x, LSTM 0.56x, GRU 1.44x; simple fwd+bwd 1.05x torch.
+Cross-check differences were <= 5e-6 (torch), <= 1.1e-6 (flax), <= 1.1e-7 (scan).
+
+Goals (issue): at B=32, T=128, I=128, H=256, LSTM and GRU fwd+bwd >= 1.0x torch and >= 1.4x flax; fwd
+>= 1.0x torch; simple >= 1.0x torch; no shape of the default grid below 0.7x torch. They are evaluated on
+whatever ran and printed with PASS/FAIL. Writes throughput.json and throughput.png into --out (default
+results/benchmarks/throughput/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tyro
+from tqdm import tqdm
+
+import rnnjax
+from benchmarks.timing import compile_time, machine_info, time_interleaved
+from rnnjax import results
+
+Kind = Literal["simple", "lstm", "gru"]
+Mode = Literal["fwd", "fwd+bwd"]
+Contender = Literal["rnnjax", "flax", "torch", "scan"]
+
+GATES = {"simple": 1, "lstm": 4, "gru": 3}
+QUICK_SHAPES = ((32, 128, 256), (1, 128, 128), (32, 1024, 256))  # (B, T, H): goal shape, small, long
+GOAL_SHAPE = (32, 128, 256)
+
+# Cross-check tolerances (float32). The scan runs the same ops as rnnjax; Flax and torch differ in the
+# order of additions (torch adds two biases, Flax splits the matmuls per gate) and in kernels.
+SCAN_TOL = 1e-5  # max |ys_scan - ys_rnnjax|
+PEER_TOL = 1e-4  # max |ys_peer - ys_rnnjax|
+GRAD_RTOL = 1e-4  # max |g_peer - g_rnnjax| / max |g_rnnjax|, per parameter
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    cells: tuple[Kind, ...] = ("simple", "lstm", "gru")
+    modes: tuple[Mode, ...] = ("fwd", "fwd+bwd")
+    contenders: tuple[Contender, ...] = ("rnnjax", "flax", "torch", "scan")
+    batches: tuple[int, ...] = (1, 32, 128)
+    lengths: tuple[int, ...] = (128, 1024)
+    hidden_sizes: tuple[int, ...] = (128, 256, 1024)
+    input_size: int = 128
+    reps: int = 10  # timed calls per contender (median reported)
+    quick: bool = False  # only the shapes in QUICK_SHAPES (B, T, H)
+    matmul_size: int = 2048  # n of the n x n x n float32 matmul reference
+    torch_threads: int = 0  # 0: os.cpu_count()
+    out: str | None = None  # output folder; None: results/benchmarks/throughput
+    seed: int = 0
+
+
+CELLS: dict[str, Callable[[int], rnnjax.Cell]] = {
+    "simple": lambda h: rnnjax.cells.simple(h, "tanh"),
+    "lstm": rnnjax.cells.lstm,
+    "gru": rnnjax.cells.gru,
+}
+
+
+def shapes_of(cfg: Config) -> list[tuple[int, int, int]]:
+    """The (B, T, H) shapes a config runs, in order."""
+    if cfg.quick:
+        return list(QUICK_SHAPES)
+    return list(itertools.product(cfg.batches, cfg.lengths, cfg.hidden_sizes))
+
+
+def flops(kind: str, mode: str, B: int, T: int, I: int, H: int) -> float:
+    """Matmul FLOPs of one call (see the module docstring for the formula)."""
+    G = GATES[kind]
+    fwd = 2.0 * B * T * (I + H) * G * H
+    return fwd if mode == "fwd" else fwd + 2.0 * B * T * (I + 2 * H) * G * H
+
+
+# --------------------------------------------------------------------------------------------
+# Naive lax.scan: the cell equations written out again, independently of rnnjax.cells.
+
+
+def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
+    """ys <[B, T, H]> of a per-step cell in a `lax.scan`; params in rnnjax's layout (w_ih <[I, G*H]>,
+    w_hh <[H, G*H]>, b <[G*H]>, and b_hn <[H]> for the GRU, gate order i,f,g,o / r,z,n)."""
+    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
+    H = w_hh.shape[0]
+    B = xs.shape[0]
+
+    def simple_step(h, x):  # h (B, H), x (B, I)
+        h = jnp.tanh(x @ w_ih + h @ w_hh + b)
+        return h, h
+
+    def lstm_step(carry, x):
+        h, c = carry
+        z = x @ w_ih + h @ w_hh + b  # (B, 4H)
+        i = jax.nn.sigmoid(z[:, :H])
+        f = jax.nn.sigmoid(z[:, H : 2 * H])
+        g = jnp.tanh(z[:, 2 * H : 3 * H])
+        o = jax.nn.sigmoid(z[:, 3 * H :])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
+
+    def gru_step(h, x):
+        a = x @ w_ih + b  # (B, 3H)
+        u = h @ w_hh  # (B, 3H)
+        r = jax.nn.sigmoid(a[:, :H] + u[:, :H])
+        z = jax.nn.sigmoid(a[:, H : 2 * H] + u[:, H : 2 * H])
+        n = jnp.tanh(a[:, 2 * H :] + r * (u[:, 2 * H :] + params.b_hn))
+        h = (1 - z) * n + z * h
+        return h, h
+
+    zeros = jnp.zeros((B, H), xs.dtype)
+    step, carry = {
+        "simple": (simple_step, zeros),
+        "lstm": (lstm_step, (zeros, zeros)),
+        "gru": (gru_step, zeros),
+    }[kind]
+    _, ys = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))  # ys (T, B, H)
+    return jnp.swapaxes(ys, 0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Flax linen: params built from rnnjax's (no Flax init, so no orthogonal QR is run at all).
+
+
+def flax_module(kind: str, H: int):
+    import flax.linen as nn
+
+    cell = {"simple": nn.SimpleCell, "lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}[kind](H)
+    return nn.RNN(cell)
+
+
+def flax_variables(kind: str, params) -> dict:
+    """rnnjax params -> `{"params": {"cell": ...}}` of `nn.RNN(SimpleCell/OptimizedLSTMCell/GRUCell)`."""
+    if kind == "simple":
+        cell = {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}
+    elif kind == "lstm":
+        wi, wh, b = (jnp.split(a, 4, axis=-1) for a in (params.w_ih, params.w_hh, params.b))
+        cell = {}
+        for k, gate in enumerate("ifgo"):
+            cell[f"i{gate}"] = {"kernel": wi[k]}
+            cell[f"h{gate}"] = {"kernel": wh[k], "bias": b[k]}
+    else:
+        wi, wh, b = (jnp.split(a, 3, axis=-1) for a in (params.w_ih, params.w_hh, params.b))
+        cell = {}
+        for k, gate in enumerate("rzn"):
+            cell[f"i{gate}"] = {"kernel": wi[k], "bias": b[k]}
+            cell[f"h{gate}"] = {"kernel": wh[k]}
+        cell["hn"]["bias"] = params.b_hn
+    return {"params": {"cell": cell}}
+
+
+def params_from_flax(kind: str, variables: dict, like):
+    """Inverse of `flax_variables` (used on gradients); `like` is an rnnjax params value of the kind."""
+    cell = variables["params"]["cell"]
+    if kind == "simple":
+        return type(like)(cell["i"]["kernel"], cell["h"]["kernel"], cell["i"]["bias"])
+    if kind == "lstm":
+        cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in "ifgo"], axis=-1)  # noqa: E731
+        return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat("h", "bias"))
+    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in "rzn"], axis=-1)  # noqa: E731
+    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat("i", "bias"), cell["hn"]["bias"])
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch: optional.
+
+
+def import_torch():
+    """The torch module, or None (with a printed message) when the `bench` extra is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print(
+            "torch is not installed: skipping the torch contender "
+            '(install the optional extra: pip install -e ".[bench]", torch==2.13.0 CPU)',
+            file=sys.stderr,
+        )
+        return None
+    return torch
+
+
+def torch_module(torch, kind: str, params):
+    """A torch nn.RNN/LSTM/GRU (batch_first) holding the rnnjax params (see the module docstring)."""
+    I, GH = params.w_ih.shape
+    H = params.w_hh.shape[0]
+    module = {
+        "simple": lambda: torch.nn.RNN(I, H, nonlinearity="tanh", batch_first=True),
+        "lstm": lambda: torch.nn.LSTM(I, H, batch_first=True),
+        "gru": lambda: torch.nn.GRU(I, H, batch_first=True),
+    }[kind]()
+    as_torch = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731 (a copy, contiguous)
+    bias_hh = np.zeros(GH, np.float32)
+    if kind == "gru":
+        bias_hh[2 * H :] = np.asarray(params.b_hn)  # torch's b_hn sits inside r * (W_hn h + b_hn), as ours
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(as_torch(np.asarray(params.w_ih).T))
+        module.weight_hh_l0.copy_(as_torch(np.asarray(params.w_hh).T))
+        module.bias_ih_l0.copy_(as_torch(params.b))
+        module.bias_hh_l0.copy_(torch.from_numpy(bias_hh))
+    return module
+
+
+def params_from_torch(kind: str, grads: dict, like):
+    """Torch gradients by parameter name -> rnnjax layout (bias_ih carries b; the GRU's b_hn is the
+    candidate block of bias_hh)."""
+    g = {k: np.asarray(v.detach().numpy()) for k, v in grads.items()}
+    w_ih, w_hh, b = g["weight_ih_l0"].T, g["weight_hh_l0"].T, g["bias_ih_l0"]
+    if kind == "gru":
+        H = w_hh.shape[0]
+        return type(like)(w_ih, w_hh, b, g["bias_hh_l0"][2 * H :])
+    return type(like)(w_ih, w_hh, b)
+
+
+# --------------------------------------------------------------------------------------------
+# Contenders and one benchmark point.
+
+
+def build_contenders(kind, params, xs, names, modes, torch=None) -> dict[str, dict[str, tuple]]:
+    """{contender: {mode: (fn, args)}}, plus a converter of each contender's result to rnnjax's layout
+    under the key "to_rnnjax" ({mode: fn(result) -> ys or params-shaped grads})."""
+    cell = CELLS[kind](params.w_hh.shape[0])
+    same = lambda r: r  # noqa: E731
+    out: dict[str, dict] = {}
+
+    def jax_pair(apply, args, to_grads=same):
+        fwd = jax.jit(apply)
+        grad = jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x))))
+        return {"fwd": (fwd, args), "fwd+bwd": (grad, args), "to_rnnjax": {"fwd": same, "fwd+bwd": to_grads}}
+
+    for name in names:
+        if name == "rnnjax":
+            out[name] = jax_pair(lambda p, x: rnnjax.unroll(cell, p, x)[1], (params, xs))
+        elif name == "scan":
+            out[name] = jax_pair(lambda p, x: naive_unroll(kind, p, x), (params, xs))
+        elif name == "flax":
+            module = flax_module(kind, params.w_hh.shape[0])
+            variables = flax_variables(kind, params)
+            want = jax.eval_shape(module.init, jax.random.key(0), xs)  # shapes only: no QR is run
+            got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
+            same_layout = jax.tree.structure(want) == jax.tree.structure(got)
+            if not same_layout or jax.tree.leaves(want) != jax.tree.leaves(got):
+                raise RuntimeError(f"flax {kind}: param layout changed: expected {want}, built {got}")
+            out[name] = jax_pair(module.apply, (variables, xs), lambda g: params_from_flax(kind, g, params))
+        elif name == "torch":
+            module = torch_module(torch, kind, params)
+            named = dict(module.named_parameters())
+            x_t = torch.from_numpy(np.array(xs, np.float32))
+
+            def torch_fwd(x, module=module):
+                with torch.inference_mode():
+                    return module(x)[0]
+
+            def torch_fwd_bwd(x, module=module, named=named):
+                ys, _ = module(x)
+                return dict(zip(named, torch.autograd.grad(ys.sum(), list(named.values()))))
+
+            out[name] = {
+                "fwd": (torch_fwd, (x_t,)),
+                "fwd+bwd": (torch_fwd_bwd, (x_t,)),
+                "to_rnnjax": {
+                    "fwd": lambda y: np.asarray(y.numpy()),
+                    "fwd+bwd": lambda g: params_from_torch(kind, g, params),
+                },
+            }
+    return {name: {m: c[m] for m in (*modes, "to_rnnjax")} for name, c in out.items()}
+
+
+def cross_check(kind: str, mode: str, results_by_name: dict) -> dict[str, float]:
+    """Compare each contender's (already converted) result with rnnjax's; raise on mismatch.
+
+    Returns {contender: max abs output difference (fwd) or max relative gradient difference (fwd+bwd)}.
+    """
+    ref = results_by_name["rnnjax"]
+    diffs = {}
+    for name, value in results_by_name.items():
+        if name == "rnnjax":
+            continue
+        if mode == "fwd":
+            diff = float(np.max(np.abs(np.asarray(value, np.float64) - np.asarray(ref, np.float64))))
+            tol = SCAN_TOL if name == "scan" else PEER_TOL
+        else:
+            diff = 0.0
+            for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(ref), strict=True):
+                a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+                if a.shape != b.shape:
+                    raise RuntimeError(
+                        f"cross-check {kind} {mode} {name}: gradient shape {a.shape} != {b.shape}"
+                    )
+                diff = max(diff, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)))
+            tol = GRAD_RTOL
+        diffs[name] = diff
+        if not diff <= tol:  # also catches NaN
+            raise RuntimeError(
+                f"cross-check failed: {kind} {mode}: {name} differs from rnnjax by {diff:.3g} "
+                f"(tolerance {tol:g})"
+            )
+    return diffs
+
+
+def with_random_biases(params, key, scale: float = 0.1):
+    """Add N(0, scale^2) noise to the biases (zero at init), so the cross-check sees the bias mapping."""
+    b = params.b + scale * jax.random.normal(key, params.b.shape, params.b.dtype)
+    params = params._replace(b=b)
+    if getattr(params, "b_hn", None) is not None:
+        k = jax.random.fold_in(key, 1)
+        params = params._replace(
+            b_hn=params.b_hn + scale * jax.random.normal(k, params.b_hn.shape, params.b_hn.dtype)
+        )
+    return params
+
+
+def bench_point(cfg: Config, kind: str, B: int, T: int, H: int, names, torch=None) -> list[dict]:
+    """Compile, cross-check and time every contender at one (cell, B, T, H); one row per mode.
+
+    Returns rows with: cell, mode, B, T, I, H, flops, check (contender -> difference), and per contender
+    compile_s plus timing in ms (median, q25, q75, min, times), tokens_per_s and gflops.
+    """
+    I = cfg.input_size
+    k_p, k_b, k_x = jax.random.split(jax.random.key(cfg.seed), 3)
+    params = with_random_biases(CELLS[kind](H).init(k_p, I), k_b)
+    xs = jax.random.normal(k_x, (B, T, I), jnp.float32)  # (B, T, I)
+    contenders = build_contenders(kind, params, xs, names, cfg.modes, torch)
+    rows = []
+    for mode in cfg.modes:
+        calls = {name: c[mode] for name, c in contenders.items()}
+        compiled = {name: compile_time(fn, *args) for name, (fn, args) in calls.items()}
+        warm = {name: contenders[name]["to_rnnjax"][mode](fn(*args)) for name, (fn, args) in calls.items()}
+        check = cross_check(kind, mode, warm) if "rnnjax" in warm else {}
+        del warm
+        timing = time_interleaved(calls, cfg.reps)
+        n_flops = flops(kind, mode, B, T, I, H)
+        per = {}
+        for name, t in timing.items():
+            per[name] = dict(
+                compile_s=compiled[name],
+                median_ms=t["median"] * 1e3,
+                q25_ms=t["q25"] * 1e3,
+                q75_ms=t["q75"] * 1e3,
+                min_ms=t["min"] * 1e3,
+                times_ms=[s * 1e3 for s in t["times"]],
+                tokens_per_s=B * T / t["median"],
+                gflops=n_flops / t["median"] / 1e9,
+            )
+        ratios = {}
+        if "rnnjax" in per:
+            base = per["rnnjax"]["median_ms"]
+            ratios = {name: p["median_ms"] / base for name, p in per.items() if name != "rnnjax"}
+        rows.append(
+            dict(cell=kind, mode=mode, B=B, T=T, I=I, H=H, flops=n_flops, check=check, contenders=per,
+                 rnnjax_speedup=ratios)
+        )  # fmt: skip
+    return rows
+
+
+def matmul_reference(n: int, reps: int, torch=None) -> dict:
+    """GFLOP/s of an n x n x n float32 matmul in JAX (jit) and torch, timed interleaved."""
+    a, b = (jax.random.normal(k, (n, n), jnp.float32) for k in jax.random.split(jax.random.key(1)))
+    calls = {"jax": (jax.jit(jnp.matmul), (a, b))}
+    if torch is not None:
+        calls["torch"] = (torch.mm, (torch.from_numpy(np.array(a)), torch.from_numpy(np.array(b))))
+    for fn, args in calls.values():
+        compile_time(fn, *args)
+    timing = time_interleaved(calls, reps)
+    return {
+        name: dict(median_ms=t["median"] * 1e3, gflops=2.0 * n**3 / t["median"] / 1e9)
+        for name, t in timing.items()
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Goals, table, figure.
+
+
+def goals(rows: list[dict], full_grid: bool) -> list[dict]:
+    """The issue's targets, evaluated on the rows that ran (value None when a contender is missing)."""
+
+    def speedup(kind, mode, peer, shape=GOAL_SHAPE):
+        for r in rows:
+            if (r["cell"], r["mode"], (r["B"], r["T"], r["H"])) == (kind, mode, shape):
+                return r["rnnjax_speedup"].get(peer)
+        return None
+
+    out = []
+    for kind in ("lstm", "gru"):
+        out.append(dict(goal=f"{kind} fwd+bwd vs torch", value=speedup(kind, "fwd+bwd", "torch"), target=1.0))
+        out.append(dict(goal=f"{kind} fwd+bwd vs flax", value=speedup(kind, "fwd+bwd", "flax"), target=1.4))
+    for kind in ("simple", "lstm", "gru"):
+        out.append(dict(goal=f"{kind} fwd vs torch", value=speedup(kind, "fwd", "torch"), target=1.0))
+    out.append(dict(goal="simple fwd+bwd vs torch", value=speedup("simple", "fwd+bwd", "torch"), target=1.0))
+    vs_torch = [r["rnnjax_speedup"]["torch"] for r in rows if "torch" in r["rnnjax_speedup"]]
+    label = "min over the default grid" if full_grid else "min over the shapes run (not the full grid)"
+    out.append(dict(goal=f"{label} vs torch", value=min(vs_torch) if vs_torch else None, target=0.7))
+    for g in out:
+        g["ok"] = None if g["value"] is None else bool(g["value"] >= g["target"])
+        g["where"] = "B=32 T=128 I=128 H=256" if "min" not in g["goal"] else "all rows"
+    return out
+
+
+def table(rows: list[dict], peak_gflops: float) -> str:
+    lines = [
+        f"{'cell':<6} {'mode':<7} {'B':>4} {'T':>5} {'H':>5}  {'contender':<8} {'ms median [IQR]':>26}"
+        f" {'tokens/s':>10} {'GFLOP/s':>8} {'% mm':>6} {'rnnjax x':>9}  compile s"
+    ]
+    for r in rows:
+        for name, p in r["contenders"].items():
+            speed = r["rnnjax_speedup"].get(name)
+            lines.append(
+                f"{r['cell']:<6} {r['mode']:<7} {r['B']:>4} {r['T']:>5} {r['H']:>5}  {name:<8}"
+                f" {p['median_ms']:>10.3f} [{p['q25_ms']:>6.3f}-{p['q75_ms']:>6.3f}]"
+                f" {p['tokens_per_s']:>10.3g} {p['gflops']:>8.2f} {100 * p['gflops'] / peak_gflops:>5.1f}%"
+                f" {(f'{speed:.2f}x' if speed is not None else '-'):>9}  {p['compile_s']:.2f}"
+            )
+    return "\n".join(lines)
+
+
+def plot(record: dict, path) -> None:
+    """Bar chart from a saved record: tokens/s per contender, one panel per (mode, cell), groups = shapes."""
+    record = results.to_jsonable(record)  # the same plain values as the saved JSON
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = record["rows"]
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    kinds = list(dict.fromkeys(r["cell"] for r in rows))
+    names = list(dict.fromkeys(n for r in rows for n in r["contenders"]))
+    fig, axes = plt.subplots(
+        len(modes), len(kinds), figsize=(4.5 * len(kinds), 3.6 * len(modes)), squeeze=False
+    )
+    width = 0.8 / max(len(names), 1)
+    for i, mode in enumerate(modes):
+        for j, kind in enumerate(kinds):
+            ax = axes[i][j]
+            sel = [r for r in rows if r["mode"] == mode and r["cell"] == kind]
+            x = np.arange(len(sel))
+            for k, name in enumerate(names):
+                vals = [r["contenders"].get(name, {}).get("tokens_per_s", np.nan) for r in sel]
+                ax.bar(x + (k - (len(names) - 1) / 2) * width, vals, width, label=name)
+            ax.set_xticks(x, [f"B{r['B']} T{r['T']}\nH{r['H']}" for r in sel], fontsize=7)
+            ax.set_yscale("log")
+            ax.set_ylabel("tokens / s (log scale)")
+            ax.set_title(f"{kind}, {mode}")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, -0.03))
+    fig.suptitle(f"RNN throughput, float32, I={rows[0]['I']} ({record['machine']['processor']})")
+    fig.tight_layout()
+    results.save_figure(fig, path)
+    plt.close(fig)
+
+
+def run(cfg: Config) -> dict:
+    """Run the whole benchmark and return the JSON record (no files written)."""
+    names = list(dict.fromkeys(cfg.contenders))
+    torch = import_torch() if "torch" in names else None
+    if torch is None and "torch" in names:
+        names.remove("torch")
+    threads = cfg.torch_threads or os.cpu_count()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    ref = [matmul_reference(cfg.matmul_size, cfg.reps, torch)]
+    shapes = shapes_of(cfg)
+    rows = []
+    for B, T, H in tqdm(shapes, desc="shapes", file=sys.stderr):
+        for kind in cfg.cells:
+            new = bench_point(cfg, kind, B, T, H, names, torch)
+            for r in new:
+                summary = ", ".join(f"{n} {v:.2f}x" for n, v in r["rnnjax_speedup"].items())
+                check = ", ".join(f"{n} {v:.1e}" for n, v in r["check"].items())
+                tqdm.write(
+                    f"{kind:>6} {r['mode']:<7} B={B} T={T} H={H}: rnnjax "
+                    f"{r['contenders'].get('rnnjax', {}).get('median_ms', float('nan')):.2f} ms; "
+                    f"speedup vs {summary or '-'}; check diff {check or '-'}",
+                    file=sys.stderr,
+                )
+            rows.extend(new)
+    ref.append(matmul_reference(cfg.matmul_size, cfg.reps, torch))
+    peak = max(v["gflops"] for r in ref for v in r.values())
+    for r in rows:
+        for p in r["contenders"].values():
+            p["pct_matmul"] = 100.0 * p["gflops"] / peak
+    full_grid = not cfg.quick and shapes == shapes_of(Config())
+    return dict(
+        machine=machine_info(),
+        config=cfg,
+        shapes=shapes,
+        torch=None if torch is None else dict(version=torch.__version__, threads=torch.get_num_threads()),
+        xla_flags=os.environ.get("XLA_FLAGS", ""),
+        matmul=dict(size=cfg.matmul_size, start=ref[0], end=ref[1], peak_gflops=peak),
+        tolerances=dict(scan=SCAN_TOL, peer=PEER_TOL, grad_rtol=GRAD_RTOL),
+        rows=rows,
+        goals=goals(rows, full_grid),
+    )
+
+
+def main(cfg: Config) -> dict:
+    record = run(cfg)
+    out = results.run_dir("benchmarks", "throughput") if cfg.out is None else Path(cfg.out)
+    results.write_json(out / "throughput.json", record)
+    plot(record, out / "throughput.png")
+    peak = record["matmul"]["peak_gflops"]
+    print(table(record["rows"], peak))
+    print(
+        f"\nmatmul reference {cfg.matmul_size}^3 float32: {peak:.1f} GFLOP/s (best of JAX/torch, start+end)"
+    )
+    if record["torch"]:
+        print(f"torch {record['torch']['version']}, {record['torch']['threads']} threads")
+    for g in record["goals"]:
+        verdict = "n/a" if g["ok"] is None else ("PASS" if g["ok"] else "FAIL")
+        value = "-" if g["value"] is None else f"{g['value']:.2f}x"
+        print(f"goal {g['goal']:<48} {value:>7} (target >= {g['target']}x, {g['where']}): {verdict}")
+    print(f"wrote {out}/throughput.json and throughput.png")
+    return record
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))
