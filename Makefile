@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 export RNNJAX_DATA ?= $(abspath ../shared/data)
 # XLA runs its own thread pool; LAPACK calls made from it (QR, SVD) should not start more threads.
 export OPENBLAS_NUM_THREADS ?= 1
+# Keras 3 (the `compare` extra, used only to check rnnjax.interop) runs on JAX.
+export KERAS_BACKEND ?= jax
 # Test workers: 2 suits a 2-core machine.
 WORKERS ?= 2
 
@@ -19,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare]"
 	touch $(STAMP)
 
 demo: $(STAMP)
