@@ -142,34 +142,35 @@ def _make_params(kind: str, w_ih, w_hh, b, b_hn=None):
     return _PARAMS_TYPE[kind](*arrays)
 
 
-def _check_cell_params(name: str, cell, params) -> tuple[int, int]:
+def _check_cell_params(cell_name: str, params_name: str, cell, params) -> tuple[int, int]:
     """Validate one (cell, params) pair; returns (input_size, hidden_size)."""
     if not isinstance(cell, Cell):
-        raise TypeError(f"{name}: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
+        raise TypeError(f"{cell_name}: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
     kind, H = cell.kind, cell.hidden_size
     want_type = _PARAMS_TYPE.get(kind)
     if want_type is None:
-        raise ValueError(f"{name}: unknown cell kind {kind!r}; expected one of {sorted(_PARAMS_TYPE)}")
+        raise ValueError(f"{cell_name}: unknown cell kind {kind!r}; expected one of {sorted(_PARAMS_TYPE)}")
     if not isinstance(params, want_type):
         raise TypeError(
-            f"{name} params: a {kind} cell expected {want_type.__name__}, got {type(params).__name__}"
+            f"{params_name}: a {kind} cell expected {want_type.__name__}, got {type(params).__name__}"
         )
     G = _NUM_BLOCKS[kind]
     w_ih, w_hh, b = (np.asarray(a) for a in params[:3])
+    why = f" ({cell_name} has hidden_size={H}, {G} gate blocks)"
     if w_ih.ndim != 2:
-        raise ValueError(f"{name} params.w_ih: expected shape [input_size, {G * H}], got {w_ih.shape}")
-    _check_shape(f"{name} params.w_ih", w_ih, (w_ih.shape[0], G * H), f" (hidden_size={H}, {G} gate blocks)")
-    _check_shape(f"{name} params.w_hh", w_hh, (H, G * H), f" (hidden_size={H}, {G} gate blocks)")
-    _check_shape(f"{name} params.b", b, (G * H,), f" (hidden_size={H}, {G} gate blocks)")
+        raise ValueError(f"{params_name}.w_ih: expected shape [input_size, {G * H}]{why}, got {w_ih.shape}")
+    _check_shape(f"{params_name}.w_ih", w_ih, (w_ih.shape[0], G * H), why)
+    _check_shape(f"{params_name}.w_hh", w_hh, (H, G * H), why)
+    _check_shape(f"{params_name}.b", b, (G * H,), why)
     if kind == "gru":
         if cell.reset_after and params.b_hn is None:
             raise ValueError(
-                f"{name} params.b_hn: a reset_after=True GRU needs b_hn of shape ({H},), got None"
+                f"{params_name}.b_hn: a reset_after=True GRU needs b_hn of shape ({H},), got None"
             )
         if cell.reset_after:
-            _check_shape(f"{name} params.b_hn", np.asarray(params.b_hn), (H,), f" (hidden_size={H})")
+            _check_shape(f"{params_name}.b_hn", np.asarray(params.b_hn), (H,), f" (hidden_size={H})")
         elif params.b_hn is not None:
-            raise ValueError(f"{name} params.b_hn: a reset_after=False GRU has no b_hn, got an array")
+            raise ValueError(f"{params_name}.b_hn: a reset_after=False GRU has no b_hn, got an array")
     return w_ih.shape[0], H
 
 
@@ -338,7 +339,12 @@ def from_torch(
 
     dtype = w_hh0.dtype
     cells, params = [], []
-    input_size = entries[(0, 0)]["weight_ih"].shape[-1] if entries[(0, 0)]["weight_ih"].ndim == 2 else None
+    w_ih0 = entries[(0, 0)]["weight_ih"]
+    if w_ih0.ndim != 2:
+        raise ValueError(
+            f"module_or_state_dict['weight_ih_l0']: expected shape [{G * H}, input_size], got {w_ih0.shape}"
+        )
+    input_size = w_ih0.shape[1]
     for k in range(num_layers):
         I_k = input_size if k == 0 else D * H
         directions = []
@@ -423,7 +429,7 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
             )
         directions = (p.forward, p.backward) if D == 2 else (p,)
         sizes = [
-            _check_cell_params(f"params[{k}]{suffix}", cell, q)[0]
+            _check_cell_params(f"cells[{k}]", f"params[{k}]{suffix}", cell, q)[0]
             for suffix, q in zip((".forward", ".backward") if D == 2 else ("",), directions)
         ]
         if len(set(sizes)) != 1:
@@ -799,7 +805,7 @@ def to_keras(cell: Cell, params, *, use_bias: bool = True) -> list[np.ndarray]:
       [kernel <[I, G·H]>, recurrent_kernel <[H, G·H]>, bias] as NumPy arrays, with bias <[G·H]> or
       <[2, 3H]> for GRU reset_after=True, and no bias when `use_bias=False`.
     """
-    _check_cell_params("cell", cell, params)
+    _check_cell_params("cell", "params", cell, params)
     if not isinstance(use_bias, bool):
         raise TypeError(f"use_bias: expected True or False, got {use_bias!r}")
     H = cell.hidden_size
@@ -1061,7 +1067,7 @@ def to_flax(cell: Cell, params) -> dict:
     Returns:
       `{"params": {...}}` for `module.apply`, with per-gate kernels <[I, H]> / <[H, H]> and biases <[H]>.
     """
-    _check_cell_params("cell", cell, params)
+    _check_cell_params("cell", "params", cell, params)
     if cell.kind == "gru" and not cell.reset_after:
         raise ValueError(
             f"cell: cannot convert to flax.linen.GRUCell: {_RESET_BEFORE_WHY.format(lib='Flax')}"
