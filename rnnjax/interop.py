@@ -262,7 +262,9 @@ def from_torch(
         raise ValueError(f"reset_after: {_RESET_BEFORE_WHY.format(lib='torch.nn.GRU')}; got {reset_after!r}")
     if not isinstance(prefix, str):
         raise TypeError(f"prefix: expected a str, got {type(prefix).__name__}")
-    if isinstance(module_or_state_dict, Mapping) and prefix:
+    if prefix and not isinstance(module_or_state_dict, Mapping):
+        raise TypeError(f"prefix: only applies to a state_dict, got {prefix!r} with a module")
+    if prefix:
         module_or_state_dict = {
             k[len(prefix) :]: v for k, v in module_or_state_dict.items() if k.startswith(prefix)
         }
@@ -313,7 +315,7 @@ def from_torch(
     if inferred is None:
         raise ValueError(
             f"module_or_state_dict['weight_hh_l0']: shape {w_hh0.shape} has {G} gate blocks of H={H}; "
-            "expected 1 (nn.RNN), 3 (nn.GRU) or 4 (nn.LSTM); pass kind= if the layer is something else"
+            "expected 1 (nn.RNN), 3 (nn.GRU) or 4 (nn.LSTM)"
         )
     if kind is None:
         kind = inferred
@@ -423,9 +425,8 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
                 )
         if isinstance(p, BidirectionalParams) != (D == 2):
             raise ValueError(
-                f"params[{k}]: layer 0 is {'bi' if D == 2 else 'uni'}directional, so every layer must "
-                "be; got "
-                f"{type(p).__name__}"
+                f"params[{k}]: layer 0 is {'bi' if D == 2 else 'uni'}directional, so every layer must be; "
+                f"got {type(p).__name__}"
             )
         directions = (p.forward, p.backward) if D == 2 else (p,)
         sizes = [
@@ -439,8 +440,7 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
         elif sizes[0] != D * first.hidden_size:
             raise ValueError(
                 f"params[{k}]: layer {k} must read layer {k - 1}'s output of size {D}·H = "
-                f"{D * first.hidden_size}, "
-                f"but its w_ih has input size {sizes[0]}"
+                f"{D * first.hidden_size}, but its w_ih has input size {sizes[0]}"
             )
     return cells, params, first.kind, first.hidden_size, D, input_size
 
@@ -465,12 +465,13 @@ def unroll_converted(cells, params, xs, hx=None, *, batch_first: bool = False):
       <float>[T, B, D·H] (or [B, T, D·H]; [T, D·H] unbatched) and h_n, c_n <float>[L·D, B, H]
       ([L·D, H] unbatched).
     """
-    cells, params, kind, H, D, _ = _check_stack(cells, params)
+    cells, params, kind, H, D, input_size = _check_stack(cells, params)
     L = len(cells)
     xs = jnp.asarray(xs)
-    if xs.ndim not in (2, 3):
+    if xs.ndim not in (2, 3) or xs.shape[-1] != input_size:
         raise ValueError(
-            f"xs: expected [T, B, I] ([B, T, I] if batch_first) or unbatched [T, I], got shape {xs.shape}"
+            f"xs: expected [T, B, {input_size}] ([B, T, {input_size}] if batch_first) or unbatched "
+            f"[T, {input_size}] (input_size of layer 0), got shape {xs.shape}"
         )
     unbatched = xs.ndim == 2
     time_major = unbatched or not batch_first
@@ -556,7 +557,6 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
     dtype = np.asarray(params[0].forward.w_ih if D == 2 else params[0].w_ih).dtype
     if dtype.name not in _TORCH_DTYPES:
         raise TypeError(f"params: expected one of {_TORCH_DTYPES} for torch, got {dtype}")
-    import torch
 
     state = {}
     for k, p in enumerate(params):
@@ -578,6 +578,10 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
                 state["bias_ih" + sfx], state["bias_hh" + sfx] = b, b_hh
             elif np.any(b) or np.any(b_hh):
                 raise ValueError(f"bias: False, but {where} has non-zero biases (b or b_hn); pass bias=True")
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"to_torch needs PyTorch (pip install -e '.[compare]'): {e}") from e
     cls = {"simple": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
     options = {"nonlinearity": cell.activation} if kind == "simple" else {}
     module = cls(
@@ -605,47 +609,14 @@ _KERAS_LAYER_NAMES = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 # regularisers, and how the layer iterates: go_backwards matches rnnjax's unroll(reverse=True) with the
 # outputs flipped back).
 _KERAS_RNN_IGNORED = frozenset(
-    {
-        "name",
-        "trainable",
-        "dtype",
-        "return_sequences",
-        "return_state",
-        "go_backwards",
-        "stateful",
-        "unroll",
-        "dropout",
-        "recurrent_dropout",
-        "seed",
-        "zero_output_for_mask",
-        "kernel_initializer",
-        "recurrent_initializer",
-        "bias_initializer",
-        "kernel_regularizer",
-        "recurrent_regularizer",
-        "bias_regularizer",
-        "activity_regularizer",
-        "kernel_constraint",
-        "recurrent_constraint",
-        "bias_constraint",
-        "unit_forget_bias",
-        "use_cudnn",
-    }
+    """name trainable dtype return_sequences return_state go_backwards stateful unroll dropout
+    recurrent_dropout seed zero_output_for_mask kernel_initializer recurrent_initializer bias_initializer
+    kernel_regularizer recurrent_regularizer bias_regularizer activity_regularizer kernel_constraint
+    recurrent_constraint bias_constraint unit_forget_bias use_cudnn""".split()
 )
 _KERAS_DENSE_IGNORED = frozenset(
-    {
-        "name",
-        "trainable",
-        "dtype",
-        "kernel_initializer",
-        "bias_initializer",
-        "kernel_regularizer",
-        "bias_regularizer",
-        "activity_regularizer",
-        "kernel_constraint",
-        "bias_constraint",
-        "lora_alpha",
-    }
+    """name trainable dtype kernel_initializer bias_initializer kernel_regularizer bias_regularizer
+    activity_regularizer kernel_constraint bias_constraint lora_alpha""".split()
 )
 
 
@@ -678,9 +649,8 @@ def _check_config(config: Mapping, allowed: set, ignored: frozenset, layer: str)
     unknown = sorted(set(config) - allowed - ignored)
     if unknown:
         raise ValueError(
-            f"layer_config: unknown option(s) {unknown} for Keras {layer}; rnnjax checks "
-            f"{sorted(allowed)} and "
-            "ignores options that do not change the equations (initialisers, regularisers, dropout, ...)"
+            f"layer_config: unknown option(s) {unknown} for Keras {layer}; rnnjax checks {sorted(allowed)} "
+            "and ignores options that do not change the equations (initialisers, regularisers, dropout, ...)"
         )
 
 
@@ -739,9 +709,10 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
         raise TypeError(f"weights: expected the list from layer.get_weights(), got {type(weights).__name__}")
     names = ["kernel", "recurrent_kernel"] + (["bias"] if use_bias else [])
     if len(weights) != len(names):
+        hint = " (an unbuilt layer has none: build or call it first)" if not weights else ""
         raise ValueError(
             f"weights: Keras {layer} with use_bias={use_bias} has {len(names)} arrays {names}, "
-            f"got {len(weights)}"
+            f"got {len(weights)}{hint}"
         )
     arrays = [_array(f"weights[{i}] ({n})", w) for i, (n, w) in enumerate(zip(names, weights))]
     kernel, recurrent_kernel = arrays[:2]
@@ -985,7 +956,8 @@ def from_flax(
     """Convert Flax linen `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell` or `GRUCell` params into rnnjax.
 
     All four are exact: Flax's LSTM puts the bias on the recurrent Dense (hi, hf, hg, ho) and its GRU is
-    the reset-after form with b_in on the input Dense and b_hn on `hn`, exactly rnnjax's GRUParams.
+    the reset-after form with the r, z, n biases on the input Denses and b_hn on `hn`: exactly rnnjax's
+    GRUParams, with no sums.
 
     Args:
       cell_type: a Flax cell instance (its `activation_fn`, `gate_fn`, `residual` and `features` are
@@ -1007,8 +979,10 @@ def from_flax(
     kind, act, features = _flax_settings(cell_type, activation, residual)
     if not isinstance(variables, Mapping):
         raise TypeError(f"variables: expected a params dict, got {type(variables).__name__}")
-    if set(variables) == {"params"}:
+    if "params" in variables:  # full variables; a cell's own params never has a sub-module "params"
         variables = variables["params"]
+        if not isinstance(variables, Mapping):
+            raise TypeError(f"variables['params']: expected a dict, got {type(variables).__name__}")
     if kind == "simple":
         (w_ih, b), (w_hh, _) = _flax_dense(variables, "i", True), _flax_dense(variables, "h", False)
         b_hn = None

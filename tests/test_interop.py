@@ -605,7 +605,7 @@ def test_to_torch_and_unroll_converted_errors():
         interop.unroll_converted(stack, params, np.zeros((T, B, I), np.float32), (np.zeros((1, B, H)),) * 2)
     with pytest.raises(TypeError, match=r"hx: an LSTM stack expected a pair \(h_0, c_0\)"):
         interop.unroll_converted(stack, params, np.zeros((T, B, I), np.float32), np.zeros((2, B, H)))
-    with pytest.raises(ValueError, match=r"xs: expected \[T, B, I\]"):
+    with pytest.raises(ValueError, match=r"xs: expected \[T, B, 4\]"):
         interop.unroll_converted(stack, params, np.zeros((1, T, B, I), np.float32))
 
 
