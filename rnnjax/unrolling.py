@@ -69,6 +69,39 @@ def _check_carry(cell: Cell, carry, batch_shape: tuple[int, ...]) -> None:
             )
 
 
+def _under_forward_mode(tree) -> bool:
+    """Whether any leaf is being differentiated in forward mode (a JVP tracer, possibly wrapped)."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        x = leaf
+        while is_traced(x):
+            if type(x).__name__ == "JVPTracer":
+                return True
+            x = getattr(x, "primal", getattr(x, "val", None))  # linearize and vmap tracers wrap others
+    return False
+
+
+def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool, inputs) -> bool:
+    """Resolve `unroll`'s `fast` option (see its docstring)."""
+    if fast not in (None, True, False):
+        raise ValueError(f"fast: expected None, True or False, got {fast!r}")
+    if fast is False:
+        return False
+    blockers = [
+        reason
+        for reason, present in (
+            (f"the {cell.kind} cell has no whole-sequence kernel (cell.sequence)", cell.sequence is None),
+            ("lengths is given", lengths is not None),
+            ("return_carries=True", return_carries),
+            ("remat=True", remat),
+            ("the inputs are differentiated in forward mode (jvp)", _under_forward_mode(inputs)),
+        )
+        if present
+    ]
+    if fast is True and blockers:
+        raise ValueError(f"fast: True needs the whole-sequence kernel, which cannot be used here: {blockers}")
+    return not blockers
+
+
 def unroll(
     cell: Cell,
     params,
@@ -81,6 +114,7 @@ def unroll(
     unroll: int | bool = 1,
     return_carries: bool = False,
     remat: bool = False,
+    fast: bool | None = None,
 ):
     """Run `cell.step` over a sequence with `jax.lax.scan`.
 
@@ -103,6 +137,16 @@ def unroll(
       return_carries: also return the carry after every step.
       remat: checkpoint the scan body (`jax.checkpoint`), so the backward pass stores only the carries
         and recomputes each step's internals: less memory for long sequences, one extra forward.
+      fast: whether to run the cell's whole-sequence kernel (`cell.sequence`, see `rnnjax.fused`): the
+        same equations with the input projection hoisted out of the loop and a hand-written backward
+        pass whose weight gradients are single large matmuls after the loop. None (the default) uses
+        it whenever it applies: the cell has one (simple, LSTM, GRU with reset_after=True), no
+        `lengths`, `return_carries` or `remat`, and no forward-mode autodiff (`jax.jvp`, `jacfwd`)
+        is seen on the inputs; otherwise it falls back to plain autodiff of the `cell.step` scan.
+        Reverse mode of any order works on both paths. A `custom_vjp` cannot be differentiated in
+        forward mode, and forward mode applied *outside* a `jit` that calls `unroll` is invisible
+        here: pass `fast=False` for `jax.jacfwd(jax.jit(f))`. True requires the kernel (raises if
+        it cannot be used); False always scans `cell.step`.
     Returns:
       `(final_carry, ys)` with ys <float>[*batch, T, H] (or [T, *batch, H]); with `return_carries`,
       `(carries, ys)` where every field of `carries` is <float>[*batch, T, H] (same layout as ys) and
@@ -125,6 +169,13 @@ def unroll(
     else:
         _check_carry(cell, carry, batch_shape)
         carry = jax.tree_util.tree_map(lambda c: jnp.asarray(c, dtype), carry)
+
+    use_fast = _use_fast(fast, cell, lengths, return_carries, remat, (params, xs, carry))
+    if use_fast:
+        jax.eval_shape(cell.step, params, carry, xs[0])  # the step's argument checks, at trace time only
+        cast = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+        final, out = cell.sequence(cast, carry, xs, reverse=reverse, unroll=unroll)
+        return final, (out if time_major else jnp.moveaxis(out, 0, -2))
 
     if lengths is None:
 

@@ -1,0 +1,290 @@
+"""Whole-sequence kernels with a hand-written backward pass: the fast path of `rnnjax.unroll`.
+
+For the built-in cells (simple, LSTM, GRU with reset_after=True), `unroll` runs one of these instead of
+scanning `cell.step`, unless an option needs the general path (see `unroll`'s `fast`). Each kernel is a
+`jax.custom_vjp` that computes exactly the cell equations of `rnnjax.cells`, and differs from plain
+autodiff of the step scan only in how the gradient is organised:
+
+  * forward: the input projection of every step is one matmul, xs <[T, *batch, I]> @ W_ih, before the
+    loop; the loop does h @ W_hh and one fused element-wise block per step, and stores only what the
+    backward pass needs (the gate activations; the LSTM also its cell states);
+  * backward: a reverse scan that carries only the hidden-state gradient (and the LSTM's cell-state
+    gradient) and does one matmul dz @ W_hh^T per step, stacking the pre-activation gradients dz;
+  * after the loop, the weight gradients are single large matmuls over all steps at once:
+    dW_ih = X^T dZ, dW_hh = H_prev^T dZ, db = Σ dZ, dxs = dZ W_ih^T (X, H_prev, dZ flattened over time
+    and batch), where autodiff would accumulate T small outer products inside the loop.
+
+Sigmoids are computed as σ(a) = (1 + tanh(a/2)) / 2, so one tanh covers a whole fused gate block.
+
+Reverse-mode derivatives of any order work (the backward pass is itself differentiable JAX code);
+forward mode (`jax.jvp`, `jax.jacfwd`) cannot go through a `custom_vjp`, which is why `unroll` falls back
+to the plain path when it sees forward-mode inputs (see `unroll`). The equivalence tests run every
+kernel against the NumPy reference (float64, hand-derived BPTT) and against autodiff of the step scan.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax.cells import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams, _lstm_scale
+
+__all__ = ["gru_sequence", "lstm_sequence", "simple_sequence"]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _previous(first: jax.Array, stacked: jax.Array, reverse: bool) -> jax.Array:
+    """<[T, *batch, H]>: the carry each step read, given the initial carry and the carries it wrote."""
+    if reverse:  # step t reads the carry written by step t + 1
+        return jnp.concatenate([stacked[1:], first[None]], axis=0)
+    return jnp.concatenate([first[None], stacked[:-1]], axis=0)
+
+
+def _weight_grads(xs, h_prev, dz_in, dz_rec):
+    """Weight gradients as one matmul each over all T * batch rows.
+
+    Args:
+      xs: <[T, *batch, I]> inputs; h_prev: <[T, *batch, H]> carries read by each step.
+      dz_in: <[T, *batch, G]> gradient of the input-side pre-activations (x W_ih + b).
+      dz_rec: <[T, *batch, G]> gradient of the recurrent pre-activations (h W_hh).
+    Returns:
+      (dW_ih <[I, G]>, dW_hh <[H, G]>, db <[G]>).
+    """
+    rows_in = dz_in.reshape(-1, dz_in.shape[-1])
+    rows_rec = dz_rec.reshape(-1, dz_rec.shape[-1])
+    d_w_ih = xs.reshape(-1, xs.shape[-1]).T @ rows_in
+    d_w_hh = h_prev.reshape(-1, h_prev.shape[-1]).T @ rows_rec
+    return d_w_ih, d_w_hh, rows_in.sum(axis=0)
+
+
+def _sigmoid_from_tanh(t):
+    return 0.5 + 0.5 * t
+
+
+# --------------------------------------------------------------------------------------------
+# Simple (Elman) RNN
+
+
+def _simple_forward(activation, reverse, unroll, params: SimpleParams, h0, xs):
+    phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a}[activation]
+    xp = xs @ params.w_ih + params.b  # (T, *batch, H), all steps in one matmul
+
+    def body(h, xp_t):
+        h = phi(xp_t + h @ params.w_hh)
+        return h, h
+
+    h_final, ys = jax.lax.scan(body, h0, xp, reverse=reverse, unroll=unroll)
+    return h_final, ys
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _simple(activation, reverse, unroll, params, h0, xs):
+    return _simple_forward(activation, reverse, unroll, params, h0, xs)
+
+
+def _simple_fwd(activation, reverse, unroll, params, h0, xs):
+    h_final, ys = _simple_forward(activation, reverse, unroll, params, h0, xs)
+    return (h_final, ys), (params, h0, xs, ys)
+
+
+def _simple_bwd(activation, reverse, unroll, residuals, cotangents):
+    params, h0, xs, ys = residuals
+    d_final, d_ys = cotangents
+    w_hh_t = params.w_hh.T
+
+    def body(dh, inputs):
+        dy, h = inputs
+        dh = dh + dy
+        if activation == "tanh":
+            da = dh * (1 - h * h)
+        elif activation == "relu":
+            da = jnp.where(h > 0, dh, 0)
+        else:
+            da = dh
+        return da @ w_hh_t, da
+
+    dh0, das = jax.lax.scan(body, d_final, (d_ys, ys), reverse=not reverse, unroll=unroll)
+    h_prev = _previous(h0, ys, reverse)
+    d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, das, das)
+    return SimpleParams(d_w_ih, d_w_hh, d_b), dh0, das @ params.w_ih.T
+
+
+_simple.defvjp(_simple_fwd, _simple_bwd)
+
+
+def simple_sequence(params: SimpleParams, carry: RNNCarry, xs, *, activation="tanh", reverse=False, unroll=1):
+    """Elman RNN over a whole sequence (equations of `rnnjax.cells.simple`).
+
+    Args:
+      params: `SimpleParams` in the compute dtype.
+      carry: `RNNCarry(h)` with h <[*batch, H]>.
+      xs: <[T, *batch, I]> (time-major).
+      activation: "tanh", "relu" or "linear".
+      reverse, unroll: as in `jax.lax.scan`.
+    Returns:
+      (final `RNNCarry`, ys <[T, *batch, H]>).
+    """
+    h_final, ys = _simple(activation, reverse, unroll, params, carry.h, xs)
+    return RNNCarry(h_final), ys
+
+
+# --------------------------------------------------------------------------------------------
+# LSTM
+
+
+def _lstm_forward(reverse, unroll, params: LSTMParams, h0, c0, xs):
+    scale = _lstm_scale(h0.shape[-1], xs.dtype)
+    xp = xs @ params.w_ih + params.b  # (T, *batch, 4H)
+
+    def body(carry, xp_t):
+        h, c = carry
+        t = jnp.tanh((xp_t + h @ params.w_hh) * scale)  # tanh(z_i/2), tanh(z_f/2), g, tanh(z_o/2)
+        t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
+        c = _sigmoid_from_tanh(t_f) * c + _sigmoid_from_tanh(t_i) * g
+        h = _sigmoid_from_tanh(t_o) * jnp.tanh(c)
+        return (h, c), (h, c, t)
+
+    (h_final, c_final), (ys, cs, ts) = jax.lax.scan(body, (h0, c0), xp, reverse=reverse, unroll=unroll)
+    return (h_final, c_final, ys), (cs, ts)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _lstm(reverse, unroll, params, h0, c0, xs):
+    return _lstm_forward(reverse, unroll, params, h0, c0, xs)[0]
+
+
+def _lstm_fwd(reverse, unroll, params, h0, c0, xs):
+    out, (cs, ts) = _lstm_forward(reverse, unroll, params, h0, c0, xs)
+    return out, (params, h0, c0, xs, out[2], cs, ts)
+
+
+def _lstm_bwd(reverse, unroll, residuals, cotangents):
+    params, h0, c0, xs, ys, cs, ts = residuals
+    dh_final, dc_final, d_ys = cotangents
+    w_hh_t = params.w_hh.T
+    c_prev = _previous(c0, cs, reverse)
+
+    def body(carry, inputs):
+        dh, dc = carry
+        dy, t, c, c_before = inputs
+        t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
+        tc = jnp.tanh(c)  # recomputed rather than stored: one tanh instead of T*batch*H more memory
+        dh = dh + dy
+        dc = dc + dh * _sigmoid_from_tanh(t_o) * (1 - tc * tc)
+        dz = jnp.concatenate(
+            [
+                dc * g * 0.25 * (1 - t_i * t_i),  # dσ(a)/da = (1 - tanh²(a/2)) / 4
+                dc * c_before * 0.25 * (1 - t_f * t_f),
+                dc * _sigmoid_from_tanh(t_i) * (1 - g * g),
+                dh * tc * 0.25 * (1 - t_o * t_o),
+            ],
+            axis=-1,
+        )  # (*batch, 4H)
+        return (dz @ w_hh_t, dc * _sigmoid_from_tanh(t_f)), dz
+
+    (dh0, dc0), dzs = jax.lax.scan(
+        body, (dh_final, dc_final), (d_ys, ts, cs, c_prev), reverse=not reverse, unroll=unroll
+    )
+    h_prev = _previous(h0, ys, reverse)
+    d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, dzs, dzs)
+    return LSTMParams(d_w_ih, d_w_hh, d_b), dh0, dc0, dzs @ params.w_ih.T
+
+
+_lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, unroll=1):
+    """LSTM over a whole sequence (equations of `rnnjax.cells.lstm`).
+
+    Args:
+      params: `LSTMParams` in the compute dtype.
+      carry: `LSTMCarry(h, c)`, each <[*batch, H]>.
+      xs: <[T, *batch, I]> (time-major).
+      reverse, unroll: as in `jax.lax.scan`.
+    Returns:
+      (final `LSTMCarry`, ys <[T, *batch, H]>).
+    """
+    h_final, c_final, ys = _lstm(reverse, unroll, params, carry.h, carry.c, xs)
+    return LSTMCarry(h_final, c_final), ys
+
+
+# --------------------------------------------------------------------------------------------
+# GRU (reset_after=True)
+
+
+def _gru_forward(reverse, unroll, params: GRUParams, h0, xs):
+    H = h0.shape[-1]
+    xp = xs @ params.w_ih + params.b  # (T, *batch, 3H): x_r, x_z, x_n
+
+    def body(h, xp_t):
+        hh = h @ params.w_hh  # (*batch, 3H)
+        s = jnp.tanh(0.5 * (xp_t[..., : 2 * H] + hh[..., : 2 * H]))  # tanh of half the r, z pre-activations
+        r, z = jnp.split(_sigmoid_from_tanh(s), 2, axis=-1)
+        hn = hh[..., 2 * H :] + params.b_hn
+        n = jnp.tanh(xp_t[..., 2 * H :] + r * hn)
+        h = n + z * (h - n)  # (1 - z) n + z h
+        return h, (h, jnp.concatenate([s, n, hn], axis=-1))
+
+    h_final, (ys, saved) = jax.lax.scan(body, h0, xp, reverse=reverse, unroll=unroll)
+    return (h_final, ys), saved
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gru(reverse, unroll, params, h0, xs):
+    return _gru_forward(reverse, unroll, params, h0, xs)[0]
+
+
+def _gru_fwd(reverse, unroll, params, h0, xs):
+    out, saved = _gru_forward(reverse, unroll, params, h0, xs)
+    return out, (params, h0, xs, out[1], saved)
+
+
+def _gru_bwd(reverse, unroll, residuals, cotangents):
+    params, h0, xs, ys, saved = residuals
+    d_final, d_ys = cotangents
+    w_hh_t = params.w_hh.T
+    h_prev = _previous(h0, ys, reverse)
+
+    def body(dh, inputs):
+        dy, sv, h_before = inputs
+        s_r, s_z, n, hn = jnp.split(sv, 4, axis=-1)
+        r, z = _sigmoid_from_tanh(s_r), _sigmoid_from_tanh(s_z)
+        dh = dh + dy
+        da_n = dh * (1 - z) * (1 - n * n)  # gradient of the candidate's pre-activation
+        da_r = da_n * hn * 0.25 * (1 - s_r * s_r)
+        da_z = dh * (h_before - n) * 0.25 * (1 - s_z * s_z)
+        d_hn = da_n * r
+        d_rec = jnp.concatenate([da_r, da_z, d_hn], axis=-1)  # d(h W_hh), (*batch, 3H)
+        d_in = jnp.concatenate([da_r, da_z, da_n], axis=-1)  # d(x W_ih + b), (*batch, 3H)
+        return dh * z + d_rec @ w_hh_t, (d_in, d_rec)
+
+    dh0, (d_ins, d_recs) = jax.lax.scan(
+        body, d_final, (d_ys, saved, h_prev), reverse=not reverse, unroll=unroll
+    )
+    d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, d_ins, d_recs)
+    H = h0.shape[-1]
+    d_b_hn = d_recs[..., 2 * H :].reshape(-1, H).sum(axis=0)
+    return GRUParams(d_w_ih, d_w_hh, d_b, d_b_hn), dh0, d_ins @ params.w_ih.T
+
+
+_gru.defvjp(_gru_fwd, _gru_bwd)
+
+
+def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unroll=1):
+    """GRU (reset_after=True) over a whole sequence (equations of `rnnjax.cells.gru`).
+
+    Args:
+      params: `GRUParams` with b_hn, in the compute dtype.
+      carry: `RNNCarry(h)` with h <[*batch, H]>.
+      xs: <[T, *batch, I]> (time-major).
+      reverse, unroll: as in `jax.lax.scan`.
+    Returns:
+      (final `RNNCarry`, ys <[T, *batch, H]>).
+    """
+    h_final, ys = _gru(reverse, unroll, params, carry.h, xs)
+    return RNNCarry(h_final), ys
