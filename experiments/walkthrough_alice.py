@@ -1,7 +1,7 @@
 """Walkthrough 3: the classic word-level "Alice in Wonderland" Keras model (10 one-hot words -> the next
 word) with SimpleRNN, LSTM and GRU cells side by side, and the last model's prediction recomputed in NumPy.
 
-    python -m experiments.walkthrough_alice                       # all three cells; MEASURED_TIME below
+    python -m experiments.walkthrough_alice                       # all three cells, 10 epochs; ~7 min
     python -m experiments.walkthrough_alice --cells lstm --epochs 20
     python -m experiments.walkthrough_alice --path my_book.txt    # any local UTF-8 text file
 
@@ -14,14 +14,35 @@ words and the word after it (`text.sliding_windows`), inputs one-hot over the vo
 Model and training, as in the Keras tutorial: SimpleRNN(128) / LSTM(128) / GRU(128) with Keras' default
 initialisers (preset "keras": glorot input kernel, orthogonal recurrent kernel, zero bias, LSTM forget
 bias 1, GRU reset_after) reading the 10 one-hot words (`rnnjax.unroll`, a `lax.scan`), the last hidden
-state into Dense(vocab) + softmax; categorical cross-entropy; RMSprop as Keras has it (lr 1e-3, rho 0.9,
-eps 1e-7 outside the square root: `optax.rmsprop(1e-3, 0.9, 1e-7, eps_in_sqrt=False)`), batch 128,
-shuffled every epoch, one jitted train step. After every epoch: validation loss and accuracy, and a
-greedy 10-word continuation of one random validation window (the same window for every cell and epoch).
+state into Dense(vocab) + softmax; categorical cross-entropy; RMSprop as Keras has it (rho 0.9, eps 1e-7
+outside the square root: `optax.rmsprop(lr, 0.9, 1e-7, eps_in_sqrt=False)`) but at lr 3e-3, not Keras'
+1e-3 (below), batch 128, shuffled every epoch, one jitted train step. After every epoch: the mean
+training loss over the epoch, validation loss and accuracy, and a greedy 10-word continuation of one
+random validation window (the same window for every cell and epoch).
 At the end, the last cell's next-word probabilities for that window are recomputed from scratch in
 NumPy float64 (one-hot -> cell steps -> dense -> softmax) next to the library's.
 
-MEASURED
+Measured (seed 0, jax 0.10.2, default command: 7 min 02 s wall, 420 s in main, on a 2-core CPU shared
+with other jobs, load average ~4.7; per epoch SimpleRNN 6 s, LSTM 20 s, GRU 15 s). 26465 words,
+vocabulary 2598, 23809 training / 2636 validation windows. Context-free baselines on validation:
+unigram 6.207 nats, always "the" accuracy 0.085.
+
+    cell        valid loss / accuracy      best valid loss / accuracy      final train loss
+                after epoch 10             (epoch)
+    SimpleRNN   6.808 / 0.058              5.874 / 0.099 (3)               3.134
+    LSTM        6.396 / 0.090              5.715 / 0.127 (4)               3.752
+    GRU         5.930 / 0.129              5.592 / 0.138 (4)               3.739
+
+Every cell overfits the 24k windows after 3-4 epochs (the one-hot input kernel alone has 2598 x 128
+weights per gate): training loss keeps falling while validation loss turns up, fastest for the SimpleRNN.
+The GRU is best throughout. Greedy continuations of the seed window "and this was her dream first she
+<unk> of little" go from "the and and the the ..." after epoch 1 to, e.g. (GRU, epoch 6), "house and
+the queen was so much at the door". From scratch in NumPy vs rnnjax (GRU, all 2598 probabilities):
+max |difference| 5.1e-8.
+
+Learning rate: at Keras' 1e-3, 10 epochs give best validation losses SimpleRNN 6.146 (epoch 3, barely
+under the unigram 6.207), LSTM 6.048 (8), GRU 5.746 (9): 3e-3 reaches lower minima, and as soon or
+sooner (epochs 3-4 against 3-9).
 
 Writes `results/walkthrough_alice/<run>/` (or `--out`): config.json, vocab.json, metrics.json
 (rewritten after every epoch), loss.png (drawn from metrics.json), summary.md; all atomically.
@@ -351,13 +372,15 @@ def plot(metrics: dict, path: Path) -> None:
         epochs = [r["epoch"] for r in m["epochs"]]
         color = f"C{i}"
         name = CELL_NAMES[kind]
-        ax_loss.plot(epochs, [r["train_loss"] for r in m["epochs"]], "--", color=color, label=f"{name} train")
+        train = [r["train_loss"] for r in m["epochs"]]
+        ax_loss.plot(epochs, train, "--", color=color, label=f"{name} train (epoch mean)")
         ax_loss.plot(epochs, [r["valid_loss"] for r in m["epochs"]], "-o", color=color, label=f"{name} valid")
         ax_acc.plot(epochs, [r["valid_accuracy"] for r in m["epochs"]], "-o", color=color, label=name)
     base = metrics["data"]["baseline"]
     ax_loss.axhline(base["unigram_loss"], color="gray", ls=":", label="unigram (valid)")
     ax_acc.axhline(base["majority_accuracy"], color="gray", ls=":", label=f"always {base['majority_word']!r}")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (nats/word)", title="Next word after 10 words")
+    title = f"Next word after {metrics['data']['seq_len']} words"
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (nats/word)", title=title)
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="Validation accuracy")
     ax_loss.legend(fontsize=7)
     ax_acc.legend(fontsize=7)
@@ -391,6 +414,7 @@ def main(cfg: Config) -> dict:
     info = dict(
         source=str(cfg.path) if cfg.path is not None else cfg.corpus,
         words=data.num_words,
+        seq_len=cfg.seq_len,
         vocab_size=len(data.vocab),
         train_windows=len(data.train_y),
         valid_windows=len(data.valid_y),
