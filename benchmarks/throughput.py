@@ -12,7 +12,9 @@ the torch columns are skipped with a message.
 
 Contenders (same cell equations, the same weights copied into each, float32, inputs <float32>[B, T, I]
 batch-major for everyone, I = --input-size = 128 by default):
-  - rnnjax:  `rnnjax.unroll(cell, params, xs)` with `cells.simple(H, "tanh")`, `lstm(H)`, `gru(H)`;
+  - rnnjax:  `rnnjax.unroll(cell, params, xs)` with `cells.simple(H, "tanh")`, `lstm(H)`, `gru(H)`: the
+             default path, the whole-sequence kernels of `rnnjax.fused` (hand-written backward pass);
+  - rnnjax-plain: the same with `fast=False`, autodiff of the `cell.step` scan (what the kernels replace);
   - flax:    `flax.linen.RNN` of `SimpleCell` / `OptimizedLSTMCell` / `GRUCell`;
   - torch:   `torch.nn.RNN(tanh)` / `LSTM` / `GRU` with `batch_first=True` and
              `torch.set_num_threads(--torch-threads or os.cpu_count())`;
@@ -71,14 +73,15 @@ from rnnjax import results
 
 Kind = Literal["simple", "lstm", "gru"]
 Mode = Literal["fwd", "fwd+bwd"]
-Contender = Literal["rnnjax", "flax", "torch", "scan"]
+Contender = Literal["rnnjax", "rnnjax-plain", "flax", "torch", "scan"]
 
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
 QUICK_SHAPES = ((32, 128, 256), (1, 128, 128), (32, 1024, 256))  # (B, T, H): goal shape, small, long
 GOAL_SHAPE = (32, 128, 256)
 
-# Cross-check tolerances (float32). The scan runs the same ops as rnnjax; Flax and torch differ in the
-# order of additions (torch adds two biases, Flax splits the matmuls per gate) and in kernels.
+# Cross-check tolerances (float32). The scan and rnnjax-plain run nearly the same ops as rnnjax; Flax and
+# torch differ in the order of additions (torch adds two biases, Flax splits the matmuls per gate) and in
+# kernels.
 SCAN_TOL = 1e-5  # max |ys_scan - ys_rnnjax|
 PEER_TOL = 1e-4  # max |ys_peer - ys_rnnjax|
 GRAD_RTOL = 1e-4  # max |g_peer - g_rnnjax| / max |g_rnnjax|, per parameter
@@ -88,7 +91,7 @@ GRAD_RTOL = 1e-4  # max |g_peer - g_rnnjax| / max |g_rnnjax|, per parameter
 class Config:
     cells: tuple[Kind, ...] = ("simple", "lstm", "gru")
     modes: tuple[Mode, ...] = ("fwd", "fwd+bwd")
-    contenders: tuple[Contender, ...] = ("rnnjax", "flax", "torch", "scan")
+    contenders: tuple[Contender, ...] = ("rnnjax", "rnnjax-plain", "flax", "torch", "scan")
     batches: tuple[int, ...] = (1, 32, 128)
     lengths: tuple[int, ...] = (128, 1024)
     hidden_sizes: tuple[int, ...] = (128, 256, 1024)
@@ -279,6 +282,8 @@ def build_contenders(kind, params, xs, names, modes, torch=None) -> dict[str, di
     for name in names:
         if name == "rnnjax":
             out[name] = jax_pair(lambda p, x: rnnjax.unroll(cell, p, x)[1], (params, xs))
+        elif name == "rnnjax-plain":  # the same cell without its whole-sequence kernel: autodiff of step
+            out[name] = jax_pair(lambda p, x: rnnjax.unroll(cell, p, x, fast=False)[1], (params, xs))
         elif name == "scan":
             out[name] = jax_pair(lambda p, x: naive_unroll(kind, p, x), (params, xs))
         elif name == "flax":
@@ -326,7 +331,7 @@ def cross_check(kind: str, mode: str, results_by_name: dict) -> dict[str, float]
             continue
         if mode == "fwd":
             diff = float(np.max(np.abs(np.asarray(value, np.float64) - np.asarray(ref, np.float64))))
-            tol = SCAN_TOL if name == "scan" else PEER_TOL
+            tol = SCAN_TOL if name in ("scan", "rnnjax-plain") else PEER_TOL
         else:
             diff = 0.0
             for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(ref), strict=True):
@@ -447,14 +452,14 @@ def goals(rows: list[dict], full_grid: bool) -> list[dict]:
 
 def table(rows: list[dict], peak_gflops: float) -> str:
     lines = [
-        f"{'cell':<6} {'mode':<7} {'B':>4} {'T':>5} {'H':>5}  {'contender':<8} {'ms median [IQR]':>26}"
+        f"{'cell':<6} {'mode':<7} {'B':>4} {'T':>5} {'H':>5}  {'contender':<12} {'ms median [IQR]':>26}"
         f" {'tokens/s':>10} {'GFLOP/s':>8} {'% mm':>6} {'rnnjax x':>9}  compile s"
     ]
     for r in rows:
         for name, p in r["contenders"].items():
             speed = r["rnnjax_speedup"].get(name)
             lines.append(
-                f"{r['cell']:<6} {r['mode']:<7} {r['B']:>4} {r['T']:>5} {r['H']:>5}  {name:<8}"
+                f"{r['cell']:<6} {r['mode']:<7} {r['B']:>4} {r['T']:>5} {r['H']:>5}  {name:<12}"
                 f" {p['median_ms']:>10.3f} [{p['q25_ms']:>6.3f}-{p['q75_ms']:>6.3f}]"
                 f" {p['tokens_per_s']:>10.3g} {p['gflops']:>8.2f} {100 * p['gflops'] / peak_gflops:>5.1f}%"
                 f" {(f'{speed:.2f}x' if speed is not None else '-'):>9}  {p['compile_s']:.2f}"

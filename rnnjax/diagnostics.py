@@ -62,7 +62,7 @@ def _perturbed(cell: Cell) -> Cell:
         new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
         return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
 
-    return cell._replace(step=step)
+    return cell._replace(step=step, sequence=None)  # the whole-sequence kernel would skip this step
 
 
 def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype):
