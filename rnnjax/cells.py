@@ -84,8 +84,9 @@ class Cell(NamedTuple):
       sequence: optional whole-sequence kernel with a hand-written backward pass,
         `(params, carry, xs, *, reverse, unroll) -> (final_carry, ys)` with xs <float>[T, *batch, I]
         and ys <float>[T, *batch, H]; `rnnjax.unroll` uses it when it can (see `rnnjax.fused`). It
-        must compute exactly what scanning `step` computes; the built-in cells set it (the GRU only
-        with reset_after=True), and a `Cell` built by hand may leave it None.
+        must compute exactly what scanning `step` computes. `simple` and `lstm` set it; `gru` does not
+        (its kernel lost to plain autodiff, see `rnnjax.fused`); a `Cell` built by hand may leave it
+        None, and replacing `step` with `_replace` must also reset it.
     """
 
     init: Callable[[jax.Array, int], Params]
@@ -411,5 +412,6 @@ def gru(
         return RNNCarry(h), h
 
     step = step_reset_after if reset_after else step_reset_before
-    sequence = _fused("gru_sequence") if reset_after else None  # reset-before: plain autodiff of `step`
-    return Cell(init, _initial_carry(RNNCarry, H), step, "gru", H, "tanh", reset_after, sequence)
+    # No whole-sequence kernel by default: `rnnjax.fused.gru_sequence` measured 0.95x the speed of plain
+    # autodiff of `step` on CPU (benchmarks/throughput.py), so the GRU keeps the plain path.
+    return Cell(init, _initial_carry(RNNCarry, H), step, "gru", H, "tanh", reset_after)

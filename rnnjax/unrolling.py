@@ -140,7 +140,7 @@ def unroll(
       fast: whether to run the cell's whole-sequence kernel (`cell.sequence`, see `rnnjax.fused`): the
         same equations with the input projection hoisted out of the loop and a hand-written backward
         pass whose weight gradients are single large matmuls after the loop. None (the default) uses
-        it whenever it applies: the cell has one (simple, LSTM, GRU with reset_after=True), no
+        it whenever it applies: the cell has one (simple and LSTM cells do), no
         `lengths`, `return_carries` or `remat`, and no forward-mode autodiff (`jax.jvp`, `jacfwd`)
         is seen on the inputs; otherwise it falls back to plain autodiff of the `cell.step` scan.
         Reverse mode of any order works on both paths. A `custom_vjp` cannot be differentiated in

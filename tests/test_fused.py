@@ -9,7 +9,7 @@ import pytest
 from conftest import CELL_FORMS, as_dict, max_rel_err, perturb_params, reference_kwargs
 
 import rnnjax
-from rnnjax import reference
+from rnnjax import cells, fused, reference
 
 # Both paths compute the same float64 arithmetic up to summation order.
 TOL_F64 = 1e-10
@@ -18,12 +18,26 @@ TOL_F64_SECOND = 1e-9
 # float32 fast path vs float32 plain path, relative to the largest entry.
 TOL_F32 = 2e-5
 
-FAST_FORMS = [f for f in CELL_FORMS if f != "gru-reset-before"]
 I, H, T = 3, 4, 6
 
 
+def _gru_kernel(p, carry, xs, *, reverse=False, unroll=1):
+    return fused.gru_sequence(p, carry, xs, reverse=reverse, unroll=unroll)
+
+
+# The cells whose default path is a kernel, plus the opt-in GRU kernel (not the GRU's default).
+KERNEL_FORMS = {
+    "simple-tanh": CELL_FORMS["simple-tanh"],
+    "simple-relu": CELL_FORMS["simple-relu"],
+    "simple-linear": CELL_FORMS["simple-linear"],
+    "lstm": CELL_FORMS["lstm"],
+    "gru-kernel": lambda h, dtype=jnp.float64: cells.gru(h, dtype=dtype)._replace(sequence=_gru_kernel),
+}
+FAST_FORMS = list(KERNEL_FORMS)
+
+
 def problem(form, batch_shape, dtype=jnp.float64, seed=0):
-    cell = CELL_FORMS[form](H, dtype)
+    cell = KERNEL_FORMS[form](H, dtype) if form in KERNEL_FORMS else CELL_FORMS[form](H, dtype)
     keys = jax.random.split(jax.random.key(seed), 4)
     params = perturb_params(cell.init(keys[0], I), keys[1])
     xs = jax.random.normal(keys[2], (*batch_shape, T, I), dtype)
@@ -42,15 +56,15 @@ def weighted_loss(cell, fast, reverse=False):
     return loss
 
 
-def test_builtin_cells_have_a_kernel_except_gru_reset_before():
+def test_simple_and_lstm_cells_have_a_kernel_and_gru_cells_do_not():
     for form in CELL_FORMS:
         has = CELL_FORMS[form](H).sequence is not None
-        assert has == (form != "gru-reset-before"), form
+        assert has == (not form.startswith("gru")), form
 
 
 # Every form both ways at one batch shape, and the other batch shapes on the two gated forms.
 VALUE_CASES = [(form, (2,), reverse) for form in FAST_FORMS for reverse in (False, True)] + [
-    (form, batch_shape, True) for form in ("lstm", "gru-reset-after") for batch_shape in ((), (2, 3))
+    (form, batch_shape, True) for form in ("lstm", "gru-kernel") for batch_shape in ((), (2, 3))
 ]
 
 
@@ -157,7 +171,7 @@ def test_jacfwd_falls_back_and_equals_jacrev(form):
 
 
 def test_vmap_and_jit_of_fast_path_equal_loop():
-    cell, params, xs, carry = problem("gru-reset-after", (3,))
+    cell, params, xs, carry = problem("gru-kernel", (3,))
 
     def one(x, c):
         return rnnjax.unroll(cell, params, x, c)[1]
