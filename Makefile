@@ -11,6 +11,9 @@ export RNNJAX_DATA ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
 # Keras 3 (the `compare` extra, used only to check rnnjax.interop) runs on JAX.
 export KERAS_BACKEND ?= jax
+# Extras installed by `make setup`: compare = torch (CPU build) + keras, which the interop tests check
+# against (they skip without them). `make test EXTRAS=dev` leaves them out.
+EXTRAS ?= dev,compare
 # Test workers: 2 suits a 2-core machine.
 WORKERS ?= 2
 
@@ -21,7 +24,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,compare]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: $(STAMP)

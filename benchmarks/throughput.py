@@ -1,7 +1,7 @@
 """Throughput of rnnjax's cells against Flax linen `nn.RNN`, PyTorch `nn.RNN`/`nn.LSTM`/`nn.GRU` (CPU) and a
 naive hand-written `lax.scan`, forward and forward+backward, all in one process on the same shapes.
 
-    python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes: ~3.5 min on a 2-core CPU
+    python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes: ~4 min on a 2-core CPU
     python -m benchmarks.throughput              # the default grid (18 shapes): ~4 h on 2 cores (15 TFLOP
                                                  # per contender and repetition, most of it at H=1024,
                                                  # B=128, T=1024)
@@ -40,10 +40,11 @@ so fwd+bwd = 2 * B * T * G*H * (2I + 3H). Achieved GFLOP/s is that count over th
 over the faster (JAX or torch) float32 --matmul-size^3 matmul, timed at the start and end of the same run.
 Ratios are peer median / rnnjax median: > 1 means rnnjax is faster.
 
-Measured with --quick on the 2-core development machine (torch 2.13.0, 2 threads; 2048^3 matmul 164
-GFLOP/s), speedup of rnnjax at B=32 T=128 H=256: LSTM fwd+bwd 0.70x torch, 0.95x flax; GRU fwd+bwd 1.17x
-torch, 1.02x flax; fwd vs torch: simple 1.22x, LSTM 0.56x, GRU 1.44x; simple fwd+bwd 1.05x torch.
-Cross-check differences were <= 5e-6 (torch), <= 1.1e-6 (flax), <= 1.1e-7 (scan).
+Measured with --quick on the 2-core development machine (AMD EPYC, idle; jax 0.10.2, torch 2.13.0 with 2
+threads; 2048^3 matmul 171 GFLOP/s), speedup of rnnjax at B=32 T=128 H=256, vs torch / flax / rnnjax-plain:
+LSTM fwd+bwd 0.84x / 1.08x / 1.19x; GRU fwd+bwd 1.16x / 1.07x / 0.99x (the GRU has no kernel by default);
+simple fwd+bwd 1.68x / 1.39x / 1.53x; fwd vs torch: LSTM 0.74x, GRU 1.29x, simple 1.54x. Slowest of the 18
+rows: LSTM fwd at B=32 T=1024, 0.71x torch. Cross-check differences were <= 1.2e-6.
 
 Goals (issue): at B=32, T=128, I=128, H=256, LSTM and GRU fwd+bwd >= 1.0x torch and >= 1.4x flax; fwd
 >= 1.0x torch; simple >= 1.0x torch; no shape of the default grid below 0.7x torch. They are evaluated on
