@@ -10,12 +10,13 @@ I=128 (float32, inputs <float32>[T, B, I] time-major, passed in as an argument).
   - plain:   `rnnjax.unroll` then `jnp.sum(ys)`: the backward pass keeps every step's internals, O(T).
   - remat:   `rnnjax.unroll(..., remat=True)`: `jax.checkpoint` on the scan body, so the backward pass
              keeps one carry per step and recomputes the step: still O(T), with a smaller constant.
-  - chunked: written here (rnnjax's unroll checkpoints per step only): an outer `lax.scan` over T/c chunks
-             of c ≈ sqrt(T) steps (a divisor of T), each chunk a `jax.checkpoint`-ed `rnnjax.unroll`
-             returning the chunk's loss, so only the T/c chunk-boundary carries are kept and one chunk's
-             internals are rebuilt at a time: O(T/c + c) = O(sqrt(T)) activation memory for one extra
-             forward pass (Chen et al. 2016, "Training deep nets with sublinear memory cost"). The outputs
-             are reduced inside each chunk, so ys <[T, B, H]> is never stored.
+  - chunked: written here (`rnnjax.unroll(checkpoint_every=c)` chunks the same way but returns ys, which
+             this avoids): an outer `lax.scan` over T/c chunks of c ≈ sqrt(T) steps (a divisor of T),
+             each chunk a `jax.checkpoint`-ed `rnnjax.unroll` returning the chunk's loss, so only the T/c
+             chunk-boundary carries are kept and one chunk's internals are rebuilt at a time:
+             O(T/c + c) = O(sqrt(T)) activation memory for one extra forward pass (Chen et al. 2016,
+             "Training deep nets with sublinear memory cost"). The outputs are reduced inside each
+             chunk, so ys <[T, B, H]> is never stored.
 Memory per point, from a fresh Python process each (so no point inherits another's high-water mark):
   - XLA's `compiled.memory_analysis()`: temp (activations and workspace, excluding inputs and params),
     argument and output bytes, known after compiling, without running;

@@ -102,6 +102,48 @@ def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool, inpu
     return not blockers
 
 
+def _check_chunking(checkpoint_every, lengths, return_carries: bool, remat: bool) -> None:
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every: expected None or a positive int, got {checkpoint_every!r}")
+    for name, present in (
+        ("lengths", lengths is not None),
+        ("return_carries", return_carries),
+        ("remat", remat),
+    ):
+        if present:
+            raise ValueError(f"checkpoint_every: cannot be combined with {name} (given checkpoint_every="
+                             f"{checkpoint_every} and {name})")  # fmt: skip
+
+
+def _chunked(cell: Cell, params, xs, carry, size: int, reverse: bool, scan_unroll, fast):
+    """`unroll` over chunks of `size` steps, each under `jax.checkpoint`; xs <[T, *batch, I]> (time-major)
+    and carry already checked and cast. Returns (final carry, ys <[T, *batch, H]>)."""
+    T = xs.shape[0]
+    size = min(size, T)
+    n, rest = divmod(T, size)
+
+    @jax.checkpoint
+    def run_chunk(params, carry, x_chunk):  # x_chunk (c, *batch, I)
+        return unroll(
+            cell, params, x_chunk, carry, time_major=True, reverse=reverse, unroll=scan_unroll, fast=fast
+        )
+
+    def chunk_step(carry, x_chunk):
+        return run_chunk(params, carry, x_chunk)
+
+    whole = xs[: n * size].reshape(n, size, *xs.shape[1:])  # (n, c, *batch, I)
+    ys_rest = None
+    if rest and reverse:  # a reverse run reads the last (partial) chunk first
+        carry, ys_rest = run_chunk(params, carry, xs[n * size :])
+    carry, ys = jax.lax.scan(chunk_step, carry, whole, reverse=reverse)
+    ys = ys.reshape(n * size, *ys.shape[2:])
+    if rest and not reverse:
+        carry, ys_rest = run_chunk(params, carry, xs[n * size :])
+    if ys_rest is not None:
+        ys = jnp.concatenate([ys, ys_rest], axis=0)
+    return carry, ys
+
+
 def unroll(
     cell: Cell,
     params,
@@ -115,6 +157,7 @@ def unroll(
     return_carries: bool = False,
     remat: bool = False,
     fast: bool | None = None,
+    checkpoint_every: int | None = None,
 ):
     """Run `cell.step` over a sequence with `jax.lax.scan`.
 
@@ -147,6 +190,13 @@ def unroll(
         forward mode, and forward mode applied *outside* a `jit` that calls `unroll` is invisible
         here: pass `fast=False` for `jax.jacfwd(jax.jit(f))`. True requires the kernel (raises if
         it cannot be used); False always scans `cell.step`.
+      checkpoint_every: if given, run the sequence as consecutive chunks of this many steps (the last
+        one shorter when it does not divide T), each chunk an `unroll` under `jax.checkpoint`. The
+        backward pass then keeps only the carries between chunks (and the outputs ys) and rebuilds
+        one chunk's internals at a time: with chunks of about √T steps, the memory besides ys grows
+        as √T instead of T, for one extra forward pass (Chen et al. 2016, "Training deep nets with
+        sublinear memory cost"). Each chunk takes the fast kernel when it applies. Not combinable
+        with `lengths`, `return_carries` or `remat`.
     Returns:
       `(final_carry, ys)` with ys <float>[*batch, T, H] (or [T, *batch, H]); with `return_carries`,
       `(carries, ys)` where every field of `carries` is <float>[*batch, T, H] (same layout as ys) and
@@ -169,6 +219,13 @@ def unroll(
     else:
         _check_carry(cell, carry, batch_shape)
         carry = jax.tree_util.tree_map(lambda c: jnp.asarray(c, dtype), carry)
+
+    if checkpoint_every is not None:
+        _check_chunking(checkpoint_every, lengths, return_carries, remat)
+        if fast is None and _under_forward_mode((params, xs, carry)):
+            fast = False  # jax.checkpoint hides the JVP tracers from the chunks' own check
+        final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, fast)
+        return final, (out if time_major else jnp.moveaxis(out, 0, -2))
 
     use_fast = _use_fast(fast, cell, lengths, return_carries, remat, (params, xs, carry))
     if use_fast:
