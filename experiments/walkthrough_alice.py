@@ -193,7 +193,7 @@ def init_params(key, cell: rnnjax.Cell, vocab_size: int) -> Params:
 
     def init(key):
         k_cell, k_dense = jax.random.split(key)
-        kernel_init = rnnjax.init.glorot_uniform()
+        kernel_init = rnnjax.initializers.glorot_uniform()
         dense = readout.dense_init(k_dense, cell.hidden_size, vocab_size, kernel_init=kernel_init)
         return Params(cell.init(k_cell, vocab_size), dense)
 

@@ -127,14 +127,14 @@ def make_dataset(text: str, window: int, prefixes: bool = False) -> Dataset:
 
 def make_cell(hidden_size: int) -> rnnjax.Cell:
     """Keras SimpleRNN defaults (glorot input kernel, zero bias) with a zero recurrent kernel."""
-    return rnnjax.cells.simple(hidden_size, "tanh", preset="keras", recurrent_init=rnnjax.init.zeros())
+    return rnnjax.cells.simple(hidden_size, "tanh", preset="keras", recurrent_init=rnnjax.initializers.zeros())
 
 
 def init_params(key, hidden_size: int, num_classes: int) -> Params:
     k_rnn, k_dense = jax.random.split(key)
     return Params(
         make_cell(hidden_size).init(k_rnn, 1),
-        readout.dense_init(k_dense, hidden_size, num_classes, kernel_init=rnnjax.init.glorot_uniform()),
+        readout.dense_init(k_dense, hidden_size, num_classes, kernel_init=rnnjax.initializers.glorot_uniform()),
     )
 
 

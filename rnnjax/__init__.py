@@ -7,7 +7,7 @@ why their gradients vanish or explode.
     final_carry, ys = rnnjax.unroll(cell, params, xs)      # xs: <float>[batch, time, 8]
 """
 
-from rnnjax import cells, diagnostics, fused, init, interop, readout
+from rnnjax import cells, diagnostics, fused, initializers, interop, readout
 from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.unrolling import (
     BidirectionalCarry,
@@ -31,7 +31,7 @@ __all__ = [
     "cells",
     "diagnostics",
     "fused",
-    "init",
+    "initializers",
     "interop",
     "readout",
     "unroll",

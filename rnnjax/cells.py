@@ -14,6 +14,7 @@ Unroll over time with `rnnjax.unroll`.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -21,9 +22,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import init as initializers
+from rnnjax import fused, initializers
+from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams, lstm_gate_scale
 
 __all__ = [
+    "KINDS",
     "Cell",
     "GRUParams",
     "LSTMCarry",
@@ -32,36 +35,9 @@ __all__ = [
     "SimpleParams",
     "gru",
     "lstm",
+    "make",
     "simple",
 ]
-
-
-class SimpleParams(NamedTuple):
-    w_ih: jax.Array  # [I, H]
-    w_hh: jax.Array  # [H, H]
-    b: jax.Array  # [H]
-
-
-class LSTMParams(NamedTuple):
-    w_ih: jax.Array  # [I, 4H], gate blocks i, f, g, o
-    w_hh: jax.Array  # [H, 4H], gate blocks i, f, g, o
-    b: jax.Array  # [4H]
-
-
-class GRUParams(NamedTuple):
-    w_ih: jax.Array  # [I, 3H], gate blocks r, z, n
-    w_hh: jax.Array  # [H, 3H], gate blocks r, z, n
-    b: jax.Array  # [3H], input-side bias (holds b_ir + b_hr, b_iz + b_hz, b_in)
-    b_hn: jax.Array | None  # [H] candidate's recurrent bias inside r ⊙ (·); None when reset_after=False
-
-
-class RNNCarry(NamedTuple):
-    h: jax.Array  # [*batch, H]
-
-
-class LSTMCarry(NamedTuple):
-    h: jax.Array  # [*batch, H] hidden state (the output)
-    c: jax.Array  # [*batch, H] cell state
 
 
 Params = Any
@@ -77,16 +53,17 @@ class Cell(NamedTuple):
         <dtype>[*batch_shape, hidden_size].
       step: `(params, carry, x) -> (carry, y)` with x <float>[*batch, input_size] and
         y <float>[*batch, hidden_size] (y is the new hidden state h for every cell here).
-      kind: "simple", "lstm" or "gru".
+      kind: "simple", "lstm" or "gru" (a key of `KINDS`).
       hidden_size: H.
       activation: "tanh", "relu" or "linear" (the simple cell's φ; "tanh" for LSTM and GRU).
       reset_after: GRU form (see `gru`); None for other kinds.
-      sequence: optional whole-sequence kernel with a hand-written backward pass,
-        `(params, carry, xs, *, reverse, unroll) -> (final_carry, ys)` with xs <float>[T, *batch, I]
-        and ys <float>[T, *batch, H]; `rnnjax.unroll` uses it when it can (see `rnnjax.fused`). It
-        must compute exactly what scanning `step` computes. `simple` and `lstm` set it; `gru` does not
-        (its kernel lost to plain autodiff, see `rnnjax.fused`); a `Cell` built by hand may leave it
-        None, and replacing `step` with `_replace` must also reset it.
+      gates: names of the gate blocks of the fused kernels, in order: ("h",) for the simple cell,
+        ("i", "f", "g", "o") for the LSTM, ("r", "z", "n") for the GRU.
+      gate_values: `(params, carry, x) -> {name: <[*batch, H]>}`, the sigmoid gates of one step (LSTM i, f,
+        o; GRU r, z), computed by the same code as `step`; None for the simple cell.
+      memory_gate: the gate that keeps the old state per step (LSTM "f", GRU "z"); None for the simple cell.
+      kernel: `(step, sequence)`: a whole-sequence kernel bound to the step it computes; read it as
+        `cell.sequence`. Set it with `with_kernel`.
     """
 
     init: Callable[[jax.Array, int], Params]
@@ -96,16 +73,53 @@ class Cell(NamedTuple):
     hidden_size: int
     activation: str = "tanh"
     reset_after: bool | None = None
-    sequence: Callable[..., tuple[Carry, jax.Array]] | None = None
+    gates: tuple[str, ...] = ("h",)
+    gate_values: Callable[[Params, Carry, jax.Array], dict[str, jax.Array]] | None = None
+    memory_gate: str | None = None
+    kernel: tuple[Callable, Callable] | None = None
+
+    @property
+    def sequence(self) -> Callable[..., tuple[Carry, jax.Array]] | None:
+        """The whole-sequence kernel with a hand-written backward pass, or None.
+
+        `(params, carry, xs, *, reverse, unroll) -> (final_carry, ys)` with xs <float>[T, *batch, I] and
+        ys <float>[T, *batch, H]; `rnnjax.unroll` uses it when it can (see `rnnjax.fused`). It is bound
+        to the step it was attached to, so a cell whose `step` was replaced (`cell._replace(step=...)`)
+        has no kernel until one is attached again: the kernel can never run stale equations.
+        """
+        if self.kernel is None or self.kernel[0] is not self.step:
+            return None
+        return self.kernel[1]
+
+    def with_kernel(self, sequence: Callable[..., tuple[Carry, jax.Array]] | None) -> Cell:
+        """This cell with `sequence` as its whole-sequence kernel (None: no kernel). The kernel must
+        compute exactly what scanning `self.step` computes (the equivalence tests check rnnjax's own)."""
+        return self._replace(kernel=None if sequence is None else (self.step, sequence))
 
 
-def _fused(name: str, **options) -> Callable[..., tuple[Carry, jax.Array]]:
-    """The `rnnjax.fused` kernel `name` with fixed cell options (imported on use: fused imports cells)."""
+def _cached(constructor: Callable[..., Cell]) -> Callable[..., Cell]:
+    """Memoise a cell constructor: equal (hashable) arguments give the same `Cell` object, so cells built
+    twice from one configuration compare equal and hash alike (as attributes of Flax modules or static
+    arguments of `jax.jit`). Unhashable arguments build a fresh cell."""
+    memo = functools.lru_cache(maxsize=512)(constructor)
+
+    @functools.wraps(constructor)
+    def build(*args, **kwargs):
+        try:
+            return memo(*args, **kwargs)
+        except TypeError as error:
+            if "unhashable" not in str(error):
+                raise
+            return constructor(*args, **kwargs)
+
+    return build
+
+
+def _kernel(fn: Callable, **options) -> Callable[..., tuple[Carry, jax.Array]]:
+    """The `rnnjax.fused` kernel `fn` with fixed cell options."""
 
     def sequence(params, carry, xs, *, reverse=False, unroll=1):
-        from rnnjax import fused
-
-        return getattr(fused, name)(params, carry, xs, reverse=reverse, unroll=unroll, **options)
+        return fn(params, carry, xs, reverse=reverse, unroll=unroll, **options)
 
     return sequence
 
@@ -213,6 +227,7 @@ def _init_kernels(key, input_size, hidden_size, num_blocks, dtype, kernel, recur
 # Elman / simple RNN
 
 
+@_cached
 def simple(
     hidden_size: int,
     activation: str = "tanh",
@@ -232,7 +247,7 @@ def simple(
 
     Args:
       hidden_size: H.
-      activation: "tanh", "relu" or "linear". `relu` with `recurrent_init=init.identity()` is the
+      activation: "tanh", "relu" or "linear". `relu` with `recurrent_init=initializers.identity()` is the
         IRNN of Le, Jaitly & Hinton (2015).
       preset: default initialisers: "default" (glorot input, orthogonal recurrent, zero bias),
         "keras", "pytorch" or "flax" (reproducing those libraries' defaults in distribution).
@@ -263,22 +278,15 @@ def simple(
         h = phi(a)
         return RNNCarry(h), h
 
-    return Cell(
-        init, _initial_carry(RNNCarry, hidden_size), step, "simple", hidden_size, activation,
-        sequence=_fused("simple_sequence", activation=activation),
-    )  # fmt: skip
+    cell = Cell(init, _initial_carry(RNNCarry, hidden_size), step, "simple", hidden_size, activation)
+    return cell.with_kernel(_kernel(fused.simple_sequence, activation=activation))
 
 
 # --------------------------------------------------------------------------------------------
 # LSTM
 
 
-def _lstm_scale(hidden_size: int, dtype) -> jax.Array:
-    """<dtype>[4H]: 1/2 on the sigmoid blocks (i, f, o), 1 on the candidate block g."""
-    half = jnp.full((hidden_size,), 0.5, dtype)
-    return jnp.concatenate([half, half, jnp.ones((hidden_size,), dtype), half])
-
-
+@_cached
 def lstm(
     hidden_size: int,
     *,
@@ -323,26 +331,39 @@ def lstm(
         b = b.at[H : 2 * H].add(forget_bias)
         return LSTMParams(w_ih, w_hh, b)
 
-    def step(params: LSTMParams, carry: LSTMCarry, x):
-        x = _check_step_args("lstm", params, carry, x, LSTMCarry)
+    def gates_of(params: LSTMParams, carry: LSTMCarry, x):
+        """(i, f, g, o), each <[..., H]>: the gate activations of one step."""
         z = x @ params.w_ih + carry.h @ params.w_hh + params.b  # (..., 4H)
         # One tanh over all four blocks, σ(a) = (1 + tanh(a/2)) / 2: a single fused element-wise op on
         # the whole matmul output. Splitting z first lets XLA turn slice(dot) into four narrow dots,
-        # which ran 1.6x slower on CPU (benchmarks/throughput.py).
-        t = jnp.tanh(z * _lstm_scale(H, z.dtype))
+        # which ran slower on CPU (see the README's performance section).
+        t = jnp.tanh(z * lstm_gate_scale(H, z.dtype))
         t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
-        i, f, o = 0.5 + 0.5 * t_i, 0.5 + 0.5 * t_f, 0.5 + 0.5 * t_o
+        return 0.5 + 0.5 * t_i, 0.5 + 0.5 * t_f, g, 0.5 + 0.5 * t_o
+
+    def step(params: LSTMParams, carry: LSTMCarry, x):
+        x = _check_step_args("lstm", params, carry, x, LSTMCarry)
+        i, f, g, o = gates_of(params, carry, x)
         c = f * carry.c + i * g
         h = o * jnp.tanh(c)
         return LSTMCarry(h, c), h
 
-    return Cell(init, _initial_carry(LSTMCarry, H), step, "lstm", H, sequence=_fused("lstm_sequence"))
+    def gate_values(params: LSTMParams, carry: LSTMCarry, x):
+        i, f, _, o = gates_of(params, carry, x)
+        return {"i": i, "f": f, "o": o}
+
+    cell = Cell(
+        init, _initial_carry(LSTMCarry, H), step, "lstm", H,
+        gates=("i", "f", "g", "o"), gate_values=gate_values, memory_gate="f",
+    )  # fmt: skip
+    return cell.with_kernel(_kernel(fused.lstm_sequence))
 
 
 # --------------------------------------------------------------------------------------------
 # GRU
 
 
+@_cached
 def gru(
     hidden_size: int,
     reset_after: bool = True,
@@ -390,28 +411,54 @@ def gru(
         b_hn = bias_hn(k_hn, (H,), dtype) if reset_after else None
         return GRUParams(w_ih, w_hh, b, b_hn)
 
-    def step_reset_after(params: GRUParams, carry: RNNCarry, x):
-        x = _check_step_args("gru", params, carry, x, RNNCarry)
+    def gates_reset_after(params: GRUParams, carry: RNNCarry, x):
+        """(r, z, n), each <[..., H]>: the gates and candidate of one step."""
         x_r, x_z, x_n = jnp.split(x @ params.w_ih + params.b, 3, axis=-1)  # (..., H) each
         h_r, h_z, h_n = jnp.split(carry.h @ params.w_hh, 3, axis=-1)  # (..., H) each
         r = jax.nn.sigmoid(x_r + h_r)
         z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + r * (h_n + params.b_hn))
-        h = (1 - z) * n + z * carry.h
-        return RNNCarry(h), h
+        return r, z, jnp.tanh(x_n + r * (h_n + params.b_hn))
 
-    def step_reset_before(params: GRUParams, carry: RNNCarry, x):
-        x = _check_step_args("gru", params, carry, x, RNNCarry)
+    def gates_reset_before(params: GRUParams, carry: RNNCarry, x):
         x_r, x_z, x_n = jnp.split(x @ params.w_ih + params.b, 3, axis=-1)  # (..., H) each
         w_hrz, w_hn = params.w_hh[:, : 2 * H], params.w_hh[:, 2 * H :]
         h_r, h_z = jnp.split(carry.h @ w_hrz, 2, axis=-1)
         r = jax.nn.sigmoid(x_r + h_r)
         z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + (r * carry.h) @ w_hn)
+        return r, z, jnp.tanh(x_n + (r * carry.h) @ w_hn)
+
+    gates_of = gates_reset_after if reset_after else gates_reset_before
+
+    def step(params: GRUParams, carry: RNNCarry, x):
+        x = _check_step_args("gru", params, carry, x, RNNCarry)
+        _, z, n = gates_of(params, carry, x)
         h = (1 - z) * n + z * carry.h
         return RNNCarry(h), h
 
-    step = step_reset_after if reset_after else step_reset_before
-    # No whole-sequence kernel by default: `rnnjax.fused.gru_sequence` measured 0.95x the speed of plain
-    # autodiff of `step` on CPU (benchmarks/throughput.py), so the GRU keeps the plain path.
-    return Cell(init, _initial_carry(RNNCarry, H), step, "gru", H, "tanh", reset_after)
+    def gate_values(params: GRUParams, carry: RNNCarry, x):
+        r, z, _ = gates_of(params, carry, x)
+        return {"r": r, "z": z}
+
+    # No whole-sequence kernel by default: `rnnjax.fused.gru_sequence` measured slower than plain autodiff
+    # of `step` on CPU (see the README's performance section), so the GRU keeps the plain path.
+    return Cell(
+        init, _initial_carry(RNNCarry, H), step, "gru", H, "tanh", reset_after,
+        gates=("r", "z", "n"), gate_values=gate_values, memory_gate="z",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: the one table keyed by cell kind.
+
+KINDS: dict[str, Callable[..., Cell]] = {"simple": simple, "lstm": lstm, "gru": gru}
+
+
+def make(kind: str, hidden_size: int, **options) -> Cell:
+    """The cell of `kind` ("simple", "lstm" or "gru") with `hidden_size` and constructor keyword `options`,
+    e.g. `make("simple", 64, activation="relu")`, `make("lstm", 128, forget_bias=0.0)`.
+
+    Like the named constructors, equal arguments give the same `Cell` object.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {tuple(KINDS)}, got {kind!r}")
+    return KINDS[kind](hidden_size, **options)

@@ -21,7 +21,6 @@ from rnnjax.cells import Cell
 from rnnjax.unrolling import unroll
 
 __all__ = [
-    "GATE_NAMES",
     "DecayFit",
     "LyapunovResult",
     "decay_rate",
@@ -35,9 +34,6 @@ __all__ = [
     "recurrent_spectrum",
     "step_jacobians",
 ]
-
-GATE_NAMES = {"simple": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
-
 
 def _cast(tree, dtype):
     if dtype is None:
@@ -62,7 +58,7 @@ def _perturbed(cell: Cell) -> Cell:
         new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
         return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
 
-    return cell._replace(step=step, sequence=None)  # the whole-sequence kernel would skip this step
+    return cell._replace(step=step)  # a new step: the cell's whole-sequence kernel no longer applies
 
 
 def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype):
@@ -255,7 +251,7 @@ def lyapunov(cell: Cell, params, xs, carry=None, *, k: int = 1, key=None, dtype=
 
 
 def _gate_blocks(cell: Cell, w: jax.Array) -> dict[str, np.ndarray]:
-    names = GATE_NAMES[cell.kind]
+    names = cell.gates
     return dict(zip(names, np.split(np.asarray(w, np.float64), len(names), axis=-1)))
 
 
@@ -275,18 +271,6 @@ def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
     return out
 
 
-def _gates(cell: Cell, params, carry, x) -> dict[str, jax.Array]:
-    """Gate activations of one step, following the cells' equations (see `rnnjax.cells`)."""
-    if cell.kind == "lstm":
-        z = x @ params.w_ih + carry.h @ params.w_hh + params.b
-        z_i, z_f, _, z_o = jnp.split(z, 4, axis=-1)
-        return dict(i=jax.nn.sigmoid(z_i), f=jax.nn.sigmoid(z_f), o=jax.nn.sigmoid(z_o))
-    H = cell.hidden_size
-    x_r, x_z, _ = jnp.split(x @ params.w_ih + params.b, 3, axis=-1)
-    h_r, h_z = jnp.split(carry.h @ params.w_hh[:, : 2 * H], 2, axis=-1)
-    return dict(r=jax.nn.sigmoid(x_r + h_r), z=jax.nn.sigmoid(x_z + h_z))
-
-
 def gate_statistics(
     cell: Cell, params, xs, carry=None, lengths=None, *, saturation: float = 0.05, dtype=None
 ) -> dict[str, Any]:
@@ -304,7 +288,7 @@ def gate_statistics(
       steps; inf if the mean is 1), "mean_memory_time_per_unit" (mean over units of τ of each unit's
       mean gate), and for every gate g: "mean_<g>" and "saturated_<g>" (fraction of unit-steps).
     """
-    if cell.kind not in ("lstm", "gru"):
+    if cell.gate_values is None:
         raise ValueError(f"cell: gate statistics need an LSTM or GRU cell, got kind {cell.kind!r}")
     if not 0 < saturation < 0.5:
         raise ValueError(f"saturation: expected a number in (0, 0.5), got {saturation!r}")
@@ -315,7 +299,7 @@ def gate_statistics(
     prev = jax.tree_util.tree_map(
         lambda c0, cs: jnp.concatenate([c0[..., None, :], cs[..., :-1, :]], -2), carry, carries
     )
-    gates = _gates(cell, params, prev, xs)  # each <[*batch, T, H]>
+    gates = cell.gate_values(params, prev, xs)  # each <[*batch, T, H]>
     T = xs.shape[-2]
     valid = np.ones(xs.shape[:-1], bool) if lengths is None else np.arange(T) < np.asarray(lengths)[..., None]
     out: dict[str, Any] = {}
@@ -323,7 +307,7 @@ def gate_statistics(
         g = np.asarray(g, np.float64)[valid]  # (n_valid_steps, H)
         out[f"mean_{name}"] = float(g.mean())
         out[f"saturated_{name}"] = float(np.mean((g < saturation) | (g > 1 - saturation)))
-    memory = "f" if cell.kind == "lstm" else "z"
+    memory = cell.memory_gate
     m = np.asarray(gates[memory], np.float64)[valid]
     per_unit = m.mean(axis=0)
     with np.errstate(divide="ignore"):

@@ -5,7 +5,7 @@ option needs the general path (see `unroll`'s `fast`). The GRU kernel (reset_aft
 tested, but not the GRU's default: on CPU it ran at 0.95-0.96x the speed of plain autodiff of the step
 scan at B=32, T=128, H=256 and at B=1, T=128, H=128 (`python -m benchmarks.throughput --quick`), where
 the LSTM kernel gained 1.18x and 2.0x and the simple one 1.43x and 1.20x. Use it with
-`cell._replace(sequence=...)` to measure it elsewhere (e.g. on a GPU). Each kernel is a
+`cell.with_kernel(...)` to measure it elsewhere (e.g. on a GPU). Each kernel is a
 `jax.custom_vjp` that computes exactly the cell equations of `rnnjax.cells`, and differs from plain
 autodiff of the step scan only in how the gradient is organised:
 
@@ -34,7 +34,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rnnjax.cells import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams, _lstm_scale
+from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
+from rnnjax.cell_types import lstm_gate_scale as _lstm_scale
 
 __all__ = ["gru_sequence", "lstm_sequence", "simple_sequence"]
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import init as initializers
+from rnnjax import initializers
 from rnnjax._checks import check_indices
 
 __all__ = ["DenseParams", "MODES", "cross_entropy", "dense", "dense_init", "last_valid", "sequence_loss"]

@@ -181,8 +181,8 @@ def unroll(
       remat: checkpoint the scan body (`jax.checkpoint`), so the backward pass stores only the carries
         and recomputes each step's internals: less memory for long sequences, one extra forward.
       fast: whether to run the cell's whole-sequence kernel (`cell.sequence`, see `rnnjax.fused`): the
-        same equations with the input projection hoisted out of the loop and a hand-written backward
-        pass whose weight gradients are single large matmuls after the loop. None (the default) uses
+        same equations with a hand-written backward pass whose weight gradients are single large
+        matmuls after the loop. None (the default) uses
         it whenever it applies: the cell has one (simple and LSTM cells do), no
         `lengths`, `return_carries` or `remat`, and no forward-mode autodiff (`jax.jvp`, `jacfwd`)
         is seen on the inputs; otherwise it falls back to plain autodiff of the `cell.step` scan.

@@ -7,7 +7,8 @@ import pytest
 from conftest import CELL_FORMS, as_dict, max_rel_err, perturb_params, reference_kwargs
 
 import rnnjax
-from rnnjax import cells, diagnostics, init, readout, reference
+from rnnjax import cells, diagnostics, readout, reference
+from rnnjax import initializers as init
 
 # float64, same quantity by two independent computations.
 TOL_F64 = 1e-10

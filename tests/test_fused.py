@@ -31,7 +31,7 @@ KERNEL_FORMS = {
     "simple-relu": CELL_FORMS["simple-relu"],
     "simple-linear": CELL_FORMS["simple-linear"],
     "lstm": CELL_FORMS["lstm"],
-    "gru-kernel": lambda h, dtype=jnp.float64: cells.gru(h, dtype=dtype)._replace(sequence=_gru_kernel),
+    "gru-kernel": lambda h, dtype=jnp.float64: cells.gru(h, dtype=dtype).with_kernel(_gru_kernel),
 }
 FAST_FORMS = list(KERNEL_FORMS)
 

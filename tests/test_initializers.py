@@ -1,4 +1,4 @@
-"""Initialisers and presets (`rnnjax.init` through the cell constructors) against independent
+"""Initialisers and presets (`rnnjax.initializers` through the cell constructors) against independent
 references: the real Flax linen cells, the formulas Keras and PyTorch document (checked with
 Kolmogorov–Smirnov tests against SciPy distributions), and NumPy linear algebra for orthogonality,
 identity blocks, gain and spectral radius. Every random draw uses a fixed seed, so the KS p-values
@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from rnnjax import cells
-from rnnjax import init as rinit
+from rnnjax import initializers as rinit
 
 # Significance level of the KS tests that must *accept* (same distribution). The seeds are fixed, so
 # each p-value is a fixed number; under the null it is uniform, so 1e-3 wrongly fails ~0.1% of
@@ -476,14 +476,14 @@ def test_uniform_nonpositive_limit_raises(bad):
 
 def test_jitted_orthogonal_inits_never_hang():
     """Regression: two independent batched QRs in one jit deadlocked XLA:CPU's 2-thread pool (jaxlib 0.10.2,
-    `jnp.linalg.qr`); `init.orthogonal` computes its QR on the host and must finish. Run in a subprocess
+    `jnp.linalg.qr`); `initializers.orthogonal` computes its QR on the host and must finish. Run in a subprocess
     so that a hang fails this test by timeout instead of stalling the suite."""
     import subprocess
     import sys
 
     code = (
         "import jax\n"
-        "from rnnjax import cells, init\n"
+        "from rnnjax import cells, initializers as init\n"
         "qr = init._host_qr_q\n"
         "f = jax.jit(lambda a, b: (qr(a).sum(), qr(b).sum()))  # two independent batched QRs\n"
         "a = jax.random.normal(jax.random.key(0), (64, 64, 64)); b = a + 1\n"
