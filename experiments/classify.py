@@ -77,7 +77,7 @@ from tqdm import tqdm
 from rnnjax import models, results
 from rnnjax.data import labelled
 from rnnjax.data import text as text_lib
-from rnnjax.train import make_optimizer
+from rnnjax.train.optimizers import make_optimizer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

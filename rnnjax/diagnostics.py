@@ -29,7 +29,9 @@ __all__ = [
     "jacobian_norms",
     "log10_norm",
     "log_norm_quartiles",
+    "perturbed",
     "loss_and_hidden_state_grads",
+    "model_hidden_state_grads",
     "lyapunov",
     "recurrent_spectrum",
     "step_jacobians",
@@ -46,7 +48,7 @@ def _cast(tree, dtype):
     return jax.tree_util.tree_map(lambda a: None if a is None else jnp.asarray(a, dtype), tree)
 
 
-def _perturbed(cell: Cell) -> Cell:
+def perturbed(cell: Cell) -> Cell:
     """The same cell whose input carries, after the real features, an additive perturbation of the new
     carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass."""
     fields = len(cell.initial_carry()._fields)
@@ -65,7 +67,7 @@ def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype
     """`loss(params, eps)` with perturbations eps <[*batch, T, fields·H]> added to every carry, the
     cast params, zero eps, and `unpack(g_eps) -> carry-typed gradients`."""
     params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
-    p_cell = _perturbed(cell)
+    p_cell = perturbed(cell)
     carry_type = type(cell.initial_carry())
     fields = len(carry_type._fields)
     eps = jnp.zeros((*xs.shape[:-1], fields * cell.hidden_size), xs.dtype)
@@ -126,6 +128,46 @@ def hidden_state_grads(
     """
     loss, params, eps, unpack = _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype)
     return unpack(jax.grad(loss, argnums=1)(params, eps))
+
+
+def model_hidden_state_grads(model, params, inputs, loss_fn, *, lengths=None, carries=None, dtype=None):
+    """∂L/∂c_t for every step t of every layer of a model, from one backward pass.
+
+    The same zero-perturbation method as `loss_and_hidden_state_grads`, applied to each layer of an
+    `rnnjax.models.RNNModel` (a trained language model, say): L is any scalar function of the model's
+    outputs, and ∂L/∂c_t^(k) is its total derivative with respect to layer k's carry after step t.
+
+    Args:
+      model: an `rnnjax.models.RNNModel` with a unidirectional stack.
+      params: its params (the tree under "params"; a `{"params": ...}` dict is accepted too).
+      inputs: what `model.apply` takes: token ids <int>[B, T] or features <float>[B, T, I].
+      loss_fn: `outputs -> scalar`, e.g. the cross-entropy of the last step's logits.
+      lengths, carries: passed to the model (right padding; initial carries per layer).
+      dtype: compute in this dtype (e.g. jnp.float64); None keeps the params' dtype.
+    Returns:
+      A tuple with one entry per layer, each of the cell's carry type with fields <float>[B, T, H].
+    """
+    if isinstance(params, dict) and set(params) == {"params"}:
+        params = params["params"]
+    params = _cast(params, dtype)
+    cell = model.cell
+    carry_type = type(cell.initial_carry())
+    fields = len(carry_type._fields)
+    batch, steps = jnp.shape(inputs)[:2]
+    leaf = jax.tree_util.tree_leaves(params)[0]
+    eps = tuple(
+        jnp.zeros((batch, steps, fields * cell.hidden_size), leaf.dtype) for _ in range(model.num_layers)
+    )
+
+    def loss(eps):
+        outputs, _ = model.apply({"params": params}, inputs, carries, lengths=lengths, perturbations=eps)
+        value = loss_fn(outputs)
+        if jnp.shape(value) != ():
+            raise ValueError(f"loss_fn: expected a scalar loss, got shape {jnp.shape(value)}")
+        return value
+
+    grads = jax.grad(loss)(eps)
+    return tuple(carry_type(*jnp.split(g, fields, axis=-1)) for g in grads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ bidirectional helpers built on it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -272,17 +272,28 @@ def unroll(
     return final, to_layout(out)
 
 
-def unroll_stack(cells: Sequence[Cell], params: Sequence[Any], xs, carries=None, **unroll_kwargs):
+def unroll_stack(
+    cells: Sequence[Cell | tuple[Cell, Cell]],
+    params: Sequence[Any],
+    xs,
+    carries=None,
+    *,
+    between: Callable[[int, jax.Array], jax.Array] | None = None,
+    **unroll_kwargs,
+):
     """Unroll a stack of layers, each layer's outputs being the next layer's inputs.
 
     Each layer is one `unroll` over the whole sequence (not one step of every layer at a time),
     which keeps every layer's input projection a single large matmul.
 
     Args:
-      cells: one `Cell` per layer.
-      params: one params value per layer (layer k's input size is layer k-1's hidden size).
+      cells: one layer each: a `Cell`, or a pair `(forward_cell, backward_cell)` for a bidirectional layer
+        (`unroll_bidirectional`, outputs concatenated; its params are `BidirectionalParams`).
+      params: one params value per layer (layer k's input size is layer k-1's output size).
       xs: <float>[*batch, T, I] (or time-major, see `unroll`).
       carries: None, or one initial carry (or None) per layer.
+      between: optional `(k, ys) -> ys` applied to the input of every layer k (k = 0 is xs), e.g.
+        dropout between layers (`rnnjax.models`).
       **unroll_kwargs: passed to every layer's `unroll` (time_major, reverse, lengths, unroll,
         return_carries, remat).
     Returns:
@@ -299,8 +310,13 @@ def unroll_stack(cells: Sequence[Cell], params: Sequence[Any], xs, carries=None,
         raise ValueError(f"carries: expected {len(cells)} carries (one per layer), got {len(carries)}")
     finals = []
     ys = xs
-    for cell, p, c in zip(cells, params, carries):
-        final, ys = unroll(cell, p, ys, c, **unroll_kwargs)
+    for k, (layer, p, c) in enumerate(zip(cells, params, carries)):
+        if between is not None:
+            ys = between(k, ys)
+        if isinstance(layer, Cell):
+            final, ys = unroll(layer, p, ys, c, **unroll_kwargs)
+        else:  # (forward_cell, backward_cell)
+            final, ys = unroll_bidirectional(*layer, p, ys, c, **unroll_kwargs)
         finals.append(final)
     return tuple(finals), ys
 

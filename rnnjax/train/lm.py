@@ -38,7 +38,7 @@ from rnnjax.models import CELL_KINDS, LanguageModel
 from rnnjax.results import atomic_write_text, write_json
 from rnnjax.train import parallel
 from rnnjax.train.checkpoint import METRIC, Checkpoints, find_checkpoints
-from rnnjax.train.synthetic import OPTIMIZERS, make_optimizer
+from rnnjax.train.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = [
     "LEVELS",

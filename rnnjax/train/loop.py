@@ -1,0 +1,313 @@
+"""The one training loop: `fit` runs a pure `train_step` and owns everything around it (progress bar,
+`metrics.jsonl`, evaluation cadence, time limit, divergence stop, orbax checkpoints, exact resume).
+
+Each problem (a synthetic task, a language model, a classifier) supplies only pure pieces:
+
+    train_step(state, batch, key) -> (state, metrics)   # metrics: dict of scalars, "loss" required
+    batches(step) -> batch                                # the batch of step `step` (0-based)
+    evaluate(state) -> dict                               # optional; "loss" required
+
+Because the batch and the key (`fold_in(key, step)`) are functions of the step number, and a checkpoint
+holds the whole state, resuming from a checkpoint replays exactly the computation of an uninterrupted run.
+
+    result = fit(step_fn, state, batches, steps=1000, evaluate=evaluate, run="results/x/run1")
+    result.state, result.history["loss"], result.status   # "done", "stopped" or "diverged"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from rnnjax.results import atomic_write_text
+from rnnjax.train.checkpoint import METRIC, Checkpoints
+
+__all__ = ["FitResult", "MetricsLog", "fit"]
+
+# Steps between updates of the progress bar's loss display (each update costs a terminal write).
+POSTFIX_EVERY = 25
+# Metrics whose non-finite value means the run diverged.
+WATCHED = ("loss", "grad_norm")
+
+
+class FitResult(NamedTuple):
+    """What `fit` returns.
+
+    Attributes:
+      state: the last good state, on the host (on divergence: the state before the non-finite step).
+      history: dict of per-step lists, one per metric of `train_step` (e.g. "loss", "grad_norm"), for the
+        steps run in this call (the diverging step included), plus "steps" (how many), "diverged",
+        "message", "compile_seconds" and "train_seconds".
+      status: "done", "stopped" (by `stop_after` or the time limit) or "diverged".
+      message: a human-readable account of how training ended.
+      valid: the last evaluation record, or None.
+      best_step: the checkpointed step with the lowest evaluation loss, or None.
+      step: the number of updates done (the step the state is at).
+      run: the run folder, or None.
+    """
+
+    state: Any
+    history: dict
+    status: str
+    message: str
+    valid: dict | None
+    best_step: int | None
+    step: int
+    run: Path | None
+
+
+class MetricsLog:
+    """`metrics.jsonl`: one JSON record per line, appended and flushed as written."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records of steps after `step` (written by a run that is being resumed from `step`)."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines() if line.strip() and _step_of(line) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    def read(self) -> list[dict]:
+        """Every record, in order."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # unreadable (e.g. cut by a crash): dropped on truncation
+
+
+def _check_count(name: str, value, minimum: int = 1, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        expected = f"an int >= {minimum}" + (" or None" if allow_none else "")
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return int(value)
+
+
+def _prepare_run(run, resume: bool, keep_last: int):
+    """(run folder, checkpoint store, metrics log) for `run`, refusing a folder that would be clobbered."""
+    run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"run: expected a folder, got {str(run)!r}, which is a file")
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run / "checkpoints"
+    has_ckpt = ckpt_dir.is_dir() and any(p.name.isdigit() for p in ckpt_dir.iterdir())
+    if has_ckpt and not resume:
+        raise ValueError(
+            f"run: {str(run)!r} already holds checkpoints; pass resume=True (--resume) to continue it, "
+            f"or use a new run folder"
+        )
+    if resume and not has_ckpt:
+        raise ValueError(f"resume: {str(run)!r} holds no checkpoint to resume from")
+    return run, Checkpoints(ckpt_dir, keep_last=keep_last), MetricsLog(run / "metrics.jsonl")
+
+
+def fit(
+    train_step: Callable,
+    state,
+    batches: Callable[[int], Any],
+    *,
+    steps: int,
+    key: jax.Array | None = None,
+    evaluate: Callable[[Any], dict] | None = None,
+    eval_every: int | None = None,
+    run: str | os.PathLike | None = None,
+    resume: bool = False,
+    save_every: int | None = None,
+    keep_last: int = 3,
+    meta: dict | None = None,
+    check_resume: Callable[[dict], None] | None = None,
+    log_every: int = 10,
+    items_per_step: tuple[str, int] | None = None,
+    time_limit: float | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    on_step: Callable[[int, Any], None] | None = None,
+) -> FitResult:
+    """Run `train_step` for `steps` updates from `state`.
+
+    Each step calls `train_step(state, batches(step), fold_in(key, step))`, compiled once with `jax.jit`
+    (a function already jitted, e.g. with shardings, is used as it is). If a watched metric ("loss",
+    "grad_norm") is NaN or infinite, training stops there: the returned state is the one before that
+    update, nothing is saved for that step, and the message names the last checkpoint.
+
+    Args:
+      train_step: `(state, batch, key) -> (state, metrics)`, pure; metrics a dict of scalars with "loss".
+      state: the initial state (any pytree of arrays).
+      batches: `step -> batch` for the 0-based step.
+      steps: the total number of updates (a resumed run continues to this many).
+      key: PRNG key of the run (dropout, resets); default `jax.random.key(0)`.
+      evaluate: `state -> dict` with "loss", run every `eval_every` steps, at every checkpoint and at the
+        end; its records go to `metrics.jsonl` (split "valid").
+      eval_every: steps between evaluations (None: only at checkpoints and at the end).
+      run: a folder for `metrics.jsonl` and `checkpoints/`; None keeps everything in memory.
+      resume: continue from the latest checkpoint in `run`.
+      save_every: steps between checkpoints (None: only at the end or when stopped); needs `run`.
+      keep_last: checkpoints kept besides the best one.
+      meta: JSON-able record saved with every checkpoint (e.g. the config and vocabulary).
+      check_resume: `meta -> None` called with the checkpoint's meta before resuming; raises to refuse.
+      log_every: steps per training record in `metrics.jsonl` (means over the window).
+      items_per_step: e.g. `("tokens", batch * seq_len)` adds "tokens_per_second" to training records.
+      time_limit: stop (and checkpoint) after the first step that ends this many seconds after the start.
+      stop_after: stop (and checkpoint) after this step, as if interrupted.
+      progress: show a tqdm progress bar.
+      desc: the progress bar's label, also used in messages.
+      on_step: `(step, state) -> None` called after each completed step (and its checkpoint); tests use
+        it to inject faults.
+    Returns:
+      A `FitResult`.
+    """
+    steps = _check_count("steps", steps)
+    log_every = _check_count("log_every", log_every)
+    eval_every = _check_count("eval_every", eval_every, allow_none=True)
+    save_every = _check_count("save_every", save_every, allow_none=True)
+    stop_after = _check_count("stop_after", stop_after, 0, allow_none=True)
+    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
+        raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
+    if run is None and (resume or save_every is not None):
+        raise ValueError("run: resume and save_every need a run folder, got run=None")
+    key = jax.random.key(0) if key is None else key
+    store = log = None
+    start = 0
+    if run is not None:
+        run, store, log = _prepare_run(run, resume, keep_last)
+    try:
+        if resume:
+            start = store.latest_step()
+            state, saved_meta = store.restore(start, like=state)
+            if check_resume is not None:
+                check_resume(saved_meta)
+            log.truncate_after(start)
+        elif log is not None and log.path.exists():
+            log.path.unlink()
+        return _loop(
+            train_step, state, batches, key, start, steps, evaluate, eval_every, store, log, save_every,
+            meta or {}, log_every, items_per_step, time_limit, stop_after, progress, desc, on_step, run,
+        )  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _loop(
+    train_step, state, batches, key, start, steps, evaluate, eval_every, store, log, save_every, meta,
+    log_every, items_per_step, time_limit, stop_after, progress, desc, on_step, run,
+) -> FitResult:  # fmt: skip
+    step_fn = train_step if hasattr(train_step, "lower") else jax.jit(train_step)
+    last = steps if stop_after is None else max(start, min(steps, stop_after))
+    history: dict = {}
+    window: dict[str, list[float]] = {}
+    valid, status, message, done = None, "done", "", start
+    compile_seconds = 0.0
+    t_start = t_window = time.perf_counter()
+
+    def record(split: str, values: dict) -> None:
+        if log is not None:
+            log.write({"step": done, "split": split, **values})
+
+    def validate() -> dict:
+        v = {k: float(x) for k, x in jax.device_get(evaluate(state)).items()}
+        record("valid", v)
+        return v
+
+    with tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        for step in range(start, last):
+            t0 = time.perf_counter()
+            new_state, metrics = step_fn(state, batches(step), jax.random.fold_in(key, step))
+            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            for name, v in values.items():
+                history.setdefault(name, []).append(v)
+            if step == start:
+                compile_seconds = time.perf_counter() - t0  # the first call compiles
+            bad = {k: values[k] for k in WATCHED if k in values and not math.isfinite(values[k])}
+            if bad:
+                good = store.latest_step() if store is not None else None
+                status = "diverged"
+                message = (
+                    f"{desc}: stopped at step {step + 1}: "
+                    + ", ".join(f"{k} {v}" for k, v in bad.items())
+                    + " (not finite). Nothing was kept from this step; the state returned is the one before it"
+                    + (f"; the last good checkpoint is step {good} in {str(store.directory)!r}" if good else "")
+                    + ". Try a lower learning rate or gradient clipping."
+                )
+                if log is not None:
+                    log.write({"step": step + 1, "split": "train", **{k: None for k in values}, "diverged": True})
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                break
+            state, done = new_state, step + 1
+            for name, v in values.items():
+                window.setdefault(name, []).append(v)
+            if done == start + 1:  # keep compilation out of the throughput
+                record("compile", {"seconds": compile_seconds})
+                t_window = time.perf_counter()
+            if done % log_every == 0 or done == last:
+                elapsed = max(time.perf_counter() - t_window, 1e-9)
+                n = len(window["loss"])
+                means = {k: float(np.mean(v)) for k, v in window.items()}
+                if items_per_step is not None:
+                    means[f"{items_per_step[0]}_per_second"] = n * items_per_step[1] / elapsed
+                record("train", means)
+                window, t_window = {}, time.perf_counter()
+            bar.update(1)
+            if done % POSTFIX_EVERY == 0 or done == last:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in WATCHED}, refresh=False)
+            out_of_time = time_limit is not None and time.perf_counter() - t_start > time_limit
+            save = store is not None and (
+                (save_every is not None and done % save_every == 0) or done == last or out_of_time
+            )
+            if evaluate is not None and (
+                save or done == last or out_of_time or (eval_every is not None and done % eval_every == 0)
+            ):
+                valid = validate()
+                t_window = time.perf_counter()  # evaluation time is not training throughput
+            if save:
+                score = valid["loss"] if valid is not None else values["loss"]
+                store.save(done, state, meta=meta, metrics={METRIC: score})
+            if on_step is not None:
+                on_step(done, state)
+            if out_of_time:
+                break
+    train_seconds = time.perf_counter() - t_start
+    if status == "done":
+        if done < steps:
+            status = "stopped"
+            why = "stop_after" if stop_after is not None and done >= stop_after else "the time limit"
+            saved = " (checkpointed); continue with resume" if store is not None else ""
+            message = f"{desc}: stopped by {why} after step {done} of {steps}{saved}"
+        else:
+            message = f"{desc}: finished {steps} steps"
+        if valid is not None:
+            message += f"; evaluation loss {valid['loss']:.4f}"
+    history.update(
+        steps=len(history.get("loss", [])),
+        diverged=status == "diverged",
+        message=message if status == "diverged" else None,
+        compile_seconds=compile_seconds,
+        train_seconds=train_seconds,
+    )
+    best = store.best_step() if store is not None else None
+    return FitResult(jax.device_get(state), history, status, message, valid, best, done, run)
