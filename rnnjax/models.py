@@ -69,7 +69,8 @@ class RecurrentStack(nn.Module):
                 raise ValueError("perturbations: per-step carry gradients need a unidirectional stack")
             if len(perturbations) != self.num_layers:
                 raise ValueError(
-                    f"perturbations: expected {self.num_layers} arrays (one per layer), got {len(perturbations)}"
+                    f"perturbations: expected {self.num_layers} arrays (one per layer), "
+                    f"got {len(perturbations)}"
                 )
             layer_cell = perturbed(cell)
         width = 2 * cell.hidden_size if self.bidirectional else cell.hidden_size
@@ -160,8 +161,8 @@ class RNNModel(nn.Module):
         elif self.pooling == "mean":  # padded outputs are zeros: the sum over all steps is over valid ones
             n = ys.shape[-2] if lengths is None else jnp.asarray(lengths)[..., None]
             ys = jnp.sum(ys, axis=-2) / n
-        width = ys.shape[-1]
-        head = self.param("readout", lambda key: readout.dense_init(key, width, self.output_size))
+        width, dtype = ys.shape[-1], ys.dtype  # the head in the stack's compute dtype
+        head = self.param("readout", lambda k: readout.dense_init(k, width, self.output_size, dtype=dtype))
         return readout.dense(head, ys), finals
 
     def zero_carries(self, batch_size: int, dtype=jnp.float32) -> tuple:

@@ -76,7 +76,8 @@ class MetricsLog:
         """Drop records of steps after `step` (written by a run that is being resumed from `step`)."""
         if not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines() if line.strip() and _step_of(line) <= step]
+        lines = self.path.read_text().splitlines()
+        keep = [line for line in lines if line.strip() and _step_of(line) <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
     def write(self, record: dict) -> None:
@@ -234,7 +235,8 @@ def _loop(
         record("valid", v)
         return v
 
-    with tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+    bar = tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not progress, dynamic_ncols=True)
+    with bar:
         for step in range(start, last):
             t0 = time.perf_counter()
             new_state, metrics = step_fn(state, batches(step), jax.random.fold_in(key, step))
@@ -246,16 +248,20 @@ def _loop(
             bad = {k: values[k] for k in WATCHED if k in values and not math.isfinite(values[k])}
             if bad:
                 good = store.latest_step() if store is not None else None
+                where = "" if not good else f"; the last good checkpoint is step {good} in {store.directory}"
+
                 status = "diverged"
                 message = (
                     f"{desc}: stopped at step {step + 1}: "
                     + ", ".join(f"{k} {v}" for k, v in bad.items())
-                    + " (not finite). Nothing was kept from this step; the state returned is the one before it"
-                    + (f"; the last good checkpoint is step {good} in {str(store.directory)!r}" if good else "")
+                    + " (not finite). Nothing was kept from this step; the state returned is the one "
+                    + "before it"
+                    + where
                     + ". Try a lower learning rate or gradient clipping."
                 )
                 if log is not None:
-                    log.write({"step": step + 1, "split": "train", **{k: None for k in values}, "diverged": True})
+                    nulls = {k: None for k in values}
+                    log.write({"step": step + 1, "split": "train", **nulls, "diverged": True})
                 warnings.warn(message, RuntimeWarning, stacklevel=3)
                 break
             state, done = new_state, step + 1
