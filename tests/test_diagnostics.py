@@ -7,7 +7,7 @@ import pytest
 from conftest import CELL_FORMS, as_dict, max_rel_err, perturb_params, reference_kwargs
 
 import rnnjax
-from rnnjax import cells, diagnostics, readout, reference
+from rnnjax import cells, diagnostics, models, readout, reference
 from rnnjax import initializers as init
 
 # float64, same quantity by two independent computations.
@@ -57,6 +57,38 @@ def test_one_pass_hidden_grads_equal_one_grad_per_step(form):
     want_loss, want_g = jax.value_and_grad(lambda p: loss_fn(rnnjax.unroll(cell, p, xs, carry)[1]))(params)
     assert abs(float(loss - want_loss)) <= TOL_F64 * abs(float(want_loss))
     assert max_rel_err(g_params, want_g) <= TOL_F64
+
+
+@pytest.mark.parametrize("form", ["lstm", "gru-reset-after", "simple-tanh"])
+def test_model_hidden_grads_equal_one_grad_per_step_per_layer(form):
+    """∂L/∂c_t of every layer of a two-layer language model from one pass, against one jax.grad per step
+    of the layer (the layers above and the head written out with the library's functions)."""
+    cell = CELL_FORMS[form](H)
+    model = models.language_model(V, cell, num_layers=2, embed_size=None)  # one-hot: all float64
+    tokens = jax.random.randint(jax.random.key(4), (B, T), 0, V)
+    params = model.init(jax.random.key(5), tokens)["params"]
+    params = {**params, "rnn": {k: perturb_params(v, jax.random.key(6)) for k, v in params["rnn"].items()}}
+    labels = jnp.roll(tokens, -1, axis=1)
+
+    def loss_of_logits(logits):
+        return jnp.mean(readout.cross_entropy(logits, labels))
+
+    fast = diagnostics.model_hidden_state_grads(model, params, tokens, loss_of_logits)
+    layers = [params["rnn"]["layer_0"], params["rnn"]["layer_1"]]
+    inputs = [jax.nn.one_hot(tokens, V, dtype=jnp.float64)]
+    inputs.append(rnnjax.unroll(cell, layers[0], inputs[0])[1])
+
+    def loss_above(k):  # the loss as a function of layer k's outputs
+        def loss_fn(ys):
+            for p in layers[k + 1 :]:
+                ys = rnnjax.unroll(cell, p, ys)[1]
+            return loss_of_logits(readout.dense(params["readout"], ys))
+
+        return loss_fn
+
+    for k in range(2):
+        slow = slow_hidden_grads(cell, layers[k], inputs[k], None, loss_above(k))
+        assert max_rel_err(fast[k], slow) <= TOL_F64
 
 
 @pytest.mark.parametrize("form", ["lstm", "gru-reset-before", "simple-tanh"])
