@@ -1,0 +1,138 @@
+"""What every library's conversion shares: argument checks, NumPy/JAX array handling, and building
+rnnjax cells and params from arrays already in rnnjax's layout.
+
+Nothing here knows a library. The facts about a cell kind (its gate blocks, its params type) are read
+from the registry `rnnjax.cells.make`, never kept in a table here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax import cells
+from rnnjax.cells import Cell
+
+RESET_BEFORE_WHY = (
+    "a reset_after=False GRU computes the candidate as tanh(x W_in + b_in + (r ⊙ h) W_hn), while "
+    "{lib} computes tanh(x W_in + b_in + r ⊙ (h W_hn + b_hn)); these are different functions of the same "
+    "weights and no weights of one form reproduce the other"
+)
+
+
+def as_array(name: str, value) -> np.ndarray:
+    """`value` as a floating-point NumPy array (torch tensors are detached and moved to the CPU first)."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    try:
+        a = np.asarray(value)
+    except Exception as e:  # noqa: BLE001 - report any conversion failure with the argument's name
+        raise TypeError(f"{name}: expected an array, got {type(value).__name__} ({e})") from None
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name}: expected a floating-point array, got dtype {a.dtype}")
+    return a
+
+
+def check_shape(name: str, a: np.ndarray, want: tuple[int, ...], why: str = "") -> None:
+    """Raise a ValueError naming `name` unless `a` has shape `want` (`why` explains the expectation)."""
+    if a.shape != tuple(want):
+        raise ValueError(f"{name}: expected shape {tuple(want)}{why}, got {a.shape}")
+
+
+def to_jnp(a: np.ndarray) -> jax.Array:
+    """A NumPy array as a JAX array of the same dtype."""
+    return jnp.asarray(a, dtype=a.dtype)
+
+
+def gate_names(kind: str) -> tuple[str, ...]:
+    """The gate blocks of a cell of `kind`, in the order of its fused kernels (G = their number)."""
+    return cells.make(kind, 1).gates
+
+
+def kind_with_blocks(num_blocks: int) -> str | None:
+    """The cell kind whose fused kernels hold `num_blocks` gate blocks, or None."""
+    return next((kind for kind in cells.KINDS if len(gate_names(kind)) == num_blocks), None)
+
+
+@functools.cache
+def params_type(kind: str) -> type:
+    """The params NamedTuple of a cell of `kind`, traced (not computed) from the registry's cell."""
+    cell = cells.make(kind, 1)
+    return type(jax.eval_shape(functools.partial(cell.init, input_size=1), jax.random.key(0)))
+
+
+def make_cell(
+    kind: str, hidden_size: int, dtype, *, activation: str = "tanh", reset_after: bool = True
+) -> Cell:
+    """The registry's cell of `kind`. Only the simple cell takes an activation and only the GRU a
+    reset_after option, so each is passed on only where it differs from the default every cell shares
+    (tanh, reset-after); the caller has checked that `kind` supports it."""
+    options = {"dtype": dtype}
+    if activation != "tanh":
+        options["activation"] = activation
+    if not reset_after:
+        options["reset_after"] = reset_after
+    return cells.make(kind, hidden_size, **options)
+
+
+def make_params(kind: str, w_ih, w_hh, b, b_hn=None):
+    """rnnjax params of `kind` from NumPy arrays already in rnnjax layout and gate order: w_ih <[I, G·H]>,
+    w_hh <[H, G·H]>, b <[G·H]> and, for a reset-after GRU, b_hn <[H]> (None otherwise)."""
+    arrays = {
+        "w_ih": to_jnp(np.ascontiguousarray(w_ih)),
+        "w_hh": to_jnp(np.ascontiguousarray(w_hh)),
+        "b": to_jnp(b),
+        "b_hn": None if b_hn is None else to_jnp(b_hn),
+    }
+    kind_type = params_type(kind)
+    return kind_type(**{field: arrays[field] for field in kind_type._fields})
+
+
+def sum_gru_biases(b_input: np.ndarray, b_recurrent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A reset-after GRU's input-side and recurrent biases (each <[3H]>, blocks r, z, n) as rnnjax's
+    `(b, b_hn)`: the function sees the r and z biases only as sums, and b_hn apart, inside r ⊙ (·)."""
+    H = b_input.shape[-1] // 3
+    b = np.concatenate([b_input[: 2 * H] + b_recurrent[: 2 * H], b_input[2 * H :]])
+    return b, b_recurrent[2 * H :].copy()
+
+
+def gru_recurrent_bias(b_hn: np.ndarray, dtype) -> np.ndarray:
+    """The recurrent bias <[3H]> written back for rnnjax's b_hn <[H]>: 0‖0‖b_hn, since the sums in b
+    cannot be split again (they all go to the input side)."""
+    H = b_hn.shape[-1]
+    return np.concatenate([np.zeros(2 * H, dtype), np.asarray(b_hn, dtype)])
+
+
+def check_cell_params(cell_name: str, params_name: str, cell, params) -> tuple[int, int]:
+    """Validate one (cell, params) pair; returns (input_size, hidden_size)."""
+    if not isinstance(cell, Cell):
+        raise TypeError(f"{cell_name}: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
+    kind, H = cell.kind, cell.hidden_size
+    if kind not in cells.KINDS:
+        raise ValueError(f"{cell_name}: unknown cell kind {kind!r}; expected one of {sorted(cells.KINDS)}")
+    want_type = params_type(kind)
+    if not isinstance(params, want_type):
+        raise TypeError(
+            f"{params_name}: a {kind} cell expected {want_type.__name__}, got {type(params).__name__}"
+        )
+    G = len(cell.gates)
+    w_ih, w_hh, b = (np.asarray(a) for a in (params.w_ih, params.w_hh, params.b))
+    why = f" ({cell_name} has hidden_size={H}, {G} gate blocks)"
+    if w_ih.ndim != 2:
+        raise ValueError(f"{params_name}.w_ih: expected shape [input_size, {G * H}]{why}, got {w_ih.shape}")
+    check_shape(f"{params_name}.w_ih", w_ih, (w_ih.shape[0], G * H), why)
+    check_shape(f"{params_name}.w_hh", w_hh, (H, G * H), why)
+    check_shape(f"{params_name}.b", b, (G * H,), why)
+    if "b_hn" in want_type._fields:  # the GRU: b_hn exactly when reset_after
+        if cell.reset_after and params.b_hn is None:
+            raise ValueError(
+                f"{params_name}.b_hn: a reset_after=True GRU needs b_hn of shape ({H},), got None"
+            )
+        if cell.reset_after:
+            check_shape(f"{params_name}.b_hn", np.asarray(params.b_hn), (H,), f" (hidden_size={H})")
+        elif params.b_hn is not None:
+            raise ValueError(f"{params_name}.b_hn: a reset_after=False GRU has no b_hn, got an array")
+    return w_ih.shape[0], H
