@@ -24,18 +24,16 @@ from pathlib import Path
 import jax
 import matplotlib
 import numpy as np
-import tyro
 
-from rnnjax import cells, diagnostics, readout, results, tasks, train
+from experiments import _cli
+from rnnjax import cells, diagnostics, results, tasks
+from rnnjax.train import synthetic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-CELLS = {
-    "simple-tanh": lambda h: cells.simple(h, "tanh"),
-    "lstm": lambda h: cells.lstm(h),
-    "gru": lambda h: cells.gru(h),
-}
+# The cells compared, as `cells.make(kind, hidden_size, **options)` arguments.
+CELLS = {"simple-tanh": ("simple", {"activation": "tanh"}), "lstm": ("lstm", {}), "gru": ("gru", {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,18 +49,21 @@ class Config:
     profile_batch: int = 256  # held-out examples the profile is measured on
     seed: int = 0
     quick: bool = False  # T=20, 150 steps, H=32
+    progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/gradient_norms_training/<run>; default: a timestamp
     plot_only: Path | None = None  # redraw from an existing run's metrics.json
 
 
-def profile(cell, task, params: train.Params, xs, targets) -> np.ndarray:
-    """log10 ‖∂L/∂h_t‖ per example, indexed by lag (0 = last step): <float64>[batch, length]."""
+def profile(cell, task, params, xs, targets) -> np.ndarray:
+    """log10 ‖∂L/∂h_t‖ per example, indexed by lag (0 = last step): <float64>[batch, length], from the
+    trained model itself (`diagnostics.model_hidden_state_grads`)."""
+    model = synthetic.make_model(cell, task)
 
-    def loss_fn(ys):
-        return task.loss(readout.dense(params.readout, ys), targets)
+    def grads(p):
+        return diagnostics.model_hidden_state_grads(model, p, xs, lambda out: task.loss(out, targets))
 
-    grads = jax.jit(lambda p: diagnostics.hidden_state_grads(cell, p, xs, loss_fn))(params.cell)
-    return diagnostics.log10_norm(np.asarray(grads.h, np.float64))[:, ::-1]
+    (layer,) = jax.jit(grads)(params)
+    return diagnostics.log10_norm(np.asarray(layer.h, np.float64))[:, ::-1]
 
 
 def summarise_profile(log_norms: np.ndarray) -> dict:
@@ -128,10 +129,11 @@ def main(cfg: Config) -> None:
     xs, targets = task.sample(jax.random.key(10_000 + cfg.seed), cfg.profile_batch)  # never trained on
     metrics = dict(task=cfg.task, seq_len=cfg.seq_len, steps=cfg.steps, baseline=task.baseline, cells={})
     for name in cfg.cells:
-        cell = CELLS[name](cfg.hidden_size)
-        init = train.init_params(cell, task, cfg.seed)
+        kind, options = CELLS[name]
+        cell = cells.make(kind, cfg.hidden_size, **options)
+        init = synthetic.init_params(cell, task, cfg.seed)
         before = profile(cell, task, init, xs, targets)
-        params, history = train.train(
+        params, history = synthetic.train(
             cell,
             task,
             steps=cfg.steps,
@@ -140,10 +142,11 @@ def main(cfg: Config) -> None:
             clip_norm=cfg.clip_norm,
             seed=cfg.seed,
             params=init,
+            progress=cfg.progress,
             desc=f"{name:>11}",
         )
         after = profile(cell, task, params, xs, targets)
-        final = float(jax.jit(train.loss_fn, static_argnums=(0, 1))(cell, task, params, xs, targets))
+        final = float(jax.jit(synthetic.loss_fn, static_argnums=(0, 1))(cell, task, params, xs, targets))
         metrics["cells"][name] = dict(
             profile=dict(init=summarise_profile(before), trained=summarise_profile(after)),
             loss=history["loss"],
@@ -176,4 +179,4 @@ def main(cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

@@ -55,10 +55,10 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import tyro
 
-import rnnjax
-from rnnjax import results, tasks, train
+from experiments import _cli
+from rnnjax import cells, results, tasks
+from rnnjax.train import synthetic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -78,17 +78,15 @@ class Config:
     eval_batch_size: int = 1024  # held-out sequences for the final loss
     seed: int = 0
     quick: bool = False  # smoke run: replaces seq_lens, clip, steps, hidden_size and eval_batch_size
+    progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/long_range/<run>; default: a timestamp
     replot: str | None = None  # redo figures and summary.md from an existing run folder, then exit
 
 
 QUICK = dict(seq_lens=(10,), clip=(True,), steps=60, hidden_size=32, eval_batch_size=256)
 
-CELLS = {
-    "simple-tanh": lambda h: rnnjax.cells.simple(h, "tanh"),
-    "lstm": lambda h: rnnjax.cells.lstm(h),
-    "gru": lambda h: rnnjax.cells.gru(h),
-}
+# The cells compared, as `cells.make(kind, hidden_size, **options)` arguments.
+CELLS = {"simple-tanh": ("simple", {"activation": "tanh"}), "lstm": ("lstm", {}), "gru": ("gru", {})}
 COLORS = {"simple-tanh": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
 STYLES = {False: ":", True: "-"}  # no clip dotted, clip solid
 SMOOTH = 25  # steps in the running mean of the loss curves
@@ -97,8 +95,9 @@ SMOOTH = 25  # steps in the running mean of the loss curves
 def run_one(cfg: Config, task_name: str, seq_len: int, cell_name: str, clip: bool) -> dict:
     """Train one (task, T, cell, clip) combination; returns its JSON record."""
     task = tasks.make(task_name, seq_len)
-    cell = CELLS[cell_name](cfg.hidden_size)
-    params, history = train.train(
+    kind, options = CELLS[cell_name]
+    cell = cells.make(kind, cfg.hidden_size, **options)
+    params, history = synthetic.train(
         cell,
         task,
         steps=cfg.steps,
@@ -106,9 +105,10 @@ def run_one(cfg: Config, task_name: str, seq_len: int, cell_name: str, clip: boo
         learning_rate=cfg.learning_rate,
         clip_norm=cfg.clip_norm if clip else None,
         seed=cfg.seed,
+        progress=cfg.progress,
         desc=f"{task_name} T={seq_len} {cell_name}{' clip' if clip else ''}",
     )
-    final = train.evaluate(cell, task, params, seed=cfg.seed, batch_size=cfg.eval_batch_size)
+    final = synthetic.evaluate(cell, task, params, seed=cfg.seed, batch_size=cfg.eval_batch_size)
     return dict(
         task=task_name,
         seq_len=seq_len,
@@ -319,4 +319,4 @@ def report(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)
