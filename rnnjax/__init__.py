@@ -2,12 +2,15 @@
 why their gradients vanish or explode.
 
     import jax, rnnjax
-    cell = rnnjax.cells.lstm(64)
+    cell = rnnjax.cells.make("lstm", 64)                   # or rnnjax.cells.lstm(64)
     params = cell.init(jax.random.key(0), input_size=8)
     final_carry, ys = rnnjax.unroll(cell, params, xs)      # xs: <float>[batch, time, 8]
+
+Models (`rnnjax.models`) assemble cells one way, as Flax modules over `unroll`; `rnnjax.train.fit` is the
+one training loop; `rnnjax.diagnostics` measures gradients of cells and of trained models.
 """
 
-from rnnjax import cells, diagnostics, fused, initializers, interop, readout
+from rnnjax import cells, diagnostics, fused, initializers, interop, models, readout
 from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.unrolling import (
     BidirectionalCarry,
@@ -33,6 +36,7 @@ __all__ = [
     "fused",
     "initializers",
     "interop",
+    "models",
     "readout",
     "unroll",
     "unroll_bidirectional",
