@@ -2,17 +2,16 @@
 
 For the simple and LSTM cells, `unroll` runs one of these instead of scanning `cell.step`, unless an
 option needs the general path (see `unroll`'s `fast`). The GRU kernel (reset_after=True) is here and
-tested, but not the GRU's default: on CPU it ran at 0.95-0.96x the speed of plain autodiff of the step
-scan at B=32, T=128, H=256 and at B=1, T=128, H=128 (`python -m benchmarks.throughput --quick`), where
-the LSTM kernel gained 1.18x and 2.0x and the simple one 1.43x and 1.20x. Use it with
-`cell.with_kernel(...)` to measure it elsewhere (e.g. on a GPU). Each kernel is a
+tested, but not the GRU's default (it measured slower than plain autodiff on CPU; the README's
+performance section has the numbers and the command). Attach it with `cell.with_kernel(...)` to use or
+measure it elsewhere (e.g. on a GPU). Each kernel is a
 `jax.custom_vjp` that computes exactly the cell equations of `rnnjax.cells`, and differs from plain
 autodiff of the step scan only in how the gradient is organised:
 
   * forward: a scan of the step with one fused element-wise block per step; when differentiated it
     also stores what the backward pass needs (the gate activations; the LSTM also its cell states),
-    and when not, nothing. (Hoisting the input projection out of the loop as one matmul was measured
-    and lost on XLA:CPU: 31-37 ms against 23-26 ms for an LSTM forward at B=32, T=128, I=128, H=256.)
+    and when not, nothing. (The input projection is not hoisted out of the loop as one matmul: that
+    measured slower on XLA:CPU, see the README's performance section.)
   * backward: a reverse scan that carries only the hidden-state gradient (and the LSTM's cell-state
     gradient) and does one matmul dz @ W_hh^T per step, stacking the pre-activation gradients dz;
   * after the loop, the weight gradients are single large matmuls over all steps at once:
