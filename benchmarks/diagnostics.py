@@ -35,11 +35,8 @@ class Config:
     quick: bool = False  # one length (64), 5 repeats
 
 
-CELLS = {"simple": rnnjax.cells.simple, "lstm": rnnjax.cells.lstm, "gru": rnnjax.cells.gru}
-
-
 def bench(cfg: Config, kind: str, T: int) -> dict:
-    cell = CELLS[kind](cfg.hidden_size)
+    cell = rnnjax.cells.make(kind, cfg.hidden_size)
     k = jax.random.split(jax.random.key(0), 4)
     params = cell.init(k[0], cfg.input_size)
     head = readout.dense_init(k[1], cfg.hidden_size, cfg.classes)

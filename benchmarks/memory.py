@@ -3,7 +3,7 @@ checkpointing, each point measured in a fresh subprocess.
 
     python -m benchmarks.memory --quick     # T in {1e3, 3e3, 1e4}: ~2 min on a 2-core CPU
     python -m benchmarks.memory             # T up to 1e5: ~8 min on 2 cores (plain BPTT at T=1e5 is
-                                            # skipped: XLA predicts 44 GB > --cap-gb 16)
+                                            # compiled, not run: XLA predicts more than --cap-gb 16)
 
 One call = loss and gradient w.r.t. the params of loss = sum of all outputs, for an LSTM with B=32, H=256,
 I=128 (float32, inputs <float32>[T, B, I] time-major, passed in as an argument). Methods:
@@ -29,10 +29,8 @@ as skipped). The exponent k of memory ∝ T^k is a least-squares fit on log-log 
 three methods are checked to agree on a tiny problem (GRAD_RTOL). Writes memory.json and memory.png into
 --out (default results/benchmarks/memory/).
 
-Measured on the 2-core, 23 GB development machine (full sweep, after the fast kernels of `rnnjax.fused`
-became unroll's default): XLA temp ∝ T^1.00 (plain, 360 KB per step; 426 KB with plain autodiff before),
-T^1.00 (remat, 98 KB per step) and T^0.56 (chunked); at T = 1e5 plain would need 37.7 GB (skipped), remat
-ran at 11.8 GB peak RSS in 271 s and chunked at 2.2 GB (of which 1.6 GB are the inputs) in 199 s.
+The README has the measured exponents, bytes per step, peaks and run times. Measured before the fast
+kernels of `rnnjax.fused` became unroll's default: plain BPTT took 426 KB of XLA temp memory per step.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Throughput of rnnjax's cells against Flax linen `nn.RNN`, PyTorch `nn.RNN`/`nn.LSTM`/`nn.GRU` (CPU) and a
 naive hand-written `lax.scan`, forward and forward+backward, all in one process on the same shapes.
 
-    python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes: ~4 min on a 2-core CPU
-    python -m benchmarks.throughput              # the default grid (18 shapes): ~4 h on 2 cores (15 TFLOP
-                                                 # per contender and repetition, most of it at H=1024,
-                                                 # B=128, T=1024)
+    python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes (run times: README)
+    python -m benchmarks.throughput              # the default grid, 18 shapes (15 TFLOP per contender and
+                                                 # repetition, most of it at H=1024, B=128, T=1024)
     python -m benchmarks.throughput --quick --cells lstm gru --modes fwd+bwd --contenders rnnjax torch
 
 PyTorch is the optional extra `bench` (`pip install -e ".[bench]"`, torch==2.13.0 CPU build); without it
@@ -12,8 +11,9 @@ the torch columns are skipped with a message.
 
 Contenders (same cell equations, the same weights copied into each, float32, inputs <float32>[B, T, I]
 batch-major for everyone, I = --input-size = 128 by default):
-  - rnnjax:  `rnnjax.unroll(cell, params, xs)` with `cells.simple(H, "tanh")`, `lstm(H)`, `gru(H)`: the
-             default path, the whole-sequence kernels of `rnnjax.fused` (hand-written backward pass);
+  - rnnjax:  `rnnjax.unroll(cell, params, xs)` with `cells.make(kind, H)` (the simple cell's default
+             activation is tanh): the default path, the whole-sequence kernels of `rnnjax.fused`
+             (hand-written backward pass);
   - rnnjax-plain: the same with `fast=False`, autodiff of the `cell.step` scan (what the kernels replace);
   - flax:    `flax.linen.RNN` of `SimpleCell` / `OptimizedLSTMCell` / `GRUCell`;
   - torch:   `torch.nn.RNN(tanh)` / `LSTM` / `GRU` with `batch_first=True` and
@@ -33,18 +33,13 @@ except the GRU's candidate block, which holds b_hn). Outputs must agree with rnn
 PEER_TOL (flax, torch) in max abs difference, and gradients (mapped back to rnnjax's layout) to GRAD_RTOL
 relative to the largest rnnjax gradient entry.
 
-FLOPs counted (multiply-add = 2, element-wise gate math ignored), with G = 1 (simple), 4 (LSTM), 3 (GRU):
+FLOPs counted (multiply-add = 2, element-wise gate math ignored), with G = len(cell.gates) gate blocks
+(1 simple, 4 LSTM, 3 GRU):
     forward, per step:   2 * B * (I + H) * G*H                 (x @ W_ih and h @ W_hh)
     backward, per step:  2 * B * (I + 2H) * G*H                (dW_ih, dW_hh and dh; no dx, xs is constant)
 so fwd+bwd = 2 * B * T * G*H * (2I + 3H). Achieved GFLOP/s is that count over the median time; "% mm" is it
 over the faster (JAX or torch) float32 --matmul-size^3 matmul, timed at the start and end of the same run.
 Ratios are peer median / rnnjax median: > 1 means rnnjax is faster.
-
-Measured with --quick on the 2-core development machine (AMD EPYC, idle; jax 0.10.2, torch 2.13.0 with 2
-threads; 2048^3 matmul 171 GFLOP/s), speedup of rnnjax at B=32 T=128 H=256, vs torch / flax / rnnjax-plain:
-LSTM fwd+bwd 0.84x / 1.08x / 1.19x; GRU fwd+bwd 1.16x / 1.07x / 0.99x (the GRU has no kernel by default);
-simple fwd+bwd 1.68x / 1.39x / 1.53x; fwd vs torch: LSTM 0.74x, GRU 1.29x, simple 1.54x. Slowest of the 18
-rows: LSTM fwd at B=32 T=1024, 0.71x torch. Cross-check differences were <= 1.2e-6.
 
 Goals (issue): at B=32, T=128, I=128, H=256, LSTM and GRU fwd+bwd >= 1.0x torch and >= 1.4x flax; fwd
 >= 1.0x torch; simple >= 1.0x torch; no shape of the default grid below 0.7x torch. They are evaluated on
@@ -58,7 +53,6 @@ import dataclasses
 import itertools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -76,7 +70,6 @@ Kind = Literal["simple", "lstm", "gru"]
 Mode = Literal["fwd", "fwd+bwd"]
 Contender = Literal["rnnjax", "rnnjax-plain", "flax", "torch", "scan"]
 
-GATES = {"simple": 1, "lstm": 4, "gru": 3}
 QUICK_SHAPES = ((32, 128, 256), (1, 128, 128), (32, 1024, 256))  # (B, T, H): goal shape, small, long
 GOAL_SHAPE = (32, 128, 256)
 
@@ -105,13 +98,6 @@ class Config:
     seed: int = 0
 
 
-CELLS: dict[str, Callable[[int], rnnjax.Cell]] = {
-    "simple": lambda h: rnnjax.cells.simple(h, "tanh"),
-    "lstm": rnnjax.cells.lstm,
-    "gru": rnnjax.cells.gru,
-}
-
-
 def shapes_of(cfg: Config) -> list[tuple[int, int, int]]:
     """The (B, T, H) shapes a config runs, in order."""
     if cfg.quick:
@@ -121,7 +107,7 @@ def shapes_of(cfg: Config) -> list[tuple[int, int, int]]:
 
 def flops(kind: str, mode: str, B: int, T: int, I: int, H: int) -> float:
     """Matmul FLOPs of one call (see the module docstring for the formula)."""
-    G = GATES[kind]
+    G = len(rnnjax.cells.make(kind, H).gates)
     fwd = 2.0 * B * T * (I + H) * G * H
     return fwd if mode == "fwd" else fwd + 2.0 * B * T * (I + 2 * H) * G * H
 
@@ -183,21 +169,24 @@ def flax_module(kind: str, H: int):
 
 
 def flax_variables(kind: str, params) -> dict:
-    """rnnjax params -> `{"params": {"cell": ...}}` of `nn.RNN(SimpleCell/OptimizedLSTMCell/GRUCell)`."""
+    """rnnjax params -> `{"params": {"cell": ...}}` of `nn.RNN(SimpleCell/OptimizedLSTMCell/GRUCell)`.
+
+    Flax names its per-gate dense layers after the gates (`ii`, `hf`, `hn`, ...), the same letters as
+    rnnjax's `cell.gates`, which name the blocks of the fused kernels in order. The bias sits on the hidden
+    side for the LSTM and on the input side for the GRU (whose `hn` holds b_hn)."""
     if kind == "simple":
-        cell = {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}
-    elif kind == "lstm":
-        wi, wh, b = (jnp.split(a, 4, axis=-1) for a in (params.w_ih, params.w_hh, params.b))
-        cell = {}
-        for k, gate in enumerate("ifgo"):
-            cell[f"i{gate}"] = {"kernel": wi[k]}
-            cell[f"h{gate}"] = {"kernel": wh[k], "bias": b[k]}
-    else:
-        wi, wh, b = (jnp.split(a, 3, axis=-1) for a in (params.w_ih, params.w_hh, params.b))
-        cell = {}
-        for k, gate in enumerate("rzn"):
-            cell[f"i{gate}"] = {"kernel": wi[k], "bias": b[k]}
-            cell[f"h{gate}"] = {"kernel": wh[k]}
+        return {
+            "params": {"cell": {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}}
+        }
+    gates = rnnjax.cells.make(kind, params.w_hh.shape[0]).gates
+    wi, wh, b = (jnp.split(a, len(gates), axis=-1) for a in (params.w_ih, params.w_hh, params.b))
+    biased = "h" if kind == "lstm" else "i"
+    cell = {}
+    for k, gate in enumerate(gates):
+        cell[f"i{gate}"] = {"kernel": wi[k]}
+        cell[f"h{gate}"] = {"kernel": wh[k]}
+        cell[f"{biased}{gate}"]["bias"] = b[k]
+    if kind == "gru":
         cell["hn"]["bias"] = params.b_hn
     return {"params": {"cell": cell}}
 
@@ -207,11 +196,11 @@ def params_from_flax(kind: str, variables: dict, like):
     cell = variables["params"]["cell"]
     if kind == "simple":
         return type(like)(cell["i"]["kernel"], cell["h"]["kernel"], cell["i"]["bias"])
-    if kind == "lstm":
-        cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in "ifgo"], axis=-1)  # noqa: E731
-        return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat("h", "bias"))
-    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in "rzn"], axis=-1)  # noqa: E731
-    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat("i", "bias"), cell["hn"]["bias"])
+    gates = rnnjax.cells.make(kind, like.w_hh.shape[0]).gates
+    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in gates], axis=-1)  # noqa: E731
+    biased = "h" if kind == "lstm" else "i"
+    rest = (cell["hn"]["bias"],) if kind == "gru" else ()
+    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat(biased, "bias"), *rest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +260,7 @@ def params_from_torch(kind: str, grads: dict, like):
 def build_contenders(kind, params, xs, names, modes, torch=None) -> dict[str, dict[str, tuple]]:
     """{contender: {mode: (fn, args)}}, plus a converter of each contender's result to rnnjax's layout
     under the key "to_rnnjax" ({mode: fn(result) -> ys or params-shaped grads})."""
-    cell = CELLS[kind](params.w_hh.shape[0])
+    cell = rnnjax.cells.make(kind, params.w_hh.shape[0])
     same = lambda r: r  # noqa: E731
     out: dict[str, dict] = {}
 
@@ -372,7 +361,7 @@ def bench_point(cfg: Config, kind: str, B: int, T: int, H: int, names, torch=Non
     """
     I = cfg.input_size
     k_p, k_b, k_x = jax.random.split(jax.random.key(cfg.seed), 3)
-    params = with_random_biases(CELLS[kind](H).init(k_p, I), k_b)
+    params = with_random_biases(rnnjax.cells.make(kind, H).init(k_p, I), k_b)
     xs = jax.random.normal(k_x, (B, T, I), jnp.float32)  # (B, T, I)
     contenders = build_contenders(kind, params, xs, names, cfg.modes, torch)
     rows = []

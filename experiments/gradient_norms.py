@@ -1,15 +1,18 @@
 """Experiment 1: how gradient norms vanish or explode with lag, at initialisation, per cell, gain and init.
 
-    python -m experiments.gradient_norms            # default sweep; measured 62 s on a 2-core CPU
-    python -m experiments.gradient_norms --quick    # seconds-long smoke run
+    python -m experiments.gradient_norms                          # the default sweep (run time: README)
+    python -m experiments.gradient_norms --quick --run smoke      # seconds; results/gradient_norms/smoke/
     python -m experiments.gradient_norms --plot-only results/gradient_norms/<run>   # redraw from JSON
+
+`--no-progress` hides the progress bar; bad input prints one line `error: ...` (`--debug`: traceback).
 
 Sweep: cell ∈ {simple-linear, simple-tanh, lstm (forget bias 0), lstm (forget bias 1), gru} × recurrent gain
 g ∈ {0.5, 0.9, 1.0, 1.1, 1.5, 2.0} × init ∈ {orthogonal, gaussian} × T ∈ {10, 30, 100, 300, 1000} × 8 seeds.
 W_hh is g·Q (Q orthogonal per gate block) or g·G with G_ij ~ N(0, 1/H) (spectral radius ≈ g by the
-circular law). The loss is a softmax cross-entropy of a dense readout of the last step only, L_T, with a
-random label, so ∂L_T/∂h_t measures how much of the error signal reaches t, T − t steps back. All of
-∂L_T/∂c_t (t = 1..T) and ∂L_T/∂W_hh come from one backward pass (`rnnjax.diagnostics`).
+circular law). The loss is on the last step only: L_T = ⟨u, h_T⟩ with u a random unit vector (the default)
+or, with `--loss cross_entropy`, the softmax cross-entropy of a dense readout of h_T with a random label;
+so ∂L_T/∂h_t measures how much of the error signal reaches t, T − t steps back. All of ∂L_T/∂c_t
+(t = 1..T) and ∂L_T/∂W_hh come from one backward pass (`rnnjax.diagnostics`).
 
 Expected: the linear RNN's log-norm falls by exactly log10 g per step (orthogonal init), the Pascanu et al.
 (2013) bound (γ σ_max(W_hh))^lag with γ = 1; tanh decays at or below that bound and, for g > 1, saturation
@@ -23,35 +26,34 @@ norm_vs_lag_<init>.png, grad_whh_vs_T.png, decay_vs_gain.png, decay_heatmap.png,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
-import tyro
 from tqdm import tqdm
 
+from experiments import _cli
+from experiments._plots import colors, heatmap, nan_if_none, panels, quartile_band, save
 from rnnjax import cells, diagnostics, readout, results
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-CELLS = {
-    "simple-linear": lambda h, dtype: cells.simple(h, "linear", dtype=dtype),
-    "simple-tanh": lambda h, dtype: cells.simple(h, "tanh", dtype=dtype),
-    "lstm-fb0": lambda h, dtype: cells.lstm(h, forget_bias=0.0, dtype=dtype),
-    "lstm-fb1": lambda h, dtype: cells.lstm(h, forget_bias=1.0, dtype=dtype),
-    "gru": lambda h, dtype: cells.gru(h, dtype=dtype),
+# The cell variants swept: name -> (kind, options of `cells.make`).
+VARIANTS = {
+    "simple-linear": ("simple", dict(activation="linear")),
+    "simple-tanh": ("simple", dict(activation="tanh")),
+    "lstm-fb0": ("lstm", dict(forget_bias=0.0)),
+    "lstm-fb1": ("lstm", dict(forget_bias=1.0)),
+    "gru": ("gru", {}),
 }
 INITS = ("orthogonal", "gaussian")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    cells: tuple[str, ...] = tuple(CELLS)
+    cells: tuple[str, ...] = tuple(VARIANTS)
     gains: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5, 2.0)
     inits: tuple[str, ...] = INITS
     lengths: tuple[int, ...] = (10, 30, 100, 300, 1000)
@@ -63,6 +65,7 @@ class Config:
     seed: int = 0
     float64: bool = False  # compute in float64 (later underflow, slower)
     quick: bool = False  # a seconds-long smoke run: 2 gains, 2 lengths, 2 seeds, H = 16
+    progress: bool = True  # a progress bar over the cells
     run: str | None = None  # results/gradient_norms/<run>; default: a timestamp
     plot_only: Path | None = None  # redraw the figures of an existing run from its metrics.json
 
@@ -73,12 +76,10 @@ QUICK = dict(gains=(0.9, 1.5), lengths=(10, 50), seeds=2, hidden_size=16)
 def validate(cfg: Config) -> Config:
     if cfg.quick:
         cfg = dataclasses.replace(cfg, **QUICK)
-    for name in cfg.cells:
-        if name not in CELLS:
-            raise ValueError(f"cells: expected names from {sorted(CELLS)}, got {name!r}")
-    for name in cfg.inits:
-        if name not in INITS:
-            raise ValueError(f"inits: expected names from {INITS}, got {name!r}")
+    for field, allowed in (("cells", sorted(VARIANTS)), ("inits", INITS)):
+        for name in getattr(cfg, field):
+            if name not in allowed:
+                raise ValueError(f"{field}: expected names from {allowed}, got {name!r}")
     if cfg.loss not in ("linear", "cross_entropy"):
         raise ValueError(f"loss: expected 'linear' or 'cross_entropy', got {cfg.loss!r}")
     if not cfg.gains or min(cfg.gains) <= 0:
@@ -105,8 +106,8 @@ def sweep_cell(cfg: Config, cell_name: str) -> dict:
     """
     dtype = jnp.float64 if cfg.float64 else jnp.float32
     H, I, T_max = cfg.hidden_size, cfg.input_size, max(cfg.lengths)
-    cell = CELLS[cell_name](H, dtype)
-    blocks = {"simple": 1, "lstm": 4, "gru": 3}[cell.kind]
+    kind, options = VARIANTS[cell_name]
+    cell = cells.make(kind, H, dtype=dtype, **options)
 
     def draw(key):
         k_cell, k_w, k_head, k_x, k_label = jax.random.split(key, 5)
@@ -125,81 +126,76 @@ def sweep_cell(cfg: Config, cell_name: str) -> dict:
     gains = np.asarray(cfg.gains)[:, None, None, None, None]
     w = np.stack([gauss if name == "gaussian" else params.w_hh for name in cfg.inits])  # [init, seed, H, GH]
     w_hh = (gains * w[None]).astype(dtype)  # [gain, init, seed, H, G*H]
-    w_blocks = np.stack(np.split(w_hh.astype(np.float64), blocks, axis=-1))
+    w_blocks = np.stack(np.split(w_hh.astype(np.float64), len(cell.gates), axis=-1))
     sigma = np.linalg.norm(w_blocks, ord=2, axis=(-2, -1)).max(axis=0)  # [gain, init, seed]
 
     # Flatten (gain, init, T, seed) into one batch axis N.
     G, Ii, nT, S = len(cfg.gains), len(cfg.inits), len(cfg.lengths), cfg.seeds
     gi, ii, ti, si = (a.ravel() for a in np.meshgrid(*map(np.arange, (G, Ii, nT, S)), indexing="ij"))
-    batch_params = jax.tree_util.tree_map(lambda a: a[si], params)._replace(w_hh=w_hh[gi, ii, si])
-    lengths = np.asarray(cfg.lengths)[ti]
+    batch_params, xs, u, head, label = jax.tree_util.tree_map(lambda a: a[si], (params, xs, u, head, label))
+    batch_params = batch_params._replace(w_hh=w_hh[gi, ii, si])
 
     def grads(p, xs_, length, u_, head_, label_):
-        if cfg.loss == "linear":  # L_T = <u, h_T>, u a random unit vector: ∂L_T/∂h_T = u exactly
-
-            def loss_fn(ys):
-                return readout.last_valid(ys, length) @ u_
-
-        else:  # softmax cross-entropy of a dense readout of h_T, random label
-
-            def loss_fn(ys):
-                return readout.cross_entropy(readout.dense(head_, readout.last_valid(ys, length)), label_)
+        def loss_fn(ys):
+            h_T = readout.last_valid(ys, length)
+            if cfg.loss == "linear":  # L_T = <u, h_T>, u a random unit vector: ∂L_T/∂h_T = u exactly
+                return h_T @ u_
+            return readout.cross_entropy(readout.dense(head_, h_T), label_)  # random label
 
         _, g_params, g_carry = diagnostics.loss_and_hidden_state_grads(cell, p, xs_, loss_fn, lengths=length)
         return g_carry.h, g_params.w_hh
 
-    batch_head = jax.tree_util.tree_map(lambda a: a[si], head)
-    g_h, g_w = jax.jit(jax.vmap(grads))(batch_params, xs[si], lengths, u[si], batch_head, label[si])
+    g_h, g_w = jax.jit(jax.vmap(grads))(batch_params, xs, np.asarray(cfg.lengths)[ti], u, head, label)
     g_h = np.asarray(g_h, np.float64).reshape(G, Ii, nT, S, T_max, H)
     g_w = np.asarray(g_w, np.float64).reshape(G, Ii, nT, S, -1)
-    out = {}
-    for t_index, T in enumerate(cfg.lengths):
-        out[T] = dict(
-            log10_norm_by_lag=diagnostics.log10_norm(g_h[:, :, t_index, :, :T])[..., ::-1],  # lag T-1-t
-            log10_grad_w_hh=diagnostics.log10_norm(g_w[:, :, t_index]),
+    return {
+        T: dict(
+            log10_norm_by_lag=diagnostics.log10_norm(g_h[:, :, t, :, :T])[..., ::-1],  # lag T-1-t
+            log10_grad_w_hh=diagnostics.log10_norm(g_w[:, :, t]),
             sigma_max=sigma,
         )
-    return out
+        for t, T in enumerate(cfg.lengths)
+    }
+
+
+def decay_stats(curves: np.ndarray) -> dict:
+    """Decay-rate fits (`diagnostics.decay_rate`) of log10 norms by lag <[seed, T]>, one per seed: mean and
+    sd of the finite slopes (None if none is), the seeds whose norm underflowed to exactly zero and the
+    first such lag, and the seeds that overflowed. Non-finite values are counted, never averaged in."""
+    fits = [diagnostics.decay_rate(np.arange(curves.shape[-1]), c) for c in curves]
+    slopes = np.array([f.slope for f in fits])
+    under = [f.first_underflow_lag for f in fits if f.first_underflow_lag is not None]
+    finite = np.isfinite(slopes).any()
+    return dict(
+        slope_mean=float(np.nanmean(slopes)) if finite else None,
+        slope_std=float(np.nanstd(slopes)) if finite else None,
+        slopes=slopes,
+        seeds_with_underflow=len(under),
+        first_underflow_lag=min(under) if under else None,
+        seeds_nonfinite=int(np.sum(~np.all(np.isfinite(curves) | np.isneginf(curves), -1))),
+    )
+
+
+def _quartiles(w: np.ndarray) -> dict:
+    """Median and quartiles (linearly interpolated) of `w` <[seed]>."""
+    return dict(median=float(np.median(w)), q25=float(np.quantile(w, 0.25)), q75=float(np.quantile(w, 0.75)))
 
 
 def summarise(cfg: Config, raw: dict) -> dict:
     """Per (cell, init, gain): curves by lag at the longest T (median and quartiles over seeds), decay-rate
-    fits per T, and ‖∂L/∂W_hh‖ per T. Non-finite values are counted, never averaged in."""
+    fits per T (`decay_stats`), ‖∂L/∂W_hh‖ per T (median and quartiles) and the median σ_max of W_hh."""
     T_max = max(cfg.lengths)
     out: dict = dict(T_max=T_max, curves={}, decay={}, grad_w_hh={}, sigma_max={})
-    for cell_name in cfg.cells:
+    for name in cfg.cells:
         for section in ("curves", "decay", "grad_w_hh", "sigma_max"):
-            out[section][cell_name] = {init: {} for init in cfg.inits}
-        for gi, gain in enumerate(cfg.gains):
-            for ii, init in enumerate(cfg.inits):
-                g = str(gain)
-                curve = raw[cell_name, T_max]["log10_norm_by_lag"][gi, ii]  # [seed, T_max]
-                out["curves"][cell_name][init][g] = diagnostics.log_norm_quartiles(curve, axis=0)
-                per_T, w_per_T = {}, {}
-                for T in cfg.lengths:
-                    curves = raw[cell_name, T]["log10_norm_by_lag"][gi, ii]
-                    fits = [diagnostics.decay_rate(np.arange(T), c) for c in curves]
-                    slopes = np.array([f.slope for f in fits])
-                    under = [f.first_underflow_lag for f in fits if f.first_underflow_lag is not None]
-                    per_T[str(T)] = dict(
-                        slope_mean=float(np.nanmean(slopes)) if np.isfinite(slopes).any() else None,
-                        slope_std=float(np.nanstd(slopes)) if np.isfinite(slopes).any() else None,
-                        slopes=slopes,
-                        seeds_with_underflow=len(under),
-                        first_underflow_lag=min(under) if under else None,
-                        seeds_nonfinite=int(np.sum(~np.all(np.isfinite(curves) | np.isneginf(curves), -1))),
-                    )
-                    w = raw[cell_name, T]["log10_grad_w_hh"][gi, ii]
-                    w_per_T[str(T)] = dict(
-                        median=float(np.median(w)),
-                        q25=float(np.quantile(w, 0.25)),
-                        q75=float(np.quantile(w, 0.75)),
-                    )
-                out["decay"][cell_name][init][g] = per_T
-                out["grad_w_hh"][cell_name][init][g] = w_per_T
-                out["sigma_max"][cell_name][init][g] = float(
-                    np.median(raw[cell_name, T_max]["sigma_max"][gi, ii])
-                )
+            out[section][name] = {init: {} for init in cfg.inits}
+        for (gi, gain), (ii, init) in itertools.product(enumerate(cfg.gains), enumerate(cfg.inits)):
+            at = {str(T): {k: a[gi, ii] for k, a in raw[name, T].items()} for T in cfg.lengths}  # [seed, ...]
+            last, g = at[str(T_max)], str(gain)
+            out["curves"][name][init][g] = diagnostics.log_norm_quartiles(last["log10_norm_by_lag"], axis=0)
+            out["decay"][name][init][g] = {T: decay_stats(a["log10_norm_by_lag"]) for T, a in at.items()}
+            out["grad_w_hh"][name][init][g] = {T: _quartiles(a["log10_grad_w_hh"]) for T, a in at.items()}
+            out["sigma_max"][name][init][g] = float(np.median(last["sigma_max"]))
     return out
 
 
@@ -207,95 +203,62 @@ def summarise(cfg: Config, raw: dict) -> dict:
 # Plots (from the saved metrics only)
 
 
-def _colors(n):
-    return plt.cm.viridis(np.linspace(0.0, 0.9, n))
+def _slopes(m: dict, name: str, init: str, T: str) -> np.ndarray:
+    """Mean decay rate per gain of one cell and init at length T, NaN where no point was finite."""
+    return nan_if_none(v[T]["slope_mean"] for v in m["decay"][name][init].values())
 
 
 def plot_norm_vs_lag(m: dict, init: str, path: Path) -> None:
-    cell_names = list(m["curves"])
-    fig, axes = plt.subplots(
-        1,
-        len(cell_names),
-        figsize=(3.2 * len(cell_names), 3.4),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, name in zip(axes[0], cell_names):
+    names = list(m["curves"])
+    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True)
+    for ax, name in zip(axes[0], names):
         gains = m["curves"][name][init]
-        for color, (g, c) in zip(_colors(len(gains)), gains.items()):
-            med = np.asarray(c["median"], float)
-            lag = np.arange(len(med))
-            ax.plot(lag, med, color=color, label=f"g={g}")
-            ax.fill_between(
-                lag, np.asarray(c["q25"], float), np.asarray(c["q75"], float), color=color, alpha=0.25
-            )
+        for color, (g, c) in zip(colors(len(gains)), gains.items()):
+            quartile_band(ax, np.arange(len(c["median"])), c, color, label=f"g={g}")
         ax.set(title=name, xlabel="lag T − t (steps)")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("log10 ‖∂L_T/∂h_t‖")
     axes[0, -1].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"Gradient norm vs lag at init, T={m['T_max']}, {init} W_hh (median, quartiles over seeds)")
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_grad_whh(m: dict, path: Path) -> None:
-    cell_names = list(m["grad_w_hh"])
-    inits = list(next(iter(m["grad_w_hh"].values())))
-    fig, axes = plt.subplots(
-        len(inits),
-        len(cell_names),
-        figsize=(3.2 * len(cell_names), 3.0 * len(inits)),
-        sharex=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    names = list(m["grad_w_hh"])
+    inits = list(m["grad_w_hh"][names[0]])
+    fig, axes = panels(len(inits), len(names), 3.2, 3.0, sharex=True)
     for row, init in enumerate(inits):
-        for ax, name in zip(axes[row], cell_names):
+        for ax, name in zip(axes[row], names):
             gains = m["grad_w_hh"][name][init]
-            for color, (g, per_T) in zip(_colors(len(gains)), gains.items()):
-                Ts = [int(t) for t in per_T]
-                ax.plot(Ts, [per_T[str(t)]["median"] for t in Ts], "o-", color=color, ms=3, label=f"g={g}")
+            for color, (g, per_T) in zip(colors(len(gains)), gains.items()):
+                median = [v["median"] for v in per_T.values()]
+                ax.plot([int(t) for t in per_T], median, "o-", color=color, ms=3, label=f"g={g}")
             ax.set_xscale("log")
             ax.set(title=f"{name}, {init}", xlabel="sequence length T")
             ax.grid(alpha=0.3)
         axes[row, 0].set_ylabel("log10 ‖∂L_T/∂W_hh‖")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle("Norm of the recurrent-weight gradient vs sequence length (median over seeds)")
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_decay_vs_gain(m: dict, path: Path) -> None:
     T = str(m["T_max"])
-    cell_names = list(m["decay"])
-    inits = list(next(iter(m["decay"].values())))
-    fig, axes = plt.subplots(
-        1,
-        len(cell_names),
-        figsize=(3.2 * len(cell_names), 3.4),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, name in zip(axes[0], cell_names):
+    names = list(m["decay"])
+    inits = list(m["decay"][names[0]])
+    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True)
+    for ax, name in zip(axes[0], names):
         for init, marker, color in zip(inits, "os", ("C0", "C1")):
             gains = m["decay"][name][init]
             x = [float(g) for g in gains]
-            y = [np.nan if v[T]["slope_mean"] is None else v[T]["slope_mean"] for v in gains.values()]
-            err = [0 if v[T]["slope_std"] is None else v[T]["slope_std"] for v in gains.values()]
+            err = np.nan_to_num(nan_if_none(v[T]["slope_std"] for v in gains.values()))
+            y = _slopes(m, name, init, T)
             ax.errorbar(
                 x, y, yerr=err, marker=marker, ms=4, capsize=2, color=color, label=f"measured, {init}"
             )
             if name.startswith("simple"):  # Pascanu bound: slope ≤ log10(γ σ_max), γ = 1 (tanh, linear)
                 sig = [m["sigma_max"][name][init][g] for g in gains]
-                ax.plot(
-                    x,
-                    np.log10(sig),
-                    "--",
-                    color=color,
-                    label=f"bound log10 σ_max, {init}",
-                )
+                ax.plot(x, np.log10(sig), "--", color=color, label=f"bound log10 σ_max, {init}")
         ax.axhline(0, color="k", lw=0.5)
         ax.set(title=name, xlabel="recurrent gain g")
         ax.grid(alpha=0.3)
@@ -304,41 +267,21 @@ def plot_decay_vs_gain(m: dict, path: Path) -> None:
     fig.suptitle(
         f"Per-step decay rate vs gain (T={T}; < 0 vanishing, > 0 exploding) with the Pascanu et al. bound"
     )
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_heatmap(m: dict, path: Path) -> None:
     T = str(m["T_max"])
-    cell_names = list(m["decay"])
-    inits = list(next(iter(m["decay"].values())))
-    gains = list(next(iter(next(iter(m["decay"].values())).values())))
-    fig, axes = plt.subplots(
-        1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False, layout="constrained"
-    )
+    names = list(m["decay"])
+    inits = list(m["decay"][names[0]])
+    gains = list(m["decay"][names[0]][inits[0]])
+    fig, axes = panels(1, len(inits), 5.2, 3.8)
     for ax, init in zip(axes[0], inits):
-        grid = np.array(
-            [
-                [
-                    np.nan
-                    if m["decay"][c][init][g][T]["slope_mean"] is None
-                    else m["decay"][c][init][g][T]["slope_mean"]
-                    for g in gains
-                ]
-                for c in cell_names
-            ]
-        )
-        lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-        for (r, c), v in np.ndenumerate(grid):
-            ax.text(c, r, "n/a" if np.isnan(v) else f"{v:.3f}", ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(gains)), gains)
-        ax.set_yticks(range(len(cell_names)), cell_names)
+        image = heatmap(ax, [_slopes(m, name, init, T) for name in names], gains, names)
         ax.set(xlabel="recurrent gain g", title=f"{init} W_hh")
-        fig.colorbar(im, ax=ax, label="log10 change per step")
+        fig.colorbar(image, ax=ax, label="log10 change per step")
     fig.suptitle(f"Decay rate of ‖∂L_T/∂h_t‖ per step (T={T}; blue vanishing, red exploding)")
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_all(run: Path) -> None:
@@ -350,43 +293,44 @@ def plot_all(run: Path) -> None:
     plot_heatmap(m, run / "decay_heatmap.png")
 
 
+def _rate(d: dict) -> str:
+    """A summary-table entry: mean ± sd of the decay rate, and the seeds that under- or overflowed."""
+    text = "n/a" if d["slope_mean"] is None else f"{d['slope_mean']:.4f} ± {d['slope_std']:.4f}"
+    if d["seeds_with_underflow"]:
+        text += f" (exact zero in {d['seeds_with_underflow']} seeds from lag {d['first_underflow_lag']})"
+    if d["seeds_nonfinite"]:
+        text += f" ({d['seeds_nonfinite']} seeds overflowed)"
+    return text
+
+
 def summary_table(m: dict) -> str:
+    """The decay rates at the longest T as one Markdown table per init (cells by gains)."""
     T = str(m["T_max"])
-    inits = list(next(iter(m["decay"].values())))
     lines = [
         f"Decay rate of ‖∂L_T/∂h_t‖ per step of lag, log10 units (mean ± sd over seeds), T={T}.",
         "Negative: vanishing; positive: exploding; 'n/a': no finite points (overflow).",
         "",
     ]
-    for init in inits:
-        gains = list(next(iter(m["decay"].values()))[init])
-        lines += [
-            f"### {init} W_hh",
-            "",
-            "| cell | " + " | ".join(f"g={g}" for g in gains) + " |",
-            "|---" * (len(gains) + 1) + "|",
-        ]
-        for cell_name, per_init in m["decay"].items():
-            row = []
-            for g in gains:
-                d = per_init[init][g][T]
-                cellv = "n/a" if d["slope_mean"] is None else f"{d['slope_mean']:.4f} ± {d['slope_std']:.4f}"
-                if d["seeds_with_underflow"]:
-                    n, lag = d["seeds_with_underflow"], d["first_underflow_lag"]
-                    cellv += f" (exact zero in {n} seeds from lag {lag})"
-                if d["seeds_nonfinite"]:
-                    cellv += f" ({d['seeds_nonfinite']} seeds overflowed)"
-                row.append(cellv)
-            lines.append(f"| {cell_name} | " + " | ".join(row) + " |")
+    for init, gains in next(iter(m["decay"].values())).items():
+        lines += [f"### {init} W_hh", "", "| cell | " + " | ".join(f"g={g}" for g in gains) + " |"]
+        lines.append("|---" * (len(gains) + 1) + "|")
+        for name, per_init in m["decay"].items():
+            lines.append(f"| {name} | " + " | ".join(_rate(per_init[init][g][T]) for g in gains) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def main(cfg: Config) -> None:
+def main(cfg: Config) -> Path:
+    """Run the sweep (or only redraw, with `plot_only`); returns the run folder."""
     if cfg.plot_only is not None:
-        plot_all(Path(cfg.plot_only))
-        print(f"redrew figures in {cfg.plot_only}")
-        return
+        run = Path(cfg.plot_only)
+        if not (run / "metrics.json").is_file():
+            raise FileNotFoundError(
+                f"plot_only: expected a run folder holding metrics.json, got {str(run)!r}"
+            )
+        plot_all(run)
+        print(f"redrew figures in {run}")
+        return run
     cfg = validate(cfg)
     if cfg.float64:
         jax.config.update("jax_enable_x64", True)
@@ -394,7 +338,7 @@ def main(cfg: Config) -> None:
     results.write_json(out / "config.json", cfg)
     start = time.perf_counter()
     raw = {}
-    for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell"):
+    for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not cfg.progress):
         for T, arrays in sweep_cell(cfg, cell_name).items():
             raw[cell_name, T] = arrays
     metrics = summarise(cfg, raw)
@@ -406,7 +350,8 @@ def main(cfg: Config) -> None:
     results.atomic_write_text(out / "summary.md", f"# gradient_norms\n\n{table}\n")
     print(table)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    return out
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

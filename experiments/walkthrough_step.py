@@ -1,9 +1,13 @@
 """Walkthrough 2: one step of an Elman RNN and its softmax readout, worked by hand and printed vector by
 vector, computed three ways (the concatenation formula in NumPy, rnnjax, the NumPy reference) that agree.
 
-    python -m experiments.walkthrough_step                            # default I=3, H=2, 4 classes; ~1 s
+    python -m experiments.walkthrough_step                            # default I=3, H=2, 4 classes
     python -m experiments.walkthrough_step --matrices my_step.json    # your own numbers (a JSON file)
     python -m experiments.walkthrough_step --matrices '{"x": [1, 2, 3], "h": [0, 0]}'   # or inline JSON
+    python -m experiments.walkthrough_step --run mine                 # in results/walkthrough_step/mine/
+
+`--quick` and `--no-progress` are accepted, as by every experiment, and change nothing: the run is one step,
+seconds long, with no progress bar. Bad input prints one line `error: ...` (`--debug`: traceback).
 
 The step, in rnnjax's row-vector convention (kernels are (in, out)):
 
@@ -21,11 +25,10 @@ added, which is why libraries keep W_ih and W_hh apart (or fuse them) as they li
 keys x, h, w_ih, w_hh, b, w_o, b_o; the others keep their defaults, so give every array whose shape your
 sizes change. Mis-shaped or non-numeric arrays are reported by name with the shape expected.
 
-Measured (defaults; 1.6 s wall on a 2-core CPU shared with other jobs): [x, h] W = x W_ih + h W_hh =
-[0.75, -0.6] + [0.25, -0.3]; z = [1.0, -0.8]; h' = [0.761594, -0.664037];
-logits = [0.429576, -0.993613, 0.944834, -0.464037]; p = [0.300825, 0.072482, 0.503603, 0.123090];
-prediction class 2. rnnjax (float32) vs the formula (float64): max |difference| 1.1e-7; the NumPy
-reference vs the formula: 2.2e-16.
+With the defaults, by hand: [x, h] W = x W_ih + h W_hh = [0.75, -0.6] + [0.25, -0.3]; z = [1.0, -0.8];
+h' = [0.761594, -0.664037]; logits = [0.429576, -0.993613, 0.944834, -0.464037];
+p = [0.300825, 0.072482, 0.503603, 0.123090]; prediction class 2. The three ways agree when rnnjax is within
+TOL_F32 of the formula and the NumPy reference within TOL_F64.
 
 Writes `results/walkthrough_step/<run>/` (or `--out`): config.json, metrics.json (inputs, every
 intermediate, the three results), summary.md (the printout), all atomically.
@@ -41,9 +44,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 import rnnjax
+from experiments import _cli
 from rnnjax import readout, reference, results
 
 EXPERIMENT = "walkthrough_step"
@@ -71,7 +74,10 @@ class Config:
     """Where the numbers come from and where the printout goes."""
 
     matrices: str | None = None  # JSON object (file path, or inline text starting with "{"); None: defaults
-    out: Path | None = None  # output folder; default results/walkthrough_step/<UTC timestamp>
+    quick: bool = False  # no effect: the run is already seconds long (accepted like every experiment's)
+    progress: bool = True  # no effect: there is no long loop to show progress of
+    run: str | None = None  # results/walkthrough_step/<run>; default: a UTC timestamp
+    out: Path | None = None  # output folder instead of results/walkthrough_step/<run>
 
 
 def read_matrices(spec: str | None) -> dict:
@@ -217,8 +223,12 @@ def by_reference(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def main(cfg: Config) -> dict:
     """Print the step three ways and how far apart they are; returns the numbers."""
     start = time.perf_counter()
+    if cfg.out is not None and cfg.run is not None:
+        raise ValueError(
+            f"run, out: expected at most one of them, got run={cfg.run!r} and out={str(cfg.out)!r}"
+        )
     a = check_matrices(read_matrices(cfg.matrices))  # before any output is written
-    out = Path(cfg.out) if cfg.out is not None else results.run_dir(EXPERIMENT)
+    out = Path(cfg.out) if cfg.out is not None else results.run_dir(EXPERIMENT, cfg.run)
     out.mkdir(parents=True, exist_ok=True)
     results.write_json(out / "config.json", cfg)
     lines: list[str] = []
@@ -280,4 +290,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

@@ -6,12 +6,13 @@ import functools
 import json
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from benchmarks import memory, throughput
-from rnnjax.cells import GRUParams, LSTMParams, SimpleParams
+from rnnjax import cells
 
 # B=2, T=8, H=8, I=4: small enough to compile in well under a second per function.
 MODES = ("fwd", "fwd+bwd")
@@ -24,14 +25,9 @@ def _result(kind, name, mode, B=2, T=8, H=8, I=4):
     computes it, on shared weights and inputs (cached: each function is compiled once per process)."""
     # Every weight and bias random (NumPy, so no eager JAX init to compile): a wrong mapping shows.
     rng = np.random.default_rng(3)
-    G = throughput.GATES[kind]
     normal = lambda *shape: jnp.asarray(0.3 * rng.standard_normal(shape), jnp.float32)  # noqa: E731
-    weights = (normal(I, G * H), normal(H, G * H), normal(G * H))
-    params = {
-        "simple": lambda: SimpleParams(*weights),
-        "lstm": lambda: LSTMParams(*weights),
-        "gru": lambda: GRUParams(*weights, normal(H)),
-    }[kind]()
+    shapes = jax.eval_shape(lambda: cells.make(kind, H).init(jax.random.key(0), I))  # types only, not run
+    params = type(shapes)(*(normal(*leaf.shape) for leaf in shapes))  # w_ih, w_hh, b (, b_hn) in order
     xs = normal(B, T, I)
     torch = throughput.import_torch() if name == "torch" else None
     c = throughput.build_contenders(kind, params, xs, [name], (mode,), torch)[name]
@@ -71,6 +67,8 @@ def test_flops_formula_by_hand():
     assert throughput.flops("lstm", "fwd", 1, 1, 1, 1) == 16
     assert throughput.flops("lstm", "fwd+bwd", 1, 1, 1, 1) == 16 + 24
     assert throughput.flops("simple", "fwd", 2, 3, 5, 7) == 2 * 2 * 3 * (5 + 7) * 7
+    # GRU, B=T=I=H=1: three gate blocks, x@W_ih (1x3) + h@W_hh (1x3) = 6 multiply-adds.
+    assert throughput.flops("gru", "fwd", 1, 1, 1, 1) == 12
 
 
 @pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
