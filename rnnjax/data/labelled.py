@@ -6,7 +6,7 @@ Plain NumPy and the standard library (no jax), like the rest of `rnnjax.data`. T
     CSV --read_csv--> (texts, labels)          or   synthetic_sentiment(n) --> (texts, labels)
     texts --tokenize--> token lists --text.Vocabulary.encode--> id lists --pad_sequences--> (tokens, lengths)
     labels --LabelSet.build(...).encode--> <int32>[N]
-    split_indices(N) --> (train rows, valid rows)
+    split_indices(N) --> (train rows, valid rows);   split_rows(N, (0.1, 0.1)) --> (train, valid, test)
 
 Example:
 
@@ -42,6 +42,7 @@ __all__ = [
     "pad_sequences",
     "read_csv",
     "split_indices",
+    "split_rows",
     "synthetic_sentiment",
     "tokenize",
 ]
@@ -357,7 +358,7 @@ def pad_sequences(
 
     Padding positions hold id 0. Their value does not matter: the classifier is given `lengths`, and
     `rnnjax.unroll` zeroes the inputs at padded steps, keeps the carry unchanged and outputs zeros there,
-    so the logits depend only on each row's first `lengths[i]` ids (tests/test_classify.py checks this
+    so the logits depend only on each row's first `lengths[i]` ids (tests/train/test_classify.py checks this
     against padding to 3x the length with random ids). 0 is used because it is a valid id of every
     vocabulary (the unknown token in `text.Vocabulary`), which the models' input checks require.
 
@@ -414,7 +415,7 @@ def pad_sequences(
 def split_indices(
     n: int, *, valid_fraction: float = 0.2, seed: int | None = 0, shuffle: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a train / valid split of n labelled examples.
+    """Rows of a train / valid split of n labelled examples: `split_rows(n, (valid_fraction,), ...)`.
 
     A seeded random split is right here, unlike for a language model's text: each example is a separate
     sequence with its own label and no example overlaps another, so no input or target of a validation
@@ -433,15 +434,53 @@ def split_indices(
     Returns:
       (train <int64>[n_train], valid <int64>[n_valid]): disjoint row indices covering range(n), each sorted.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
-        raise ValueError(f"n: expected an int >= 2 (one training and one validation example), got {n!r}")
     if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, int | float):
         raise ValueError(f"valid_fraction: expected a number in (0, 1), got {valid_fraction!r}")
     if not 0.0 < valid_fraction < 1.0:
         raise ValueError(f"valid_fraction: expected a number in (0, 1), got {valid_fraction!r}")
-    n_valid = min(max(round(n * valid_fraction), 1), n - 1)
+    train, valid = split_rows(n, (valid_fraction,), seed=seed, shuffle=shuffle)
+    return train, valid
+
+
+def split_rows(
+    n: int, held_out: Sequence[float], *, seed: int | None = 0, shuffle: bool = True
+) -> tuple[np.ndarray, ...]:
+    """Rows of a split of n labelled examples into training rows and held-out parts (e.g. valid, test).
+
+    The rows are permuted once (seeded; `shuffle=False` keeps file order); the training rows come first
+    and each held-out part takes the next round(n * fraction) rows, at least 1, while leaving at least one
+    row for every later part and for training. With one fraction this is `split_indices`; with the same
+    seed and total held-out size, the training rows do not depend on how the held-out rows are divided.
+
+    Args:
+      n: number of examples (>= len(held_out) + 1).
+      held_out: the fraction of each held-out part, each in (0, 1), summing to less than 1.
+      seed: seed of the shuffle (ignored with `shuffle=False`).
+      shuffle: random rows (seeded) or the contiguous tail.
+
+    Returns:
+      (train, part_1, ..., part_k): disjoint sorted row indices <int64>[...] covering range(n).
+    """
+    held_out = tuple(held_out)
+    if (
+        not held_out
+        or any(isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 < f < 1.0 for f in held_out)
+        or sum(held_out) >= 1.0
+    ):
+        raise ValueError(f"held_out: expected fractions in (0, 1) summing to less than 1, got {held_out!r}")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < len(held_out) + 1:
+        raise ValueError(
+            f"n: expected an int >= {len(held_out) + 1} (one training example and one per held-out part), "
+            f"got {n!r}"
+        )
+    sizes, left = [], n
+    for k, f in enumerate(held_out):
+        later = len(held_out) - k - 1  # parts still to fill, one row each at least
+        sizes.append(min(max(round(n * f), 1), left - 1 - later))
+        left -= sizes[-1]
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    return np.sort(order[: n - n_valid]), np.sort(order[n - n_valid :])
+    bounds = np.cumsum([left, *sizes])
+    return tuple(np.sort(part) for part in np.split(order, bounds[:-1]))
 
 
 # ----------------------------------------------------------------------------------------- synthetic

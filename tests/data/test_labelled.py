@@ -1,26 +1,13 @@
-"""Labelled sequences and the many-to-one classifier experiment: the CSV reader against hand-written files,
-padding and label ids against plain loops, the synthetic set's label against its own words, logits
-unchanged by extra padding, a quick training run that learns, and the command line end to end."""
+"""`rnnjax.data.labelled`: the CSV reader against hand-written files, padding and label ids against plain
+loops, the train/valid/test split against its definition, and the synthetic set's label against its own
+words."""
 
-import json
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-import tyro
 from hypothesis import given
 from hypothesis import strategies as st
 
-from experiments import classify
-from rnnjax import models
 from rnnjax.data import labelled
-
-# Padded steps are masked (carry kept, output zero), so the float64 logits at T and 3T should agree to
-# rounding of reordered sums at most.
-TOL_PAD_F64 = 1e-12
-# Same float32 forward pass in batches (with filler rows) or in one batch: rounding only.
-TOL_BATCH_F32 = 1e-6
 
 
 def write(tmp_path, content, name="data.csv", encoding="utf-8"):
@@ -206,6 +193,33 @@ def test_split_indices():
         labelled.split_indices(1)
 
 
+@pytest.mark.parametrize("n, held_out", [(50, (0.1, 0.2)), (1000, (0.1, 0.1)), (3, (0.3, 0.3)), (7, (0.5,))])
+def test_split_rows_is_the_seeded_permutation_cut_in_order(n, held_out):
+    parts = labelled.split_rows(n, held_out, seed=5)
+    # by definition: train = the first rows of the permutation, then each part's round(n f) rows (>= 1)
+    order = np.random.default_rng(5).permutation(n)
+    sizes = [max(round(n * f), 1) for f in held_out]
+    n_train = n - sum(sizes)
+    want = [order[:n_train]] + [order[n_train + sum(sizes[:k]) :][: sizes[k]] for k in range(len(sizes))]
+    assert [p.tolist() for p in parts] == [sorted(w.tolist()) for w in want]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(n))
+    if len(held_out) == 1:
+        assert [p.tolist() for p in parts] == [
+            p.tolist() for p in labelled.split_indices(n, valid_fraction=0.5, seed=5)
+        ]
+
+
+def test_split_rows_bad_input():
+    with pytest.raises(ValueError, match=r"held_out: expected fractions in \(0, 1\) summing to less than 1"):
+        labelled.split_rows(10, (0.5, 0.5))
+    with pytest.raises(ValueError, match=r"held_out: expected fractions"):
+        labelled.split_rows(10, ())
+    with pytest.raises(
+        ValueError, match=r"n: expected an int >= 3 \(one training example and one per held-out"
+    ):
+        labelled.split_rows(2, (0.1, 0.1))
+
+
 # ------------------------------------------------------------------------------------------ synthetic
 
 
@@ -241,122 +255,3 @@ def test_synthetic_sentiment_bad_input():
         labelled.synthetic_sentiment(10, seq_len=10, signal_position="early")
     with pytest.raises(ValueError, match=r"n: expected an int >= 2, got 1"):
         labelled.synthetic_sentiment(1)
-
-
-# ------------------------------------------------------------------------------------------ the model
-
-
-@pytest.mark.parametrize("cell, pooling", [("lstm", "last"), ("gru", "last"), ("simple", "mean")])
-def test_logits_unchanged_by_extra_random_padding(cell, pooling):
-    V, B, T = 13, 5, 7
-    model = models.SequenceClassifier(
-        V, 3, cell=cell, hidden_size=8, embed_size=8, pooling=pooling, cell_options=(("dtype", jnp.float64),)
-    )
-    rng = np.random.default_rng(0)
-    lengths = np.array([7, 1, 3, 5, 2], np.int32)
-    tokens = rng.integers(V, size=(B, T)).astype(np.int32)
-    long = np.concatenate([tokens, rng.integers(V, size=(B, 2 * T)).astype(np.int32)], axis=1)  # (B, 3T)
-    params = model.init(jax.random.key(1), tokens, lengths=lengths)["params"]
-    # a different value in the ordinary padding positions should change nothing either
-    refilled = np.where(np.arange(T) < lengths[:, None], tokens, V - 1).astype(np.int32)
-
-    @jax.jit
-    def logits(params):
-        return [model.apply({"params": params}, x, lengths=lengths) for x in (tokens, long, refilled)]
-
-    short_logits, long_logits, refilled_logits = (np.asarray(x) for x in logits(params))
-    assert short_logits.dtype == np.float64
-    scale = np.max(np.abs(short_logits))
-    assert np.max(np.abs(long_logits - short_logits)) <= TOL_PAD_F64 * scale
-    assert np.max(np.abs(refilled_logits - short_logits)) <= TOL_PAD_F64 * scale
-
-
-def test_training_learns_an_easy_synthetic_set_and_padding_does_not_matter():
-    # 8-word texts, the sentiment word in the first two: an LSTM separates them within ~40 steps.
-    cfg = classify.Config(
-        synthetic_n=500,
-        synthetic_seq_len=8,
-        synthetic_min_len=3,
-        synthetic_signal=(0, 2),
-        hidden_size=8,
-        embed_size=8,
-        progress=False,
-    )
-    data = classify.prepare(cfg)
-    model = classify.make_model(cfg, "lstm", len(data.vocab), len(data.label_set))
-    records = []
-    params, history = classify.train_classifier(
-        model, data.train, data.valid, epochs=3, batch_size=32, learning_rate=1e-2, log=records.append
-    )
-    assert history["steps"] == 3 * (400 // 32) and len(history["valid"]) == 3
-    assert [r["kind"] for r in records].count("valid") == 3
-    # 100 balanced validation examples: chance accuracy is 0.5 with standard deviation 0.05, so 0.8 is
-    # 6 standard deviations above chance (measured: 1.0 after 3 epochs).
-    accuracy = classify.evaluate(model, params, data.valid).accuracy
-    assert accuracy >= 0.8
-    # batches of 37 (the last one filled up with copies of row 0) equal one pass over all 100 rows, and
-    # the loss and accuracy equal those computed here from the one-pass logits
-    ev = classify.evaluate(model, params, data.valid, batch_size=37)
-    logits = classify.evaluate(model, params, data.valid, batch_size=100).logits.astype(np.float64)
-    assert np.max(np.abs(ev.logits - logits)) <= TOL_BATCH_F32 * np.max(np.abs(logits))
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    assert abs(ev.loss - (-log_p[np.arange(100), data.valid.labels].mean())) <= TOL_BATCH_F32 * ev.loss
-    assert ev.predictions.tolist() == np.argmax(logits, axis=1).tolist() and ev.accuracy == accuracy
-    rows = classify.padding_check(model, params, data.valid, (3,))
-    assert rows[1]["T"] == 3 * data.valid.tokens.shape[1]
-    assert rows[1]["accuracy"] == accuracy and rows[1]["predictions_changed"] == 0
-
-
-# ---------------------------------------------------------------------------------------- command line
-
-
-def test_cli_on_a_tiny_csv_writes_its_files(tmp_path):
-    rows = ["text,label"] + [
-        f'"{w} film, {"really " * (i % 4)}ok",{"pos" if w == "great" else "neg"}'
-        for i, w in enumerate(["great", "awful"] * 15)
-    ]
-    csv_path = write(tmp_path, "\n".join(rows) + "\n")
-    out = tmp_path / "run"
-    args = ["--csv", str(csv_path), "--text-column", "text", "--label-column", "label", "--cell", "lstm"]
-    args += ["--hidden-size", "8", "--embed-size", "8", "--steps", "3", "--batch-size", "8"]
-    args += ["--padding-factors", "2", "--log-every", "2", "--no-progress", "--out", str(out)]
-    cfg = tyro.cli(classify.Config, args=args)
-    assert cfg.csv == csv_path and cfg.cell == ("lstm",) and cfg.steps == 3
-    result = classify.main(cfg)
-    for name in ("config.json", "vocab.json", "labels.json", "metrics.jsonl", "curves.png", "summary.md"):
-        assert (out / name).stat().st_size > 0, name
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["kind"] for r in records] == ["data", "train", "train", "valid", "final", "done"]
-    assert records[0]["n_train"] == 24 and records[0]["labels"] == ["neg", "pos"]
-    final = result["finals"][0]
-    assert final["cell"] == "lstm" and final["padding"][1]["predictions_changed"] == 0
-    assert json.loads((out / "config.json").read_text())["csv"] == str(csv_path)
-    assert json.loads((out / "labels.json").read_text())["labels"] == ["neg", "pos"]
-    assert "| lstm |" in (out / "summary.md").read_text()
-    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
-
-
-@pytest.mark.parametrize(
-    "change, pattern",
-    [
-        (dict(cell=("lstm", "transformer")), r"cell: expected names from"),
-        (dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
-        (dict(max_len=-1), r"max_len: expected None or an int >= 1, got -1"),
-        (dict(valid_fraction=1.5), r"valid_fraction: expected a number in \(0, 1\), got 1.5"),
-        (dict(learning_rate=0.0), r"learning_rate: expected a positive number, got 0.0"),
-        (dict(pooling="max"), r"pooling: expected one of \('last', 'mean'\), got 'max'"),
-        (dict(padding_factors=(1,)), r"padding_factors: expected ints >= 2, got \(1,\)"),
-        (dict(dropout=1.0), r"dropout: expected a rate in \[0, 1\), got 1.0"),
-    ],
-)
-def test_bad_config_names_the_argument(change, pattern):
-    with pytest.raises(ValueError, match=pattern):
-        classify.check_config(classify.Config(**change))
-
-
-def test_missing_csv_and_column_are_reported_from_main(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"path: no such file"):
-        classify.main(classify.Config(csv=tmp_path / "missing.csv", out=tmp_path / "o", progress=False))
-    csv_path = write(tmp_path, "review,sentiment\ngood,pos\nbad,neg\n")
-    with pytest.raises(ValueError, match=r"text_column: column 'text' not found .*\['review', 'sentiment'\]"):
-        classify.main(classify.Config(csv=csv_path, out=tmp_path / "o", progress=False))
