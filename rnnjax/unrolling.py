@@ -69,18 +69,7 @@ def _check_carry(cell: Cell, carry, batch_shape: tuple[int, ...]) -> None:
             )
 
 
-def _under_forward_mode(tree) -> bool:
-    """Whether any leaf is being differentiated in forward mode (a JVP tracer, possibly wrapped)."""
-    for leaf in jax.tree_util.tree_leaves(tree):
-        x = leaf
-        while is_traced(x):
-            if type(x).__name__ == "JVPTracer":
-                return True
-            x = getattr(x, "primal", getattr(x, "val", None))  # linearize and vmap tracers wrap others
-    return False
-
-
-def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool, inputs) -> bool:
+def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool) -> bool:
     """Resolve `unroll`'s `fast` option (see its docstring)."""
     if fast not in (None, True, False):
         raise ValueError(f"fast: expected None, True or False, got {fast!r}")
@@ -93,7 +82,6 @@ def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool, inpu
             ("lengths is given", lengths is not None),
             ("return_carries=True", return_carries),
             ("remat=True", remat),
-            ("the inputs are differentiated in forward mode (jvp)", _under_forward_mode(inputs)),
         )
         if present
     ]
@@ -184,8 +172,9 @@ def unroll(
         same equations with a hand-written backward pass whose weight gradients are single large
         matmuls after the loop. None (the default) uses
         it whenever it applies: the cell has one (simple and LSTM cells do), no
-        `lengths`, `return_carries` or `remat`, and no forward-mode autodiff (`jax.jvp`, `jacfwd`)
-        is seen on the inputs; otherwise it falls back to plain autodiff of the `cell.step` scan.
+        `lengths`, `return_carries` or `remat`, and JAX does not refuse it for forward-mode autodiff
+        (`jax.jvp`, `jacfwd`, which cannot go through a `custom_vjp`); otherwise it falls back to plain
+        autodiff of the `cell.step` scan.
         Reverse mode of any order works on both paths. A `custom_vjp` cannot be differentiated in
         forward mode, and forward mode applied *outside* a `jit` that calls `unroll` is invisible
         here: pass `fast=False` for `jax.jacfwd(jax.jit(f))`. True requires the kernel (raises if
@@ -222,17 +211,29 @@ def unroll(
 
     if checkpoint_every is not None:
         _check_chunking(checkpoint_every, lengths, return_carries, remat)
-        if fast is None and _under_forward_mode((params, xs, carry)):
-            fast = False  # jax.checkpoint hides the JVP tracers from the chunks' own check
-        final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, fast)
+        try:
+            final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, fast)
+        except TypeError as error:  # forward mode reached a chunk's custom_vjp through jax.checkpoint
+            if fast is not None or "forward-mode" not in str(error):
+                raise
+            final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, False)
         return final, (out if time_major else jnp.moveaxis(out, 0, -2))
 
-    use_fast = _use_fast(fast, cell, lengths, return_carries, remat, (params, xs, carry))
-    if use_fast:
+    if _use_fast(fast, cell, lengths, return_carries, remat):
         jax.eval_shape(cell.step, params, carry, xs[0])  # the step's argument checks, at trace time only
         cast = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
-        final, out = cell.sequence(cast, carry, xs, reverse=reverse, unroll=unroll)
-        return final, (out if time_major else jnp.moveaxis(out, 0, -2))
+        try:
+            final, out = cell.sequence(cast, carry, xs, reverse=reverse, unroll=unroll)
+            return final, (out if time_major else jnp.moveaxis(out, 0, -2))
+        except TypeError as error:  # JAX refuses forward mode (jvp) through a custom_vjp at trace time
+            if "forward-mode" not in str(error):
+                raise
+            if fast is True:
+                raise ValueError(
+                    "fast: True needs the whole-sequence kernel, which cannot be used here: "
+                    "['the inputs are differentiated in forward mode (jvp)']"
+                ) from None
+            # fall through to the plain path, which supports forward mode
 
     if lengths is None:
 
