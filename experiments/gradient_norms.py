@@ -158,24 +158,6 @@ def sweep_cell(cfg: Config, cell_name: str) -> dict:
     }
 
 
-def decay_stats(curves: np.ndarray) -> dict:
-    """Decay-rate fits (`diagnostics.decay_rate`) of log10 norms by lag <[seed, T]>, one per seed: mean and
-    sd of the finite slopes (None if none is), the seeds whose norm underflowed to exactly zero and the
-    first such lag, and the seeds that overflowed. Non-finite values are counted, never averaged in."""
-    fits = [diagnostics.decay_rate(np.arange(curves.shape[-1]), c) for c in curves]
-    slopes = np.array([f.slope for f in fits])
-    under = [f.first_underflow_lag for f in fits if f.first_underflow_lag is not None]
-    finite = np.isfinite(slopes).any()
-    return dict(
-        slope_mean=float(np.nanmean(slopes)) if finite else None,
-        slope_std=float(np.nanstd(slopes)) if finite else None,
-        slopes=slopes,
-        seeds_with_underflow=len(under),
-        first_underflow_lag=min(under) if under else None,
-        seeds_nonfinite=int(np.sum(~np.all(np.isfinite(curves) | np.isneginf(curves), -1))),
-    )
-
-
 def _quartiles(w: np.ndarray) -> dict:
     """Median and quartiles (linearly interpolated) of `w` <[seed]>."""
     return dict(median=float(np.median(w)), q25=float(np.quantile(w, 0.25)), q75=float(np.quantile(w, 0.75)))
@@ -183,7 +165,8 @@ def _quartiles(w: np.ndarray) -> dict:
 
 def summarise(cfg: Config, raw: dict) -> dict:
     """Per (cell, init, gain): curves by lag at the longest T (median and quartiles over seeds), decay-rate
-    fits per T (`decay_stats`), ‖∂L/∂W_hh‖ per T (median and quartiles) and the median σ_max of W_hh."""
+    fits per T (`diagnostics.decay_stats`), ‖∂L/∂W_hh‖ per T (median and quartiles) and the median σ_max
+    of W_hh."""
     T_max = max(cfg.lengths)
     out: dict = dict(T_max=T_max, curves={}, decay={}, grad_w_hh={}, sigma_max={})
     for name in cfg.cells:
@@ -193,7 +176,8 @@ def summarise(cfg: Config, raw: dict) -> dict:
             at = {str(T): {k: a[gi, ii] for k, a in raw[name, T].items()} for T in cfg.lengths}  # [seed, ...]
             last, g = at[str(T_max)], str(gain)
             out["curves"][name][init][g] = diagnostics.log_norm_quartiles(last["log10_norm_by_lag"], axis=0)
-            out["decay"][name][init][g] = {T: decay_stats(a["log10_norm_by_lag"]) for T, a in at.items()}
+            decay = {T: diagnostics.decay_stats(a["log10_norm_by_lag"]) for T, a in at.items()}
+            out["decay"][name][init][g] = decay
             out["grad_w_hh"][name][init][g] = {T: _quartiles(a["log10_grad_w_hh"]) for T, a in at.items()}
             out["sigma_max"][name][init][g] = float(np.median(last["sigma_max"]))
     return out

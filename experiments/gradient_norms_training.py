@@ -67,13 +67,11 @@ def profile(cell, task, params, xs, targets) -> np.ndarray:
 
 
 def summarise_profile(log_norms: np.ndarray) -> dict:
-    lags = np.arange(log_norms.shape[1])
-    fits = [diagnostics.decay_rate(lags, row) for row in log_norms]
-    slopes = np.array([f.slope for f in fits])
+    fits = diagnostics.decay_stats(log_norms)
     return dict(
         diagnostics.log_norm_quartiles(log_norms, axis=0),
-        slope_mean=float(np.nanmean(slopes)) if np.isfinite(slopes).any() else None,
-        slope_std=float(np.nanstd(slopes)) if np.isfinite(slopes).any() else None,
+        slope_mean=fits["slope_mean"],
+        slope_std=fits["slope_std"],
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "DecayFit",
     "LyapunovResult",
     "decay_rate",
+    "decay_stats",
     "gate_statistics",
     "hidden_state_grads",
     "jacobian_norms",
@@ -423,3 +424,31 @@ def decay_rate(lags, log10_norms) -> DecayFit:
         return DecayFit(float("nan"), float("nan"), int(ok.sum()), first)
     slope = float(np.polyfit(lags[ok], y[ok], 1)[0])
     return DecayFit(slope, 10.0**slope, int(ok.sum()), first)
+
+
+def decay_stats(log10_norms) -> dict:
+    """`decay_rate` fits of many profiles at once, e.g. one per seed or per example.
+
+    Args:
+      log10_norms: <float>[n, T] log10 norms indexed by lag (lag 0 first), -inf where they underflowed.
+    Returns:
+      dict with "slope_mean" and "slope_std" of the finite slopes (None if none is finite), "slopes"
+      <float64>[n], "seeds_with_underflow" (profiles that reached exactly zero), "first_underflow_lag"
+      (the smallest such lag, or None) and "seeds_nonfinite" (profiles holding +inf or NaN: overflow).
+      Non-finite values are counted, never averaged in.
+    """
+    curves = np.asarray(log10_norms, np.float64)
+    if curves.ndim != 2:
+        raise ValueError(f"log10_norms: expected shape [n, T], got {curves.shape}")
+    fits = [decay_rate(np.arange(curves.shape[-1]), c) for c in curves]
+    slopes = np.array([f.slope for f in fits])
+    under = [f.first_underflow_lag for f in fits if f.first_underflow_lag is not None]
+    finite = bool(np.isfinite(slopes).any())
+    return dict(
+        slope_mean=float(np.nanmean(slopes)) if finite else None,
+        slope_std=float(np.nanstd(slopes)) if finite else None,
+        slopes=slopes,
+        seeds_with_underflow=len(under),
+        first_underflow_lag=min(under) if under else None,
+        seeds_nonfinite=int(np.sum(~np.all(np.isfinite(curves) | np.isneginf(curves), -1))),
+    )

@@ -342,3 +342,21 @@ def test_log_norm_quartiles_are_order_statistics_that_keep_underflow():
     assert q["median"][0] in col0 and q["median"][1] in col1  # an actual sample, never an average
     assert q["underflow_fraction"].tolist() == [0.5, 0.0]
     assert q["nonfinite_fraction"].tolist() == [0.0, 0.25]
+
+
+def test_decay_stats_against_polyfit_per_profile():
+    """Slopes of several profiles with underflow (-inf) and overflow (+inf) against np.polyfit on the
+    finite points of each, and the counts against the profiles as built."""
+    lags = np.arange(12, dtype=np.float64)
+    curves = np.stack([-0.3 * lags + 1.0, -0.1 * lags, 0.2 * lags - 2.0])
+    curves[0, 9:] = -np.inf  # underflow from lag 9
+    curves[2, 11] = np.inf  # overflow
+    stats = diagnostics.decay_stats(curves)
+    want = [np.polyfit(lags[np.isfinite(c)], c[np.isfinite(c)], 1)[0] for c in curves]
+    np.testing.assert_allclose(stats["slopes"], want, rtol=0, atol=TOL_F64)
+    assert abs(stats["slope_mean"] - np.mean(want)) <= TOL_F64
+    assert abs(stats["slope_std"] - np.std(want)) <= TOL_F64
+    assert stats["seeds_with_underflow"] == 1 and stats["first_underflow_lag"] == 9
+    assert stats["seeds_nonfinite"] == 1
+    with pytest.raises(ValueError, match=r"log10_norms: expected shape \[n, T\]"):
+        diagnostics.decay_stats(np.zeros(4))
