@@ -1,162 +1,112 @@
 """Train a word- or character-level recurrent language model on a book or a WhatsApp chat, then sample text.
 
-    python -m experiments.text_generation train --corpus alice               # word-level LSTM; ~5 min
-    python -m experiments.text_generation train --corpus tinyshakespeare --level char --minutes 18
-    python -m experiments.text_generation train --corpus chat.txt --whatsapp --level char
-    python -m experiments.text_generation train --run RUN --resume           # continue a stopped run
-    python -m experiments.text_generation sample --checkpoint results/text_generation/RUN \\
-        --prompt "alice was" --length 100 --temperature 0.8
+    python -m experiments.text_generation train --corpus alice               # word-level LSTM
+    python -m experiments.text_generation train --corpus tinyshakespeare --level char --minutes 19
+    python -m experiments.text_generation train --corpus chat.txt --whatsapp --dayfirst --level char
+    python -m experiments.text_generation train --run RUN --corpus alice --resume   # continue a stopped run
+    python -m experiments.text_generation train --quick --run smoke          # a seconds-long smoke run
+    python -m experiments.text_generation sample --run RUN --prompt "alice was" --length 100 --temperature 0.8
+    python -m experiments.text_generation train --level char --help          # the options, char defaults
 
 `train` tokenises the corpus (`--level word|char`), holds out its last `--valid-fraction` as one
 contiguous block (for Alice: the end of chapter XI and chapter XII), builds the vocabulary on the rest,
-and trains `rnnjax.models.LanguageModel` with truncated BPTT (`rnnjax.train.lm.fit`): validation loss,
-perplexity and bits per token in `metrics.jsonl`, checkpoints (last 3 and best) under `checkpoints/`.
-At the end it reports the add-k bigram baseline on the same split (`rnnjax.data.ngram`), prints samples
-and writes `summary.md`, `samples.txt` and `loss.png`. `--minutes` caps the wall time (the run then stops
-early, checkpointed, and `--resume` continues it).
+and trains a language model with truncated BPTT (`rnnjax.train.lm.fit`): validation loss, perplexity and
+bits per token in `metrics.jsonl`, checkpoints (last 3 and best) under `checkpoints/`. The model and
+training options are the fields of `rnnjax.train.lm_config.LMConfig`, with the defaults of the level
+(`LMConfig.for_level`). At the end it reports the add-k bigram baseline on the same positions
+(`rnnjax.data.ngram`), prints samples and writes `summary.md`, `samples.txt`, `final.json` and
+`loss.png`. `--minutes` caps the wall time (the run stops early, checkpointed, and `--resume` continues
+it). `sample` continues a prompt from a trained run's best checkpoint.
 
-Outputs in `results/text_generation/<run>/`. Expected (2-core CPU): `train --corpus alice` reaches a
-validation perplexity below the bigram baseline; a char-level LSTM on tinyshakespeare reaches ≈ 1.5-1.6
-nats/char in 20 minutes (see the README for measured numbers).
+Outputs in `results/text_generation/<run>/`. Expected: the word model on Alice reaches a validation
+perplexity below the bigram baseline's (measured runs and times: the README's text section).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import matplotlib
 import tyro
 
+from experiments import _cli
 from rnnjax import generate, results
 from rnnjax.data import corpora, ngram, whatsapp
+from rnnjax.data import text as text_lib
 from rnnjax.train import lm
+from rnnjax.train.lm_config import LEVEL_DEFAULTS, LMConfig
+from rnnjax.train.loop import MetricsLog
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Defaults that depend on the level (used for every option left unset).
-LEVEL_DEFAULTS = {
-    "char": dict(
-        lowercase=False,
-        min_count=1,
-        hidden_size=256,
-        num_layers=2,
-        embed_size=64,
-        dropout=0.0,
-        batch_size=64,
-        seq_len=100,
-        learning_rate=3e-3,
-        steps=3000,
-    ),
-    "word": dict(
-        lowercase=True,
-        min_count=2,
-        hidden_size=256,
-        num_layers=1,
-        embed_size=128,
-        dropout=0.5,
-        batch_size=32,
-        seq_len=35,
-        learning_rate=3e-3,
-        steps=600,
-    ),
-}
+EXPERIMENT = "text_generation"  # outputs in results/<EXPERIMENT>/<run>/
+DEFAULT_LEVEL = "word"
 PROMPTS = {"char": ("ROMEO:", "The "), "word": ("alice was", "the queen said")}
 LEAKAGE_PERPLEXITY = 20.0  # a word-level validation perplexity below this on a book is suspicious
+# --quick: a tiny model for a few steps on the start of the text.
+QUICK = dict(hidden_size=32, num_layers=1, batch_size=16, seq_len=32, steps=60)
+QUICK_CHARS = 60_000
+QUICK_LENGTH = 20  # tokens per sample
 
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """Train a language model."""
+    """Train a language model (defaults shown are those of the --level given, else word)."""
 
+    lm: LMConfig = LMConfig.for_level(DEFAULT_LEVEL)
     corpus: str = "alice"  # "alice", "tinyshakespeare" or the path of a UTF-8 text file
     whatsapp: bool = False  # the corpus is a WhatsApp "Export chat" .txt: train on the message texts
-    authors: tuple[str, ...] = ()  # WhatsApp: keep only these authors (default: everyone)
+    authors: tuple[str, ...] = ()  # WhatsApp: keep only these authors (none given: everyone)
     dayfirst: bool | None = None  # WhatsApp: date order when every date fits both (e.g. 03/04/2024)
-    decode_errors: Literal["strict", "replace"] = "strict"
-    level: Literal["char", "word"] = "word"
-    lowercase: bool | None = None
-    strip_punctuation: bool = False
-    min_count: int | None = None
-    max_vocab: int | None = None
-    valid_fraction: float = 0.1
-    cell: Literal["simple", "lstm", "gru"] = "lstm"
-    activation: Literal["tanh", "relu", "linear"] = "tanh"  # of the simple cell
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    embed_size: int | None = None  # 0 for one-hot inputs
-    dropout: float | None = None
-    carry_reset: float = 0.05  # per row and step, the chance of restarting from zero carries
-    steps: int | None = None
-    batch_size: int | None = None
-    seq_len: int | None = None
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    learning_rate: float | None = None
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = 0
-    clip_norm: float | None = 5.0
-    seed: int = 0
-    eval_every: int = 100
-    checkpoint_every: int = 200
-    keep_last: int = 3
-    devices: int | None = None  # local devices to split the batch across (default: all)
+    decode_errors: Literal["strict", "replace"] = "strict"  # undecodable bytes: refuse, or use U+FFFD
     minutes: float | None = None  # stop (checkpointed) after this much training wall time
-    resume: bool = False
-    run: str | None = None  # results/text_generation/<run>; default: a timestamp
-    sample_length: int | None = None  # tokens per printed sample (default: 300 chars or 60 words)
-    quick: bool = False  # a seconds-long smoke run on the first 60k characters
-
-    def config(self) -> lm.LMConfig:
-        d = dict(LEVEL_DEFAULTS[self.level])
-        for name in d:
-            if getattr(self, name) is not None:
-                d[name] = getattr(self, name)
-        if d["embed_size"] == 0:
-            d["embed_size"] = None
-        if self.quick:
-            d.update(hidden_size=32, num_layers=1, batch_size=16, seq_len=32, steps=60)
-        every = min(self.eval_every, d["steps"]), min(self.checkpoint_every, d["steps"])
-        return lm.LMConfig(
-            level=self.level,
-            strip_punctuation=self.strip_punctuation,
-            max_vocab=self.max_vocab,
-            valid_fraction=self.valid_fraction,
-            cell=self.cell,
-            activation=self.activation,
-            carry_reset=self.carry_reset,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            warmup_steps=self.warmup_steps,
-            clip_norm=self.clip_norm,
-            seed=self.seed,
-            eval_every=every[0],
-            checkpoint_every=every[1],
-            keep_last=self.keep_last,
-            devices=self.devices,
-            **d,
-        )
+    resume: bool = False  # continue the run's latest checkpoint (same corpus and model options)
+    sample_length: int | None = None  # tokens per reported sample; None: 300 chars or 60 words
+    run: str | None = None  # results/text_generation/<run>; None: a timestamp
+    quick: bool = False  # a seconds-long smoke run: tiny model, 60 steps, the first 60k characters
+    progress: bool = True  # show the training progress bar
 
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
     """Generate text from a trained run."""
 
-    checkpoint: Path  # a run folder written by `train` (or its checkpoints/ folder)
+    run: str  # the trained run: results/text_generation/<run>
     prompt: str = ""  # default: a level-appropriate prompt
     length: int = 200  # tokens to generate (characters or words)
     temperature: float = 0.8
     top_k: int | None = None
     top_p: float | None = None
-    greedy: bool = False
+    greedy: bool = False  # argmax decoding (the sampling options are then ignored)
     step: str = "best"  # "best", "latest" or a step number
     num_samples: int = 1
     seed: int = 0
+    quick: bool = False  # a seconds-long smoke run: one sample of 20 tokens
+    progress: bool = True  # accepted as by every command (sampling is one compiled call, with no bar)
+
+
+def command(argv: list[str]):
+    """The command-line type: subcommands `train` and `sample`. `train`'s defaults are
+    `LMConfig.for_level(level)` for the `--level` in `argv`, so `--help` shows that level's defaults."""
+    level = next((b for a, b in zip(argv, argv[1:]) if a == "--level"), None)
+    level = next((a.split("=", 1)[1] for a in argv if a.startswith("--level=")), level)
+    defaults = Train(lm=LMConfig.for_level(level if level in LEVEL_DEFAULTS else DEFAULT_LEVEL))
+    subcommands = Union[  # noqa: UP007 (tyro reads the Annotated members of a typing.Union)
+        Annotated[Train, tyro.conf.subcommand("train", default=defaults)],
+        Annotated[Sample, tyro.conf.subcommand("sample")],
+    ]
+    return Annotated[subcommands, tyro.conf.OmitArgPrefixes]
+
+
+def parse(argv: list[str]) -> Train | Sample:
+    """The command line `argv` (without the program name) as a `Train` or `Sample`."""
+    return tyro.cli(command(argv), args=argv)
 
 
 def read_corpus(args: Train) -> str:
@@ -174,24 +124,24 @@ def read_corpus(args: Train) -> str:
     return corpora.load(args.corpus, errors=args.decode_errors)
 
 
-def bigram_baseline(corpus: lm.Corpus, config: lm.LMConfig) -> dict:
+def bigram_baseline(corpus: lm.Corpus, config: LMConfig) -> dict:
     """Add-k bigram perplexity on exactly the validation positions `lm.evaluate` scores."""
     k, scores = ngram.choose_k(corpus.train, len(corpus.vocab))
     model = ngram.fit(corpus.train, len(corpus.vocab), k)
-    rows = corpus.valid[: (corpus.valid.size // config.batch_size) * config.batch_size]
-    rows = rows.reshape(config.batch_size, -1)
+    rows = text_lib.stream_rows(corpus.valid, config.batch_size)
     ppl = ngram.perplexity(model, rows[:, :-1], rows[:, 1:])
     return {"k": k, "perplexity": ppl, "loss": math.log(ppl), "k_search": scores, "tokens": rows[:, 1:].size}
 
 
 def plot(run: Path) -> None:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    """loss.png: training and validation loss against the step, from `metrics.jsonl`."""
+    records = MetricsLog(run / "metrics.jsonl").read()
     tr = [r for r in records if r["split"] == "train" and r.get("loss") is not None]
     va = [r for r in records if r["split"] == "valid"]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train (mean over log window)", lw=1)
     ax.plot([r["step"] for r in va], [r["loss"] for r in va], "o-", label="validation", ms=3)
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (optimiser updates)")
     ax.set_ylabel("cross-entropy (nats / token)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -199,68 +149,56 @@ def plot(run: Path) -> None:
     plt.close(fig)
 
 
-def samples(model, params, vocab, config: lm.LMConfig, length: int, seed: int = 0) -> list[tuple[str, str]]:
-    out = []
-    for prompt in PROMPTS[config.level]:
-        for name, opts in (("greedy", dict(greedy=True)), ("T=0.8", dict(temperature=0.8))):
-            text = generate.sample_text(
-                model,
-                params,
-                vocab,
-                prompt,
-                length,
-                level=config.level,
-                lowercase=config.lowercase,
-                strip_punctuation=config.strip_punctuation,
-                seed=seed,
-                include_prompt=True,
-                **opts,
-            )
-            out.append((f"{prompt!r}, {name}", text))
-    return out
+def continue_text(model, params, vocab, config: LMConfig, prompt: str, length: int, **options) -> str:
+    """The prompt and `length` generated tokens, tokenised as in training (`generate.sample_text`)."""
+    return generate.sample_text(
+        model, params, vocab, prompt, length, level=config.level, lowercase=config.lowercase,
+        strip_punctuation=config.strip_punctuation, include_prompt=True, **options,
+    )  # fmt: skip
 
 
-def train(args: Train) -> lm.FitResult:
-    config = args.config()
-    text = read_corpus(args)
-    if args.quick:
-        text = text[:60_000]
-    run = Path("results") / "text_generation" / (args.run or time.strftime("%Y%m%d-%H%M%S"))
+def train(args: Train):
+    config = dataclasses.replace(args.lm, **QUICK) if args.quick else args.lm
+    text = read_corpus(args)[: QUICK_CHARS if args.quick else None]
     corpus = lm.prepare(text, config)  # fit() checks a resumed run's saved vocabulary against it
+    run = results.run_dir(EXPERIMENT, args.run)
     print(
         f"{args.corpus}: {config.level}-level, {corpus.train.size:,} training and {corpus.valid.size:,} "
         f"validation tokens, vocabulary {len(corpus.vocab):,}; run folder {run}"
     )
     start = time.perf_counter()
     time_limit = None if args.minutes is None else args.minutes * 60
-    result = lm.fit(config, corpus, run, resume=args.resume, time_limit=time_limit)
-    wall = time.perf_counter() - start
+    result = lm.fit(config, corpus, run, resume=args.resume, time_limit=time_limit, progress=args.progress)
     print(result.message)
     if result.status == "diverged":
         print(f"error: {result.message}", file=sys.stderr)
-        sys.exit(1)
-    report(args, config, corpus, result, wall)
+        raise SystemExit(1)
+    report(args, config, corpus, result.message, run, time.perf_counter() - start)
     return result
 
 
-def report(args: Train, config: lm.LMConfig, corpus: lm.Corpus, result: lm.FitResult, wall: float) -> None:
-    run = result.run
+def report(args: Train, config: LMConfig, corpus: lm.Corpus, message: str, run: Path, wall: float) -> None:
+    """summary.md, samples.txt, final.json and loss.png of a finished (or stopped) run."""
     plot(run)
     model, params, vocab, _, step = lm.load(run, "best")
     valid = lm.evaluate(model, params, corpus.valid, batch_size=config.batch_size, seq_len=config.seq_len)
     base = bigram_baseline(corpus, config)
-    length = args.sample_length or (300 if config.level == "char" else 60)
-    texts = samples(model, params, vocab, config, length)
+    length = args.sample_length or (QUICK_LENGTH if args.quick else 300 if config.level == "char" else 60)
+    texts = [
+        (f"{prompt!r}, {name}", continue_text(model, params, vocab, config, prompt, length, seed=0, **opts))
+        for prompt in PROMPTS[config.level]
+        for name, opts in (("greedy", dict(greedy=True)), ("T=0.8", dict(temperature=0.8)))
+    ]
     lines = [
         f"# text_generation {run.name}",
         "",
         f"- corpus: {args.corpus} ({config.level}-level), {corpus.train.size:,} train / "
-        f"{corpus.valid.size:,} "
-        f"validation tokens (last {config.valid_fraction:.0%}), vocabulary {len(vocab):,}",
+        f"{corpus.valid.size:,} validation tokens (last {config.valid_fraction:.0%}), "
+        f"vocabulary {len(vocab):,}",
         f"- model: {config.cell}, {config.num_layers} x {config.hidden_size}, embedding {config.embed_size}, "
         f"dropout {config.dropout}; {config.optimizer} lr {config.learning_rate} ({config.schedule}), clip "
         f"{config.clip_norm}, batch {config.batch_size} x {config.seq_len}",
-        f"- {result.message}; wall time this invocation {wall / 60:.1f} min",
+        f"- {message}; wall time this invocation {wall / 60:.1f} min",
         f"- best checkpoint: step {step}: validation loss {valid['loss']:.4f} nats/token, perplexity "
         f"{valid['perplexity']:.2f}, {valid['bits_per_token']:.3f} bits/token ({valid['tokens']:,} tokens)",
         f"- add-k bigram baseline on the same positions (k = {base['k']:g}, chosen on the training tail): "
@@ -284,38 +222,27 @@ def report(args: Train, config: lm.LMConfig, corpus: lm.Corpus, result: lm.FitRe
 
 
 def sample(args: Sample) -> list[str]:
-    which: str | int = int(args.step) if args.step.isdigit() else args.step
-    model, params, vocab, config, step = lm.load(args.checkpoint, which)
     if not isinstance(args.num_samples, int) or args.num_samples < 1:
         raise ValueError(f"num_samples: expected an int >= 1, got {args.num_samples!r}")
+    which: str | int = int(args.step) if args.step.isdigit() else args.step
+    model, params, vocab, config, step = lm.load(Path("results") / EXPERIMENT / args.run, which)
     prompt = args.prompt or PROMPTS[config.level][0]
+    options = (  # greedy decoding takes no sampling options
+        dict(greedy=True)
+        if args.greedy
+        else dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    )
     out = []
-    for i in range(args.num_samples):
-        text = generate.sample_text(
-            model,
-            params,
-            vocab,
-            prompt,
-            args.length,
-            level=config.level,
-            lowercase=config.lowercase,
-            strip_punctuation=config.strip_punctuation,
-            seed=args.seed + i,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            greedy=args.greedy,
-            include_prompt=True,
-        )
-        out.append(text)
-        print(f"--- sample {i + 1} (step {step}) ---\n{text}")
+    for i in range(1 if args.quick else args.num_samples):
+        length = QUICK_LENGTH if args.quick else args.length
+        out.append(continue_text(model, params, vocab, config, prompt, length, seed=args.seed + i, **options))
+        print(f"--- sample {i + 1} (step {step}) ---\n{out[-1]}")
     return out
 
 
-def main(argv: list[str] | None = None):
-    args = tyro.extras.subcommand_cli_from_dict({"train": Train, "sample": Sample}, args=argv)
+def main(args: Train | Sample):
     return train(args) if isinstance(args, Train) else sample(args)
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(command(sys.argv[1:]), main)

@@ -1,5 +1,6 @@
-"""Text generation from a trained `LanguageModel`: greedy decoding or sampling with temperature, top-k and
-top-p (nucleus) filtering, one compiled `lax.scan` that feeds one token per step and threads the carry.
+"""Text generation from a trained language model (`rnnjax.models.language_model`): greedy decoding or
+sampling with temperature, top-k and top-p (nucleus) filtering, one compiled `lax.scan` that feeds one
+token per step and threads the carry.
 
 The prompt is read once: one call of the model over all but its last token gives the carries, then a
 `lax.scan` of L steps feeds one token at a time with the carries threaded through (the prompt's last
@@ -9,10 +10,10 @@ a re-read of the prompt.
 Example (an untrained model, so the text is gibberish; `python -m doctest -v rnnjax/generate.py`):
 
     >>> import jax, jax.numpy as jnp
-    >>> from rnnjax import generate as gen, models
+    >>> from rnnjax import cells, generate as gen, models
     >>> from rnnjax.data.text import Vocabulary, char_tokens
     >>> vocab = Vocabulary.build(char_tokens("hello world"), unk=None)
-    >>> model = models.LanguageModel(len(vocab), cell="lstm", hidden_size=16, num_layers=1, embed_size=8)
+    >>> model = models.language_model(len(vocab), cells.make("lstm", 16), num_layers=1, embed_size=8)
     >>> params = model.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"]
     >>> tokens = gen.generate(model, params, jnp.array([[1, 2], [3, 4]]), 5, key=jax.random.key(1),
     ...                       temperature=0.8, top_k=5, top_p=0.9)
@@ -60,11 +61,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.data import text as text_lib
-from rnnjax.models import LanguageModel
+from rnnjax.data.text import LEVELS
+from rnnjax.models import RNNModel
 
-__all__ = ["LEVELS", "detokenize", "filtered_log_probs", "generate", "generate_with_log_probs", "sample_text"]
-
-LEVELS = ("char", "word")
+__all__ = ["detokenize", "filtered_log_probs", "generate", "generate_with_log_probs", "sample_text"]
 
 # Word-level detokenisation: no space before closing punctuation, none after opening punctuation.
 _NO_SPACE_BEFORE = frozenset(".,;:!?)]}%…»”’")
@@ -141,8 +141,28 @@ def _check_key(key) -> None:
 
 
 def _check_model(model) -> int:
-    if not isinstance(model, LanguageModel):
-        raise TypeError(f"model: expected an rnnjax.models.LanguageModel, got {type(model).__name__}")
+    """The vocabulary size of a language model: an `RNNModel` over token ids with logits at every step."""
+    if not isinstance(model, RNNModel):
+        raise TypeError(
+            f"model: expected an rnnjax.models.RNNModel (e.g. models.language_model(...)), got "
+            f"{type(model).__name__}"
+        )
+    problems = [
+        f"{name}={value!r} (expected {expected})"
+        for name, value, expected, ok in (
+            ("vocab_size", model.vocab_size, "the number of token ids", model.vocab_size is not None),
+            ("pooling", model.pooling, "None: logits at every step", model.pooling is None),
+            ("bidirectional", model.bidirectional, "False", not model.bidirectional),
+            ("output_size", model.output_size, f"vocab_size={model.vocab_size}",
+             model.output_size == model.vocab_size),
+        )
+        if not ok
+    ]  # fmt: skip
+    if problems:
+        raise ValueError(
+            "model: expected a language model (models.language_model: token ids in, next-token logits at "
+            "every step), got an RNNModel with " + ", ".join(problems)
+        )
     return model.vocab_size
 
 
@@ -317,7 +337,7 @@ def _run(model, params, prompt, length, key, temperature, top_k, top_p, greedy, 
 
 
 def generate(
-    model: LanguageModel,
+    model: RNNModel,
     params,
     prompt,
     length: int,
@@ -332,7 +352,8 @@ def generate(
     filters and the key schedule).
 
     Args:
-      model: the `LanguageModel` (its `vocab_size` V bounds the ids).
+      model: the language model, an `RNNModel` from `models.language_model` (its `vocab_size` V bounds
+        the ids).
       params: its params (`variables["params"]`; the `{"params": ...}` dict itself is accepted too).
       prompt: <int>[P] or <int>[B, P] token ids in [0, V), P >= 1; rows are independent prompts.
       length: L >= 1 tokens to generate.
@@ -350,7 +371,7 @@ def generate(
 
 
 def generate_with_log_probs(
-    model: LanguageModel,
+    model: RNNModel,
     params,
     prompt,
     length: int,
@@ -402,7 +423,7 @@ def detokenize(tokens: Sequence[str], level: str) -> str:
 
 
 def sample_text(
-    model: LanguageModel,
+    model: RNNModel,
     params,
     vocab: text_lib.Vocabulary,
     prompt: str,
@@ -422,14 +443,14 @@ def sample_text(
 ) -> str:
     """Continue a text prompt by `length` tokens and return the continuation as text.
 
-    The prompt goes through the training pipeline: `normalize(prompt, lowercase=..., strip_punctuation=...,
-    collapse_whitespace=...)`, then `char_tokens` or `word_tokens`, then `vocab.encode`. Prompt tokens not
+    The prompt goes through the training pipeline: `text.tokenize(prompt, level, lowercase=...,
+    strip_punctuation=..., collapse_whitespace=...)`, then `vocab.encode`. Prompt tokens not
     in the vocabulary are replaced by its unknown token with a warning naming them (a vocabulary without
     one raises a ValueError instead). Then `generate(model, params, ids, length, ...)`, `vocab.decode` and
     `detokenize(tokens, level)`.
 
     Args:
-      model, params: the trained `LanguageModel` and its params; `len(vocab)` must equal `model.vocab_size`.
+      model, params: the trained language model and its params; `len(vocab)` must equal `model.vocab_size`.
       vocab: the `Vocabulary` the model was trained with.
       prompt: the text to continue (at least one token after normalisation).
       length: tokens (characters or words) to generate, >= 1.
@@ -446,8 +467,6 @@ def sample_text(
     """
     if not isinstance(vocab, text_lib.Vocabulary):
         raise TypeError(f"vocab: expected an rnnjax.data.text.Vocabulary, got {type(vocab).__name__}")
-    if level not in LEVELS:
-        raise ValueError(f"level: expected one of {LEVELS}, got {level!r}")
     if not isinstance(prompt, str):
         raise TypeError(f"prompt: expected a str, got {type(prompt).__name__}")
     vocab_size = _check_model(model)
@@ -462,14 +481,12 @@ def sample_text(
             raise TypeError(f"seed: expected an int, got {seed!r}")
         key = jax.random.key(int(seed))
 
-    normalized = text_lib.normalize(
-        prompt,
-        lowercase=lowercase,
-        strip_punctuation=strip_punctuation,
-        collapse_whitespace=collapse_whitespace,
+    options = dict(
+        lowercase=lowercase, strip_punctuation=strip_punctuation, collapse_whitespace=collapse_whitespace
     )
-    tokens = text_lib.char_tokens(normalized) if level == "char" else text_lib.word_tokens(normalized)
+    tokens = text_lib.tokenize(prompt, level, **options)  # the training pipeline
     if not tokens:
+        normalized = text_lib.normalize(prompt, **options)
         raise ValueError(
             f"prompt: expected at least one {level} token, got {prompt!r} (normalised to {normalized!r})"
         )

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from rnnjax import cells, models
 from rnnjax import generate as gen
-from rnnjax import models
 from rnnjax.data.text import Vocabulary, char_tokens, word_tokens
 
 # float64 throughout; the scan (one token at a time with carries) and the loop (whole sequence from
@@ -42,9 +42,9 @@ def random_params(model, seed, dtype=np.float64):
 
 @functools.cache
 def make_model(cell="lstm", num_layers=2, seed=0):
-    """A tiny float64 LanguageModel; one layer reads one-hot tokens, two layers an embedding."""
-    model = models.LanguageModel(
-        V, cell=cell, hidden_size=8, num_layers=num_layers, embed_size=None if num_layers == 1 else 5
+    """A tiny float64 language model; one layer reads one-hot tokens, two layers an embedding."""
+    model = models.language_model(
+        V, cells.make(cell, 8), num_layers=num_layers, embed_size=None if num_layers == 1 else 5
     )
     return model, random_params(model, seed)
 
@@ -184,7 +184,7 @@ def test_top_k_one_and_tiny_top_p_equal_greedy():
 
 
 def test_float32_model_and_legacy_key():
-    model = models.LanguageModel(V, cell="lstm", hidden_size=8, num_layers=1, embed_size=4)
+    model = models.language_model(V, cells.make("lstm", 8), num_layers=1, embed_size=4)
     params = {"params": random_params(model, 0, np.float32)}  # the variables dict is accepted too
     out, lp = gen.generate_with_log_probs(model, params, PROMPTS, 4, key=jax.random.PRNGKey(0), top_k=4)
     assert out.shape == (3, 4) and out.dtype == jnp.int32
@@ -279,14 +279,14 @@ WORD_TEXT = "the cat sat on the mat . the dog ran ! did the cat see ( the dog ) 
 @functools.cache
 def char_setup():
     vocab = Vocabulary.build(char_tokens(CHAR_TEXT), unk=None)
-    model = models.LanguageModel(len(vocab), cell="gru", hidden_size=12, num_layers=1, embed_size=6)
+    model = models.language_model(len(vocab), cells.make("gru", 12), num_layers=1, embed_size=6)
     return vocab, model, random_params(model, 11)
 
 
 @functools.cache
 def word_setup():
     vocab = Vocabulary.build(word_tokens(WORD_TEXT))  # with "<unk>" at id 0
-    model = models.LanguageModel(len(vocab), cell="lstm", hidden_size=12, num_layers=2, embed_size=6)
+    model = models.language_model(len(vocab), cells.make("lstm", 12), num_layers=2, embed_size=6)
     return vocab, model, random_params(model, 13)
 
 
@@ -396,6 +396,20 @@ def _bad_generate_calls():
         (call(key=3), TypeError, r"key: expected one JAX PRNG key.*got 3"),
         (call(key=jax.random.split(key, 2)), TypeError, r"key: .*shape \(2,\)"),
         (lambda: gen.generate("model", params, PROMPTS, 3, greedy=True), TypeError, r"model: expected"),
+        (
+            lambda: gen.generate(
+                models.sequence_model(cells.make("lstm", 8), V), params, PROMPTS, 3, greedy=True
+            ),
+            ValueError,
+            r"model: expected a language model .*got an RNNModel with vocab_size=None",
+        ),
+        (
+            lambda: gen.generate(
+                models.classifier(V, V, cells.make("lstm", 8)), params, PROMPTS, 3, greedy=True
+            ),
+            ValueError,
+            r"model: expected a language model .*pooling='last' \(expected None: logits at every step\)",
+        ),
         (lambda: gen.filtered_log_probs(jnp.zeros(4), top_k=5), ValueError, r"top_k: .*\[1, 4\].*got 5"),
         (lambda: gen.filtered_log_probs(jnp.zeros(4, int)), TypeError, r"logits: expected a floating"),
         (lambda: gen.detokenize(["a"], "byte"), ValueError, r"level: expected one of \('char', 'word'\)"),

@@ -27,9 +27,9 @@ from typing import NamedTuple
 
 __all__ = [
     "REGISTRY",
-    "Corpus",
     "CorpusChecksumError",
     "CorpusUnavailableError",
+    "Source",
     "data_dir",
     "load",
     "path",
@@ -41,8 +41,8 @@ DEFAULT_DIR = "~/.cache/rnnjax"
 TIMEOUT_S = 60.0  # per blocking socket operation of the download, not the whole transfer
 
 
-class Corpus(NamedTuple):
-    """One registered corpus."""
+class Source(NamedTuple):
+    """Where a registered corpus comes from and how it is stored (its registry entry)."""
 
     name: str  # registry key, e.g. "alice"
     filename: str  # file name inside data_dir()
@@ -52,10 +52,10 @@ class Corpus(NamedTuple):
     description: str
 
 
-REGISTRY: dict[str, Corpus] = {
+REGISTRY: dict[str, Source] = {
     c.name: c
     for c in (
-        Corpus(
+        Source(
             name="alice",
             filename="alice_in_wonderland.txt",
             url="https://www.gutenberg.org/cache/epub/11/pg11.txt",
@@ -64,7 +64,7 @@ REGISTRY: dict[str, Corpus] = {
             description="Lewis Carroll, Alice's Adventures in Wonderland (Project Gutenberg eBook #11), "
             "licence header and footer removed; public domain in the USA.",
         ),
-        Corpus(
+        Source(
             name="tinyshakespeare",
             filename="tinyshakespeare.txt",
             url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
@@ -136,7 +136,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _unavailable(corpus: Corpus, dest: Path, url: str, why: str) -> CorpusUnavailableError:
+def _unavailable(corpus: Source, dest: Path, url: str, why: str) -> CorpusUnavailableError:
     return CorpusUnavailableError(
         f"corpus {corpus.name!r} is not available: {why}. Download it from {url} "
         + ("(strip the Project Gutenberg header and footer) " if corpus.gutenberg else "")
@@ -145,7 +145,7 @@ def _unavailable(corpus: Corpus, dest: Path, url: str, why: str) -> CorpusUnavai
     )
 
 
-def _download(corpus: Corpus, dest: Path, url: str) -> None:
+def _download(corpus: Source, dest: Path, url: str) -> None:
     """Fetch `url`, normalise, verify the checksum, then write `dest` atomically."""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:

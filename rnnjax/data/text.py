@@ -3,9 +3,11 @@
 Plain NumPy and the standard library (no jax), so it can run in data-loading processes. The pipeline is
 
     text --normalize--> text --char_tokens / word_tokens--> tokens --Vocabulary.encode--> ids
-    ids --split--> (train, valid, test) contiguous blocks
+         (`tokenize` = normalize, then the tokens of a level in `LEVELS`)
+    ids --split--> (train, valid, test) contiguous blocks (`split_sizes` gives their sizes)
     ids --sliding_windows + window_batches--> (x <int32>[B, T], y <int32>[B])      (one next token)
-    ids --stream_batches-->                   (x <int32>[B, T], y <int32>[B, T])   (truncated BPTT)
+    ids --stream_rows--> rows <int32>[B, n // B] --stream_batch(rows, k)--> (x <int32>[B, T], y <int32>[B, T])
+         (`stream_batches` yields them in order: truncated BPTT with the carry passed on)
 
 Example:
 
@@ -31,17 +33,25 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 __all__ = [
+    "LEVELS",
     "normalize",
     "char_tokens",
     "word_tokens",
+    "tokenize",
     "WORD_PATTERN",
     "Vocabulary",
     "split",
+    "split_sizes",
     "sliding_windows",
     "window_batches",
+    "stream_rows",
+    "stream_batch",
     "stream_batches",
     "num_stream_batches",
 ]
+
+# Token levels: a token is one character, or one word or punctuation mark (`word_tokens`).
+LEVELS = ("char", "word")
 
 _INT32_MAX = np.iinfo(np.int32).max
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
@@ -122,6 +132,24 @@ def word_tokens(text: str) -> list[str]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return WORD_PATTERN.findall(text)
+
+
+def tokenize(text: str, level: str, **options) -> list[str]:
+    """`normalize(text, **options)` cut into tokens of `level`: `char_tokens` for "char", `word_tokens`
+    for "word" (see `LEVELS`). The one tokenisation of training and of prompts.
+
+    Args:
+      text: the raw text.
+      level: "char" or "word".
+      **options: `normalize`'s options (`lowercase`, `strip_punctuation`, `collapse_whitespace`).
+
+    Returns:
+      The list of tokens.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level: expected one of {LEVELS}, got {level!r}")
+    normalized = normalize(text, **options)
+    return char_tokens(normalized) if level == "char" else word_tokens(normalized)
 
 
 # ------------------------------------------------------------------------------------------ vocabulary
@@ -383,25 +411,20 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def split(
-    ids, *, valid_fraction: float = 0.1, test_fraction: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut a token stream into contiguous train / valid / test blocks, in that order.
-
-    Contiguous blocks (not random windows) keep overlapping windows of the same text out of two splits.
-    Sizes are `round(n * fraction)` for valid and test; train is the rest, at the start.
+def split_sizes(n: int, *, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> tuple[int, int, int]:
+    """Sizes (n_train, n_valid, n_test) of the contiguous blocks `split` cuts a stream of `n` tokens into:
+    `round(n * fraction)` for valid and test, the rest for train. Use it to split a list of tokens the
+    same way as ids (e.g. to build a vocabulary on the training block only).
 
     Args:
-      ids: <int>[n] token ids.
-      valid_fraction: fraction of tokens for validation, in [0, 1); the block just before test.
-      test_fraction: fraction of tokens for test, in [0, 1); the last block.
+      n: the number of tokens (>= 0).
+      valid_fraction: fraction of tokens for validation, in [0, 1).
+      test_fraction: fraction of tokens for test, in [0, 1).
 
     Returns:
-      (train <int32>[n_train], valid <int32>[n_valid], test <int32>[n_test]), with
-      `concatenate([train, valid, test]) == ids`. A split with fraction 0 is empty; with a positive fraction
-      it must get at least one token.
+      (n_train, n_valid, n_test), summing to n. A split with fraction 0 is empty; with a positive fraction
+      it must get at least one token, and train always gets at least one.
     """
-    arr = _as_ids(ids)
     for name, f in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if isinstance(f, bool) or not isinstance(f, int | float) or not (0.0 <= f < 1.0):
             raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
@@ -410,7 +433,6 @@ def split(
             f"valid_fraction + test_fraction must be < 1 to leave a training split, got "
             f"{valid_fraction!r} + {test_fraction!r} = {valid_fraction + test_fraction!r}"
         )
-    n = arr.shape[0]
     n_valid, n_test = round(n * valid_fraction), round(n * test_fraction)
     n_train = n - n_valid - n_test
     for name, f, size in (
@@ -428,6 +450,32 @@ def split(
             f"valid_fraction={valid_fraction!r} "
             f"and test_fraction={test_fraction!r}; expected at least one training token"
         )
+    return n_train, n_valid, n_test
+
+
+def split(
+    ids, *, valid_fraction: float = 0.1, test_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a token stream into contiguous train / valid / test blocks, in that order.
+
+    Contiguous blocks (not random windows) keep overlapping windows of the same text out of two splits.
+    Sizes are `split_sizes(n, ...)`: `round(n * fraction)` for valid and test; train is the rest, at the
+    start.
+
+    Args:
+      ids: <int>[n] token ids.
+      valid_fraction: fraction of tokens for validation, in [0, 1); the block just before test.
+      test_fraction: fraction of tokens for test, in [0, 1); the last block.
+
+    Returns:
+      (train <int32>[n_train], valid <int32>[n_valid], test <int32>[n_test]), with
+      `concatenate([train, valid, test]) == ids`. A split with fraction 0 is empty; with a positive fraction
+      it must get at least one token.
+    """
+    arr = _as_ids(ids)
+    n_train, n_valid, _ = split_sizes(
+        arr.shape[0], valid_fraction=valid_fraction, test_fraction=test_fraction
+    )
     return arr[:n_train], arr[n_train : n_train + n_valid], arr[n_train + n_valid :]
 
 
@@ -548,18 +596,59 @@ def num_stream_batches(ids, batch_size: int, seq_len: int) -> int:
     return _stream_geometry(n, batch_size, seq_len)[1]
 
 
+def stream_rows(ids, batch_size: int) -> np.ndarray:
+    """The stream cut into `batch_size` contiguous rows, `row[b] = ids[b*row_len : (b+1)*row_len]` with
+    `row_len = n // batch_size` (the trimmed tail of `n % batch_size` tokens is dropped), as in Zaremba et
+    al. 2014 / the PyTorch word_language_model `batchify`.
+
+    Args:
+      ids: <int>[n] token ids.
+      batch_size: rows B (>= 1).
+
+    Returns:
+      rows <int32>[B, n // B] (a view of `ids` when it is already int32).
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    arr = _as_ids(ids)
+    row_len = arr.shape[0] // batch_size
+    return arr[: batch_size * row_len].reshape(batch_size, row_len)  # (B, row_len): row b continues itself
+
+
+def stream_batch(rows: np.ndarray, k: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch k of the rows of `stream_rows`: inputs and their next tokens,
+
+        x[b, t] = rows[b, k*seq_len + t],    y[b, t] = rows[b, k*seq_len + t + 1],
+
+    for t < seq_len, so row b of batch k+1 starts right after row b of batch k ends. Batches
+    k < `num_stream_batches` are whole; batch k = num_stream_batches may be a shorter last chunk
+    (t < row_len - 1 - k*seq_len), for scoring every token of the rows.
+
+    Args:
+      rows: <int>[B, row_len] from `stream_rows`.
+      k: the batch index, 0 <= k * seq_len < row_len - 1.
+      seq_len: time steps per batch T (>= 1).
+
+    Returns:
+      (x <int32>[B, T'], y <int32>[B, T']) with T' = min(seq_len, row_len - 1 - k*seq_len).
+    """
+    row_len = rows.shape[1]
+    t0 = k * seq_len
+    if not 0 <= t0 < row_len - 1:
+        raise ValueError(f"k: expected 0 <= k * seq_len < row_len - 1 = {row_len - 1}, got k={k}")
+    t1 = min(t0 + seq_len, row_len - 1)
+    return (
+        np.ascontiguousarray(rows[:, t0:t1], np.int32),  # (B, T')
+        np.ascontiguousarray(rows[:, t0 + 1 : t1 + 1], np.int32),  # (B, T'), shifted by one
+    )
+
+
 def stream_batches(ids, batch_size: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches for truncated backprop-through-time with the carry passed from batch to batch.
+    """Batches for truncated backprop-through-time with the carry passed from batch to batch: the whole
+    batches `stream_batch(stream_rows(ids, batch_size), k, seq_len)` for k = 0, 1, ...
 
-    The stream is trimmed to `batch_size * row_len` tokens (`row_len = n // batch_size`) and cut into
-    `batch_size` contiguous rows, `row[b] = ids[b*row_len : (b+1)*row_len]` (as in Zaremba et al. 2014 /
-    the PyTorch word_language_model `batchify`). Batch k is
-
-        x[b, t] = row[b][k*seq_len + t],    y[b, t] = row[b][k*seq_len + t + 1]    (the next token)
-
-    so row b of batch k+1 starts right after row b of batch k ends: feed batch k's final carry, row by
-    row, as batch k+1's initial carry. Only whole batches are yielded (one jit shape); the tokens at the
-    end of each row that do not fill a batch are dropped, as is the trimmed tail of the stream.
+    Row b of batch k+1 starts right after row b of batch k ends: feed batch k's final carry, row by row,
+    as batch k+1's initial carry. Only whole batches are yielded (one jit shape); the tokens at the end of
+    each row that do not fill a batch are dropped, as is the trimmed tail of the stream.
 
     Arguments are checked when this is called; the batches are produced lazily.
 
@@ -575,20 +664,11 @@ def stream_batches(ids, batch_size: int, seq_len: int) -> Iterator[tuple[np.ndar
     seq_len = _check_positive_int(seq_len, "seq_len")
     arr = _as_ids(ids)
     n = arr.shape[0]
-    row_len, num = _stream_geometry(n, batch_size, seq_len)
+    num = _stream_geometry(n, batch_size, seq_len)[1]
     if num == 0:
         raise ValueError(
             f"ids has {n} tokens; expected at least batch_size * (seq_len + 1) = "
             f"{batch_size} * {seq_len + 1} = {batch_size * (seq_len + 1)} for one batch"
         )
-    rows = arr[: batch_size * row_len].reshape(batch_size, row_len)  # (B, row_len)
-
-    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for k in range(num):
-            t0 = k * seq_len
-            yield (
-                np.ascontiguousarray(rows[:, t0 : t0 + seq_len]),  # (B, T)
-                np.ascontiguousarray(rows[:, t0 + 1 : t0 + seq_len + 1]),  # (B, T), shifted by one
-            )
-
-    return batches()
+    rows = stream_rows(arr, batch_size)
+    return (stream_batch(rows, k, seq_len) for k in range(num))

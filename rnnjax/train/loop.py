@@ -148,6 +148,7 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     on_step: Callable[[int, Any], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> FitResult:
     """Run `train_step` for `steps` updates from `state`.
 
@@ -179,6 +180,8 @@ def fit(
       desc: the progress bar's label, also used in messages.
       on_step: `(step, state) -> None` called after each completed step (and its checkpoint); tests use
         it to inject faults.
+      on_start: `(start_step) -> None` called once before the first step, after the run folder was checked
+        (and, on resume, the checkpoint restored and accepted); e.g. to write the run's config files.
     Returns:
       A `FitResult`.
     """
@@ -205,6 +208,8 @@ def fit(
             log.truncate_after(start)
         elif log is not None and log.path.exists():
             log.path.unlink()
+        if on_start is not None:
+            on_start(start)
         return _loop(
             train_step, state, batches, key, start, steps, evaluate, eval_every, store, log, save_every,
             meta or {}, log_every, items_per_step, time_limit, stop_after, progress, desc, on_step, run,

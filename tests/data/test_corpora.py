@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from rnnjax.data import corpora
-from rnnjax.data.corpora import Corpus
+from rnnjax.data.corpora import Source
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TINYSHAKESPEARE_CHARS = 1_115_394
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
@@ -86,7 +86,7 @@ def server(monkeypatch):
 
 def register(monkeypatch, *, sha256, url="http://127.0.0.1:9/unused.txt", gutenberg=True):
     """A temporary registry entry `toy`, removed again by monkeypatch."""
-    corpus = Corpus("toy", "toy.txt", url, sha256, gutenberg, "test corpus")
+    corpus = Source("toy", "toy.txt", url, sha256, gutenberg, "test corpus")
     monkeypatch.setitem(corpora.REGISTRY, "toy", corpus)
     return corpus
 

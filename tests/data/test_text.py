@@ -437,6 +437,50 @@ def test_stream_batches_errors():
         text.num_stream_batches(-3, 2, 2)
 
 
+@given(st.lists(st.integers(0, 30), min_size=2, max_size=150), st.integers(1, 4), st.integers(1, 6))
+def test_stream_batch_with_the_last_partial_chunk_matches_index_arithmetic(ids, batch_size, seq_len):
+    # Every chunk, the shorter last one included, by explicit indices into the raw stream.
+    row_len = len(ids) // batch_size
+    if row_len < 2:
+        return
+    rows = text.stream_rows(ids, batch_size)
+    assert rows.dtype == np.int32 and rows.shape == (batch_size, row_len)
+    k, scored = 0, 0
+    while k * seq_len < row_len - 1:
+        width = min(seq_len, row_len - 1 - k * seq_len)
+        x, y = text.stream_batch(rows, k, seq_len)
+        assert x.tolist() == [
+            [ids[b * row_len + k * seq_len + t] for t in range(width)] for b in range(batch_size)
+        ]
+        assert y.tolist() == [
+            [ids[b * row_len + k * seq_len + t + 1] for t in range(width)] for b in range(batch_size)
+        ]
+        scored += width
+        k += 1
+    assert scored == row_len - 1  # every token of a row but its first is a target exactly once
+    with pytest.raises(ValueError, match=r"k: expected 0 <= k \* seq_len < row_len - 1"):
+        text.stream_batch(rows, k, seq_len)
+
+
+def test_tokenize_is_normalize_then_the_level_tokens():
+    raw = "Don't  STOP, me now!"
+    assert text.tokenize(raw, "char", lowercase=True) == list("don't  stop, me now!")
+    assert text.tokenize(raw, "word") == ["Don't", "STOP", ",", "me", "now", "!"]
+    assert text.tokenize(raw, "word", lowercase=True, strip_punctuation=True) == ["dont", "stop", "me", "now"]
+    assert text.LEVELS == ("char", "word")
+    with pytest.raises(ValueError, match=r"level: expected one of \('char', 'word'\), got 'byte'"):
+        text.tokenize(raw, "byte")
+
+
+def test_split_sizes_are_the_sizes_of_split():
+    for n, valid, test in ((10, 0.2, 0.1), (101, 0.1, 0.0), (7, 0.3, 0.3)):
+        blocks = text.split(np.arange(n), valid_fraction=valid, test_fraction=test)
+        assert text.split_sizes(n, valid_fraction=valid, test_fraction=test) == tuple(b.size for b in blocks)
+    assert text.split_sizes(10, valid_fraction=0.2, test_fraction=0.1) == (7, 2, 1)  # by hand
+    with pytest.raises(ValueError, match="valid_fraction=0.1 of 4 tokens rounds to an empty split"):
+        text.split_sizes(4, valid_fraction=0.1)
+
+
 def test_end_to_end_char_pipeline():
     corpus = text.normalize("The quick brown fox.\nJumps over   the lazy dog!", collapse_whitespace=True)
     vocab = Vocabulary.build(text.char_tokens(corpus), unk=None)

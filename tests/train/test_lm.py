@@ -1,12 +1,12 @@
-"""`rnnjax.train.lm`, `rnnjax.train.checkpoint`, `rnnjax.train.parallel` and the text_generation command:
-streams vs the data module's batching, chunked evaluation vs one pass over whole rows, resume vs an
-uninterrupted run (in process and after SIGKILL), data parallel on 4 host devices vs 1, checkpoint
-retention vs the metrics log, NaN stop, and bad input."""
+"""`rnnjax.train.lm`, `rnnjax.train.lm_config`, `rnnjax.train.checkpoint` and `rnnjax.train.parallel`:
+the batch of each step vs index arithmetic on the raw stream, chunked evaluation vs one pass over whole
+rows, one step vs optax by hand, resume vs an uninterrupted run, data parallel on 4 host devices vs 1,
+checkpoint retention vs the metrics log, NaN stop, and bad input. (The command line and the resume
+after SIGKILL: tests/experiments/test_text_generation.py.)"""
 
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,15 +20,17 @@ import pytest
 
 from rnnjax import readout
 from rnnjax.data import text as text_lib
-from rnnjax.train import checkpoint, lm, parallel
+from rnnjax.train import checkpoint, lm, lm_config, parallel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Chunked evaluation (carry passed between chunks) vs one pass over each whole row: float32 model, sums
 # of a few thousand per-token losses, so agreement to ~1e-6 relative is float32 round-off, not a bug.
 EVAL_RTOL = 1e-5
 # Data parallel vs one device: the gradient all-reduce adds the 4 shards in another order (float32),
-# and 5 Adam steps carry that round-off into the params; real bugs (a shard dropped, a mean over a
-# shard instead of the batch) change params by ~1e-3 relative after one step.
+# and 5 SGD steps carry that round-off into the params; real bugs (a shard dropped, a mean over a
+# shard instead of the batch) change params by ~1e-2 relative after one step at learning rate 0.5.
+# (SGD, not Adam: Adam's first step divides each gradient entry by its own size, so an entry of ~2e-8,
+# near its eps, turns 1e-10 of round-off into an update difference of ~1e-5.)
 DP_RTOL = 1e-5
 
 WORDS = "the cat sat on a mat and the dog ran to the red door while a bird sang in the old tree".split()
@@ -50,7 +52,7 @@ def small_config(**kw) -> lm.LMConfig:
         batch_size=8,
         seq_len=16,
         eval_every=6,
-        checkpoint_every=6,
+        save_every=6,
         keep_last=2,
         log_every=3,
         learning_rate=1e-2,
@@ -70,14 +72,16 @@ def read_metrics(run: Path) -> list[dict]:
 # ------------------------------------------------------------------------------------------ data
 
 
-def test_training_stream_equals_stream_batches():
-    ids = np.arange(1000, dtype=np.int32) % 37
-    rows = lm._stream_rows(ids, 8)
-    per_epoch = (rows.shape[1] - 1) // 16
-    assert per_epoch == text_lib.num_stream_batches(ids, 8, 16)
-    for k, (x, y) in enumerate(text_lib.stream_batches(ids, 8, 16)):
-        np.testing.assert_array_equal(rows[:, k * 16 : (k + 1) * 16], x)
-        np.testing.assert_array_equal(rows[:, k * 16 + 1 : (k + 1) * 16 + 1], y)
+def test_the_batch_of_each_step_follows_the_stream_by_index_arithmetic():
+    ids = (np.arange(1003) * 7 + 3) % 37  # 8 rows of 125 tokens (3 dropped): 7 batches of 16 per pass
+    batches = lm.make_batches(ids, small_config(batch_size=8, seq_len=16))
+    for step in range(16):
+        k = step % 7
+        batch = batches(step)
+        want_x = [[ids[b * 125 + k * 16 + t] for t in range(16)] for b in range(8)]
+        want_y = [[ids[b * 125 + k * 16 + t + 1] for t in range(16)] for b in range(8)]
+        assert batch.inputs.tolist() == want_x and batch.targets.tolist() == want_y
+        assert batch.inputs.dtype == np.int32 and bool(batch.new_pass) == (k == 0)
 
 
 def test_prepare_splits_contiguously_and_builds_vocab_on_train_only():
@@ -123,11 +127,23 @@ def test_config_rejects_bad_values(field, value):
         small_config(**{field: value})
 
 
+def test_for_level_applies_the_level_defaults_under_the_overrides():
+    word = lm.LMConfig.for_level("word", steps=7)
+    assert word.level == "word" and word.steps == 7
+    for name, value in lm_config.LEVEL_DEFAULTS["word"].items():
+        assert getattr(word, name) == (7 if name == "steps" else value)
+    assert lm.LMConfig.for_level("char") == lm.LMConfig()  # the field defaults are the char ones
+    with pytest.raises(ValueError, match=r"level: expected one of \('char', 'word'\), got 'byte'"):
+        lm.LMConfig.for_level("byte")
+    with pytest.raises(ValueError, match=r"activation: expected one of .*got 'cube'"):
+        small_config(cell="simple", activation="cube")
+
+
 def test_learning_rate_schedule_matches_its_formula():
     cfg = small_config(
         steps=100, warmup_steps=10, learning_rate=1e-2, final_lr_fraction=0.1, schedule="cosine"
     )
-    sched = lm.learning_rate_schedule(cfg)
+    sched = lm_config.learning_rate_schedule(cfg)
     for step in (0, 5, 10, 40, 99, 100):
         if step < 10:
             expected = 1e-2 * step / 10
@@ -205,7 +221,7 @@ def test_resume_equals_an_uninterrupted_run(corpus, full_run, tmp_path):
     assert part.status == "stopped" and "after step 10" in part.message
     assert not leaves_equal(part.state.params, full_run.state.params)
     done = lm.fit(cfg, corpus, tmp_path, resume=True, progress=False)
-    assert int(done.state.step) == 24
+    assert done.step == 24
     assert leaves_equal(done.state, full_run.state)  # params, optimiser state and carries, bit for bit
 
     # The same losses, except around the interruption: the stopped run validated at step 10, and the
@@ -226,7 +242,8 @@ def test_load_returns_the_saved_model(full_run):
 
 def test_fit_refuses_to_overwrite_or_to_resume_nothing(corpus, full_run, tmp_path):
     with pytest.raises(ValueError, match=r"run: .* already holds checkpoints; pass resume=True"):
-        lm.fit(small_config(), corpus, full_run.run, progress=False)
+        lm.fit(small_config(hidden_size=32), corpus, full_run.run, progress=False)
+    assert json.loads((full_run.run / "config.json").read_text()) == small_config().to_dict()  # untouched
     with pytest.raises(ValueError, match=r"resume: .* holds no checkpoint"):
         lm.fit(small_config(), corpus, tmp_path, resume=True, progress=False)
 
@@ -251,14 +268,15 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(corpus, tmp_path)
         learning_rate=1e4,
         clip_norm=None,
         schedule="constant",
-        checkpoint_every=1,
+        save_every=1,
         eval_every=1,
         steps=50,
         dropout=0.0,
     )
-    result = lm.fit(cfg, corpus, tmp_path, progress=False)
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        result = lm.fit(cfg, corpus, tmp_path, progress=False)
     assert result.status == "diverged", result.message
-    bad_step = int(result.state.step) + 1
+    bad_step = result.step + 1
     assert f"stopped at step {bad_step}" in result.message and "not finite" in result.message
     store = checkpoint.Checkpoints(tmp_path / "checkpoints", keep_last=2)
     try:
@@ -311,16 +329,17 @@ def test_data_parallel_on_4_host_devices_matches_one_device(tmp_path):
         out = {{}}
         for n in (4, 1):
             cfg = lm.LMConfig(level="char", hidden_size=16, num_layers=2, embed_size=8, dropout=0.0, steps=5,
-                              batch_size=8, seq_len=16, eval_every=5, checkpoint_every=5, learning_rate=1e-2,
-                              devices=n)
+                              batch_size=8, seq_len=16, eval_every=5, save_every=5, optimizer="sgd",
+                              learning_rate=0.5, devices=n)
             corpus = lm.prepare(text, cfg)
             out[n] = lm.fit(cfg, corpus, r"{tmp_path}/run%d" % n, progress=False)
         mesh = parallel.data_mesh(4)
         x = parallel.shard_batch(mesh, np.zeros((8, 16), np.int32))
         assert sorted(s.data.shape for s in x.addressable_shards) == [(2, 16)] * 4
-        state = lm._place(mesh, lm._init_state(lm.make_model(cfg, len(corpus.vocab)), cfg))
-        step = lm._make_train_step(lm.make_model(cfg, len(corpus.vocab)), cfg, mesh, state)
-        hlo = step.lower(state, x, x).compile().as_text()
+        model = lm.make_model(cfg, len(corpus.vocab))
+        state = lm.init_state(model, cfg)
+        step = lm.make_train_step(model, cfg, mesh, state)
+        hlo = step.lower(state, lm.Batch(x, x, np.bool_(True)), jax.random.key(0)).compile().as_text()
         assert "all-reduce" in hlo
         worst = 0.0
         for a, b in zip(jax.tree.leaves(out[4].state.params), jax.tree.leaves(out[1].state.params)):
@@ -334,143 +353,40 @@ def test_data_parallel_on_4_host_devices_matches_one_device(tmp_path):
     assert loss4 == pytest.approx(loss1, rel=DP_RTOL)
 
 
-def _cli_train(tmp_path, run, *extra, env=None, timeout=300):
-    corpus = tmp_path / "corpus.txt"
-    if not corpus.exists():
-        corpus.write_text(make_text())
-    args = [
-        "train",
-        "--corpus",
-        str(corpus),
-        "--level",
-        "char",
-        "--hidden-size",
-        "16",
-        "--num-layers",
-        "1",
-        "--embed-size",
-        "8",
-        "--batch-size",
-        "8",
-        "--seq-len",
-        "16",
-        "--steps",
-        "30",
-        "--eval-every",
-        "10",
-        "--checkpoint-every",
-        "10",
-        "--dropout",
-        "0.1",
-        "--sample-length",
-        "5",
-        "--run",
-        run,
-        *extra,
-    ]
-    code = f"import sys; from experiments.text_generation import main; main({args!r})"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=timeout
-    )
-
-
-def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    whole = _cli_train(tmp_path, "whole")
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = _cli_train(tmp_path, "killed", env={lm.KILL_ENV: "15"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    ckpts = tmp_path / "results/text_generation/killed/checkpoints"
-    assert sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit()) == [10]
-    resumed = _cli_train(tmp_path, "killed", "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _, p_whole, _, _, s1 = lm.load(tmp_path / "results/text_generation/whole", "latest")
-    _, p_resumed, _, _, s2 = lm.load(tmp_path / "results/text_generation/killed", "latest")
-    assert s1 == s2 == 30
-    assert leaves_equal(p_whole, p_resumed)
-    assert not [p for p in ckpts.iterdir() if "tmp" in p.name]
-    summary = (tmp_path / "results/text_generation/killed/summary.md").read_text()
-    assert "bigram baseline" in summary and "## Samples" in summary
-
-
-def test_sample_command(full_run, capsys):
-    from experiments.text_generation import main
-
-    texts = main(
-        [
-            "sample",
-            "--checkpoint",
-            str(full_run.run),
-            "--prompt",
-            "the c",
-            "--length",
-            "12",
-            "--num-samples",
-            "2",
-        ]
-    )
-    assert len(texts) == 2 and all(t.startswith("the c") and len(t) == 17 for t in texts)
-    assert "--- sample 2" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="length"):
-        main(["sample", "--checkpoint", str(full_run.run), "--prompt", "the", "--length", "0"])
-    with pytest.raises(ValueError, match="temperature"):
-        main(["sample", "--checkpoint", str(full_run.run), "--prompt", "the", "--temperature", "0"])
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
-        main(["sample", "--checkpoint", str(full_run.run / "nowhere"), "--prompt", "the"])
-
-
 def test_optax_is_what_the_step_uses(corpus):
     # One step by hand (value_and_grad + the same optax chain) equals fit's first update.
-    cfg = small_config(dropout=0.0, steps=1, checkpoint_every=1, eval_every=1)
+    cfg = small_config(dropout=0.0, steps=1, save_every=1, eval_every=1)
     model = lm.make_model(cfg, len(corpus.vocab))
-    state = lm._init_state(model, cfg)
-    rows = lm._stream_rows(corpus.train, cfg.batch_size)
-    x, y = rows[:, :16], rows[:, 1:17]
+    state = lm.init_state(model, cfg)
+    batch = lm.make_batches(corpus.train, cfg)(0)  # a new pass: every row starts from zero carries
+    x, y = batch.inputs, batch.targets
 
     def loss(p):
         return jnp.mean(readout.cross_entropy(model.apply({"params": p}, x)[0], y))
 
     grads = jax.grad(loss)(state.params)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(lm.learning_rate_schedule(cfg)))
+    schedule = lm_config.learning_rate_schedule(cfg)
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(schedule))
     updates, _ = tx.update(grads, tx.init(state.params), state.params)
     expected = optax.apply_updates(state.params, updates)
     mesh = parallel.data_mesh(1)
-    placed = lm._place(mesh, state)
-    new, out = lm._make_train_step(model, cfg, mesh, placed)(placed, x, y)
+    new, out = lm.make_train_step(model, cfg, mesh, state)(state, batch, jax.random.key(0))
     assert float(out["loss"]) == pytest.approx(float(loss(state.params)), rel=1e-6)
+    assert float(out["learning_rate"]) == float(schedule(0))
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
 
 
-def test_whatsapp_corpus_is_the_message_texts(tmp_path):
-    from experiments.text_generation import Train, read_corpus
-
-    chat = tmp_path / "chat.txt"
-    chat.write_text(
-        "12/03/2024, 21:14 - Messages and calls are end-to-end encrypted. Tap to learn more.\n"
-        "12/03/2024, 21:15 - Ana: hello there\n"
-        "12/03/2024, 21:16 - Ben: <Media omitted>\n"
-        "12/03/2024, 21:17 - Ben: hi\n"
-        "second line\n",
-        encoding="utf-8",
-    )
-    with pytest.raises(ValueError, match="ambiguous date order"):
-        read_corpus(Train(corpus=str(chat), whatsapp=True))
-    args = dict(corpus=str(chat), whatsapp=True, dayfirst=True)
-    assert read_corpus(Train(**args)) == "Ana: hello there\nBen: hi\nsecond line"
-    assert read_corpus(Train(**args, authors=("Ana",))) == "Ana: hello there"
-
-
-@pytest.mark.parametrize("carry_reset", [0.0, 1.0])
-def test_carry_reset_restarts_rows_from_zero_carries(corpus, carry_reset):
-    # With carry_reset=1 a step from any carries equals the step from zero carries; with 0 it does not.
+@pytest.mark.parametrize("carry_reset, new_pass", [(0.0, False), (1.0, False), (0.0, True)])
+def test_carry_reset_restarts_rows_from_zero_carries(corpus, carry_reset, new_pass):
+    # With carry_reset=1, or at a new pass over the text, a step from any carries equals the step from
+    # zero carries; with carry_reset=0 inside a pass it does not.
     cfg = small_config(dropout=0.0, carry_reset=carry_reset)
     model = lm.make_model(cfg, len(corpus.vocab))
-    mesh = parallel.data_mesh(1)
-    state = lm._place(mesh, lm._init_state(model, cfg))
+    state = lm.init_state(model, cfg)
     noisy = state._replace(carries=jax.tree.map(lambda c: c + 0.5, state.carries))
-    rows = lm._stream_rows(corpus.train, cfg.batch_size)
-    x, y = rows[:, :16], rows[:, 1:17]
-    step = lm._make_train_step(model, cfg, mesh, state)
-    from_noisy, from_zero = step(noisy, x, y)[0], step(state, x, y)[0]
-    assert leaves_equal(from_noisy.params, from_zero.params) == (carry_reset == 1.0)
+    batch = lm.make_batches(corpus.train, cfg)(1)._replace(new_pass=np.bool_(new_pass))
+    step = lm.make_train_step(model, cfg, parallel.data_mesh(1), state)
+    key = jax.random.key(1)
+    from_noisy, from_zero = step(noisy, batch, key)[0], step(state, batch, key)[0]
+    assert leaves_equal(from_noisy.params, from_zero.params) == (carry_reset == 1.0 or new_pass)
