@@ -1,36 +1,48 @@
 """Quickstart: train Elman (tanh), LSTM and GRU cells to remember the first of T symbols, and check one
 gradient against the NumPy reference's hand-written BPTT.
 
-    python -m experiments.quickstart                 # ~20 s on a 2-core CPU
-    python -m experiments.quickstart --seq-len 20    # a shorter memory
+    python -m experiments.quickstart                           # the default run (time and results: README)
+    python -m experiments.quickstart --seq-len 20              # a shorter memory
+    python -m experiments.quickstart --quick --run smoke       # seconds: T=10, 60 steps
 
-Task: each sequence holds T one-hot symbols from an alphabet of K; the label is the first symbol, so the
-network must carry it through T-1 distracting steps (many-to-one). Chance is accuracy 1/K = 25% and
-cross-entropy ln K = 1.386. Measured at the defaults (T=50, 600 Adam steps, seed 0; test accuracy on 1024
-fresh sequences): LSTM 100%, tanh RNN 50%, GRU 25% (chance). The GRU's update gate starts at z = 0.5,
-so its memory halves every step and the gradient from the label reaches the first step scaled by
-about 0.5^49; with T=30 and 400 steps it is the same picture (LSTM 100%, tanh 51%, GRU 25%).
-Writes `results/quickstart/<run>/`: config.json, metrics.json, loss.png, summary.md.
+`--run NAME` writes to `results/quickstart/NAME/` (default: a timestamp); `--no-progress` hides the
+progress bars; bad input prints one line `error: ...` (`--debug`: traceback).
+
+Task (`first_symbol`, an `rnnjax.tasks.Task`): each sequence holds T one-hot symbols from an alphabet of
+K; the label is the first symbol, so the network must carry it through T-1 distracting steps (many-to-one,
+read at the last step). Chance is accuracy 1/K and cross-entropy ln K (the task's baseline). Each cell is
+trained by `rnnjax.train.synthetic.train` (a dense readout at every step, `rnnjax.models.sequence_model`;
+Adam; one fresh batch per step) and tested on 1024 fresh sequences. The GRU's update gate starts at
+z = 0.5, so its memory halves every step and the gradient from the label reaches the first step scaled by
+about 0.5^(T-1).
+
+Writes `results/quickstart/<run>/`: config.json, metrics.json (per cell: loss and gradient norm per step,
+test loss and accuracy), loss.png (drawn from metrics.json), summary.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import time
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
-import optax
-import tyro
-from tqdm import tqdm
 
-import rnnjax
-from rnnjax import readout, reference, results
+from experiments import _cli
+from experiments._plots import plt, save
+from rnnjax import cells, models, readout, reference, results, tasks
+from rnnjax.train import synthetic
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+EXPERIMENT = "quickstart"
+CELLS = {
+    "simple-tanh": lambda h: cells.simple(h, "tanh"),
+    "lstm": lambda h: cells.lstm(h),
+    "gru": lambda h: cells.gru(h),
+}
+TEST_SIZE = 1024  # fresh sequences the trained cells are scored on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,87 +53,85 @@ class Config:
     batch_size: int = 64
     steps: int = 600
     learning_rate: float = 3e-3
-    seed: int = 0
+    seed: int = 0  # initial weights and batches (`synthetic.train`); the test set is drawn from seed + 1
     cells: tuple[str, ...] = ("simple-tanh", "lstm", "gru")
+    quick: bool = False  # a seconds-long smoke run: see QUICK
+    progress: bool = True  # tqdm progress bars
     run: str | None = None  # results/quickstart/<run>; default: a timestamp
 
 
-CELLS = {
-    "simple-tanh": lambda h: rnnjax.cells.simple(h, "tanh"),
-    "lstm": lambda h: rnnjax.cells.lstm(h),
-    "gru": lambda h: rnnjax.cells.gru(h),
-}
+QUICK = dict(seq_len=10, steps=60)
 
 
-def batch(key, cfg: Config):
-    """One-hot symbols <float32>[B, T, K] and the first symbol of each sequence <int>[B]."""
-    tokens = jax.random.randint(key, (cfg.batch_size, cfg.seq_len), 0, cfg.alphabet)
-    return jax.nn.one_hot(tokens, cfg.alphabet), tokens[:, 0]
+def check_config(cfg: Config) -> Config:
+    """Refuses bad settings by name; returns `cfg` with the QUICK settings if asked."""
+    for name in ("seq_len", "hidden_size", "batch_size", "steps"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    if isinstance(cfg.alphabet, bool) or not isinstance(cfg.alphabet, int) or cfg.alphabet < 2:
+        raise ValueError(f"alphabet: expected an int >= 2, got {cfg.alphabet!r}")
+    if not cfg.cells or not set(cfg.cells) <= set(CELLS):
+        raise ValueError(f"cells: expected names from {sorted(CELLS)}, got {list(cfg.cells)}")
+    return dataclasses.replace(cfg, **QUICK) if cfg.quick else cfg
 
 
-def train(name: str, cfg: Config) -> dict:
+def first_symbol(seq_len: int, alphabet: int) -> tasks.Task:
+    """Remember the first of `seq_len` one-hot symbols: xs <float32>[B, T, K], labels <int32>[B] (the first
+    symbol); the loss is the cross-entropy of the outputs <[B, T, K]> at the last step, the baseline ln K."""
+
+    def sample(key, batch_size: int):
+        symbols = jax.random.randint(key, (batch_size, seq_len), 0, alphabet)
+        return jax.nn.one_hot(symbols, alphabet, dtype=jnp.float32), symbols[:, 0]
+
+    def loss(outputs, labels):
+        return readout.cross_entropy(outputs[:, -1], labels).mean()
+
+    return tasks.Task(
+        "first_symbol", seq_len, seq_len, alphabet, alphabet, "many_to_one", sample, loss, math.log(alphabet)
+    )
+
+
+def train(name: str, task: tasks.Task, cfg: Config) -> dict:
+    """Train cell `name` on `task` (`synthetic.train`); the history and the test loss and accuracy."""
     cell = CELLS[name](cfg.hidden_size)
-    k_cell, k_head, k_data = jax.random.split(jax.random.key(cfg.seed), 3)
-    params = (cell.init(k_cell, cfg.alphabet), readout.dense_init(k_head, cfg.hidden_size, cfg.alphabet))
-
-    def loss_fn(params, xs, labels):
-        _, ys = rnnjax.unroll(cell, params[0], xs)
-        logits = readout.dense(params[1], ys[:, -1])
-        return readout.cross_entropy(logits, labels).mean(), jnp.mean(logits.argmax(-1) == labels)
-
-    opt = optax.adam(cfg.learning_rate)
-    opt_state = opt.init(params)
-
-    @jax.jit
-    def update(params, opt_state, key):
-        xs, labels = batch(key, cfg)
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, xs, labels)
-        updates, opt_state = opt.update(grads, opt_state)
-        return optax.apply_updates(params, updates), opt_state, loss, acc
-
-    history = []
-    bar = tqdm(jax.random.split(k_data, cfg.steps), desc=f"{name:>12}", unit="step")
-    for key in bar:
-        params, opt_state, loss, acc = update(params, opt_state, key)
-        history.append((float(loss), float(acc)))
-        if len(history) % 25 == 0:
-            bar.set_postfix(loss=f"{history[-1][0]:.3f}", acc=f"{history[-1][1]:.2f}", refresh=False)
-    xs, labels = batch(jax.random.key(cfg.seed + 1), dataclasses.replace(cfg, batch_size=1024))
-    test_loss, test_acc = loss_fn(params, xs, labels)
+    params, history = synthetic.train(
+        cell, task, steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        seed=cfg.seed, progress=cfg.progress, desc=f"{name:>12}",
+    )  # fmt: skip
+    xs, labels = task.sample(jax.random.key(cfg.seed + 1), TEST_SIZE)
+    outputs = synthetic.outputs(cell, params, xs)  # (B, T, K)
+    accuracy = jnp.mean(jnp.argmax(outputs[:, -1], -1) == labels)
     return dict(
-        loss=[h[0] for h in history],
-        accuracy=[h[1] for h in history],
-        test_loss=float(test_loss),
-        test_accuracy=float(test_acc),
+        loss=history["loss"],
+        grad_norm=history["grad_norm"],
+        test_loss=float(task.loss(outputs, labels)),
+        test_accuracy=float(accuracy),
     )
 
 
-def gradient_check(cfg: Config) -> float:
-    """jax.grad through `rnnjax.unroll` vs the NumPy reference's hand-written BPTT (float32 vs float64)."""
-    cell = rnnjax.cells.lstm(8)
-    params = cell.init(jax.random.key(1), cfg.alphabet)
-    head = readout.dense_init(jax.random.key(2), 8, cfg.alphabet)
-    xs, labels = batch(jax.random.key(3), dataclasses.replace(cfg, batch_size=4))
-
-    def loss(p):
-        _, ys = rnnjax.unroll(cell, p, xs)
-        return readout.sequence_loss(head, ys, labels, mode="many_to_one")
-
-    g = jax.grad(loss)(params)
+def gradient_check(task: tasks.Task) -> float:
+    """The gradient of the task loss of an LSTM model (`models.sequence_model`) by `jax.grad` against the
+    NumPy reference's hand-written BPTT (float32 vs float64): the max relative error over the cell's and
+    the readout's parameters."""
+    cell = cells.lstm(8)
+    model = models.sequence_model(cell, task.output_size)
+    params = synthetic.init_params(cell, task, seed=1)
+    xs, labels = task.sample(jax.random.key(3), 4)
+    grads = jax.jit(jax.grad(lambda p: task.loss(model.apply({"params": p}, xs)[0], labels)))(params)
+    as_dict = lambda tree: {k: np.asarray(v) for k, v in tree._asdict().items()}  # noqa: E731
     _, ref = reference.loss_and_grads(
-        "lstm",
-        {k: np.asarray(v) for k, v in params._asdict().items()},
-        {"w": np.asarray(head.w), "b": np.asarray(head.b)},
-        np.asarray(xs),
-        np.asarray(labels),
-        mode="many_to_one",
-    )
-    return reference.max_relative_error({k: np.asarray(v) for k, v in g._asdict().items()}, ref["params"])
+        "lstm", as_dict(params["rnn"]["layer_0"]), as_dict(params["readout"]), np.asarray(xs),
+        np.asarray(labels), mode="many_to_one",
+    )  # fmt: skip
+    ours = {"params": as_dict(grads["rnn"]["layer_0"]), "readout": as_dict(grads["readout"])}
+    return reference.max_relative_error(ours, {"params": ref["params"], "readout": ref["readout"]})
 
 
 def plot(metrics: dict, cfg: Config, path) -> None:
+    """Training loss per step of every cell, with the chance level ln K (from saved metrics)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, m in metrics.items():
+    for name, m in metrics["cells"].items():
         ax.plot(m["loss"], label=f"{name} (test acc {m['test_accuracy']:.0%})")
     ax.axhline(np.log(cfg.alphabet), color="gray", ls="--", label=f"chance, ln {cfg.alphabet}")
     ax.set(
@@ -130,26 +140,31 @@ def plot(metrics: dict, cfg: Config, path) -> None:
         title=f"Remember the first of T={cfg.seq_len} symbols",
     )
     ax.legend()
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
-def main(cfg: Config) -> None:
-    out = results.run_dir("quickstart", cfg.run)
+def main(cfg: Config) -> dict:
+    """Check one gradient, train every cell, write the run folder; returns the metrics (and "out")."""
+    cfg = check_config(cfg)
+    out = results.run_dir(EXPERIMENT, cfg.run)
     results.write_json(out / "config.json", cfg)
     start = time.perf_counter()
-    err = gradient_check(cfg)
+    task = first_symbol(cfg.seq_len, cfg.alphabet)
+    err = gradient_check(task)
     print(f"LSTM gradient, jax.grad vs NumPy hand-written BPTT: max relative error {err:.2e}")
-    metrics = {name: train(name, cfg) for name in cfg.cells}
-    results.write_json(out / "metrics.json", dict(cells=metrics, gradient_check_rel_error=err))
-    plot(metrics, cfg, out / "loss.png")
+    metrics = dict(cells={name: train(name, task, cfg) for name in cfg.cells}, gradient_check_rel_error=err)
+    results.write_json(out / "metrics.json", metrics)
+    plot(json.loads((out / "metrics.json").read_text()), cfg, out / "loss.png")
     lines = ["| cell | test loss | test accuracy |", "|---|---|---|"]
-    lines += [f"| {n} | {m['test_loss']:.3f} | {m['test_accuracy']:.1%} |" for n, m in metrics.items()]
+    for name, m in metrics["cells"].items():
+        lines.append(f"| {name} | {m['test_loss']:.3f} | {m['test_accuracy']:.1%} |")
+    lines += ["", f"LSTM gradient vs the NumPy reference's BPTT: max relative error {err:.2e}"]
     summary = "\n".join(lines)
     results.atomic_write_text(out / "summary.md", f"# quickstart, T={cfg.seq_len}\n\n{summary}\n")
     print(summary)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    return metrics | dict(out=out)
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

@@ -1,54 +1,48 @@
 """Walkthrough 1: the classic tiny Keras word model ("this is" -> "an", "is an" -> "example") rebuilt with
 rnnjax, then its prediction recomputed by hand in NumPy from the trained weights.
 
-    python -m experiments.walkthrough_tiny                 # ~3 s on a 2-core CPU (mostly compilation)
-    python -m experiments.walkthrough_tiny --epochs 1000 --seed 1
+    python -m experiments.walkthrough_tiny                 # seconds (run time and results: README)
+    python -m experiments.walkthrough_tiny --epochs 1000 --seed 1 --run long
     python -m experiments.walkthrough_tiny --prefixes      # also "this" -> "is", pre-padded to [<pad>, this]
+
+`--run NAME` writes to `results/walkthrough_tiny/NAME/` (default: a timestamp); `--quick` is accepted
+for uniformity and changes nothing (the default run already takes seconds); `--no-progress` hides the
+progress bar; bad input prints one line `error: ...` (`--debug`: traceback).
 
 What it does, step for step as in the Keras tutorial:
   1. Words -> integers by frequency (ties by first occurrence), id 0 reserved for padding:
      <pad>=0, this=1, is=2, an=3, example=4. Windows of 2 words -> the next word, pre-padded to length 2
      (a no-op for full windows; `--prefixes` adds the shorter ones, which it pads).
   2. Labels one-hot over 5 classes (4 words + the padding id).
-  3. Model: SimpleRNN(1 unit, zero recurrent init, Keras' glorot input kernel and zero bias) reading the
-     word id itself as one scalar feature per step, then Dense(5) + softmax. Adam, categorical
-     cross-entropy, full batch, 500 epochs, lr 3e-2 (not Keras' default 1e-3: see below).
+  3. Model (`rnnjax.models.sequence_model`, pooling "last"): SimpleRNN(1 unit, zero recurrent init,
+     Keras' glorot input kernel and zero bias) reading the word id itself as one scalar feature per step,
+     then Dense(5, Keras' glorot kernel, zero bias) + softmax. Adam, categorical cross-entropy, full
+     batch, 500 epochs (`rnnjax.train.fit`, one step per epoch), lr 3e-2: with Keras' Adam default 1e-3,
+     500 epochs are too few for one unit reading raw ids (README).
   4. A Keras-style summary table; the counts are computed from the params pytree:
      SimpleRNN 1*1 + 1*1 + 1 = 3, Dense 1*5 + 5 = 10, total 13.
   5. Predictions, then the same probabilities from scratch in NumPy (float64): per step
      z = x*W_ih + h*W_hh + b, h = tanh(z); logits = h W_o + b_o; softmax; and max |difference|.
 
-Measured (seed 0, jax 0.10.2, 2-core CPU shared with other jobs; 3.7 s wall, 2.3 s in main): loss
-1.783 -> 0.0035 after 500 epochs; "this is" -> "an" (p = 0.996), "is an" -> "example" (p = 0.997), with
-W_ih = -1.58, W_hh = 2.94 (the recurrent weight the zero init started from is used), b = 2.85; NumPy
-from scratch vs rnnjax: max |difference| 3e-8 (float32 rounding).
-
-Learning rate: with Keras' Adam default (1e-3) 500 epochs are not enough here: 0 of seeds 0-9 predict
-both words (loss ~1.0 at the end). At 3e-2, 12 of seeds 0-19 do (loss < 0.005); the other 8 end at
-loss ln 2 = 0.693, both windows mapped to the same saturated h = tanh(z) = ±1, from which one unit cannot
-recover (1e-2: 8 of 20; 1e-1: 12 of 20). One unit reading raw ids is a toy: the point is the arithmetic.
-
-Writes `results/walkthrough_tiny/<run>/` (or `--out`): config.json, metrics.json (losses, parameter
-counts, probabilities both ways), summary.md (the printout), all atomically.
+Writes `results/walkthrough_tiny/<run>/`: config.json, metrics.json (losses, parameter counts,
+probabilities both ways), summary.md (the printout), all atomically.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tyro
-from tqdm import tqdm
 
-import rnnjax
-from rnnjax import readout, results
+from experiments import _cli
+from rnnjax import cells, initializers, models, readout, results
 from rnnjax.data import text as text_lib
+from rnnjax.train.loop import fit
 
 EXPERIMENT = "walkthrough_tiny"
 PAD = "<pad>"  # id 0: padding (and, as in Keras' Tokenizer, never a real word)
@@ -68,8 +62,9 @@ class Config:
     epochs: int = 500  # full-batch Adam steps
     learning_rate: float = 3e-2  # Keras' Adam default 1e-3 does not get there in 500 epochs (docstring)
     seed: int = 0  # initial weights
+    quick: bool = False  # accepted by every experiment; the default run already takes seconds
     progress: bool = True  # tqdm progress bar
-    out: Path | None = None  # output folder; default results/walkthrough_tiny/<UTC timestamp>
+    run: str | None = None  # results/walkthrough_tiny/<run>; default: a timestamp
 
 
 class Dataset(NamedTuple):
@@ -78,21 +73,14 @@ class Dataset(NamedTuple):
     ys: np.ndarray  # <int32>[N] the next word's id
 
 
-class Params(NamedTuple):
-    simple_rnn: rnnjax.SimpleParams  # w_ih [1, H], w_hh [H, H], b [H]
-    dense: readout.DenseParams  # w [H, V], b [V]
+class TrainState(NamedTuple):
+    params: dict  # the model's params {"rnn": {"layer_0": SimpleParams}, "readout": DenseParams}
+    opt_state: optax.OptState
 
 
 def pad_pre(sequences: list[list[int]], length: int) -> np.ndarray:
-    """Keras' `pad_sequences(..., padding="pre", truncating="pre")`: left-pad with 0 or keep the last
-    `length` ids.
-
-    Args:
-      sequences: lists of ids.
-      length: the output length.
-    Returns:
-      <int32>[len(sequences), length].
-    """
+    """Keras' `pad_sequences(..., padding="pre", truncating="pre")`: each list of ids left-padded with 0,
+    or cut to its last `length` ids; returns <int32>[len(sequences), length]."""
     out = np.zeros((len(sequences), length), np.int32)
     for i, seq in enumerate(sequences):
         seq = list(seq)[-length:]
@@ -102,15 +90,8 @@ def pad_pre(sequences: list[list[int]], length: int) -> np.ndarray:
 
 
 def make_dataset(text: str, window: int, prefixes: bool = False) -> Dataset:
-    """Words -> ids by frequency (PAD at 0), then (window of words -> next word) pairs.
-
-    Args:
-      text: the corpus.
-      window: context length (>= 1).
-      prefixes: also use the contexts shorter than `window` at the start of the text.
-    Returns:
-      A `Dataset`.
-    """
+    """Words of `text` -> ids by frequency (PAD at 0), then (window of `window` >= 1 words -> next word)
+    pairs; `prefixes` also uses the contexts shorter than `window` at the start of the text."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window: expected an int >= 1, got {window!r}")
     words = text_lib.word_tokens(text_lib.normalize(text, lowercase=True, strip_punctuation=True))
@@ -125,17 +106,25 @@ def make_dataset(text: str, window: int, prefixes: bool = False) -> Dataset:
     return Dataset(vocab, pad_pre(contexts, window), ids[first:].astype(np.int32))
 
 
-def make_cell(hidden_size: int) -> rnnjax.Cell:
+def make_cell(hidden_size: int) -> cells.Cell:
     """Keras SimpleRNN defaults (glorot input kernel, zero bias) with a zero recurrent kernel."""
-    return rnnjax.cells.simple(hidden_size, "tanh", preset="keras", recurrent_init=rnnjax.initializers.zeros())
+    return cells.simple(hidden_size, "tanh", preset="keras", recurrent_init=initializers.zeros())
 
 
-def init_params(key, hidden_size: int, num_classes: int) -> Params:
+def make_model(hidden_size: int, num_classes: int) -> models.RNNModel:
+    """SimpleRNN -> Dense on the last step: inputs <float32>[N, T, 1] -> logits <float32>[N, num_classes]."""
+    return models.sequence_model(make_cell(hidden_size), num_classes, pooling="last")
+
+
+def init_params(key, hidden_size: int, num_classes: int) -> dict:
+    """Keras' initialisation in the model's params form: the cell's, and Dense's glorot-uniform kernel
+    with zero bias (the model's own `init` draws a lecun-normal readout)."""
     k_rnn, k_dense = jax.random.split(key)
-    return Params(
-        make_cell(hidden_size).init(k_rnn, 1),
-        readout.dense_init(k_dense, hidden_size, num_classes, kernel_init=rnnjax.initializers.glorot_uniform()),
-    )
+    kernel_init = initializers.glorot_uniform()
+    return {
+        "rnn": {"layer_0": make_cell(hidden_size).init(k_rnn, 1)},
+        "readout": readout.dense_init(k_dense, hidden_size, num_classes, kernel_init=kernel_init),
+    }
 
 
 def as_inputs(xs: np.ndarray) -> jax.Array:
@@ -143,68 +132,75 @@ def as_inputs(xs: np.ndarray) -> jax.Array:
     return jnp.asarray(xs, jnp.float32)[..., None]
 
 
-def predict(params: Params, xs: np.ndarray) -> jax.Array:
+def predict(params: dict, xs: np.ndarray) -> jax.Array:
     """Softmax probabilities <float32>[N, V] of the next word after each window of ids <int>[N, T]."""
-    cell = make_cell(params.simple_rnn.w_hh.shape[0])
-    _, hs = rnnjax.unroll(cell, params.simple_rnn, as_inputs(xs))  # (N, T, H)
-    return jax.nn.softmax(readout.dense(params.dense, hs[:, -1]), axis=-1)
+    w = params["readout"].w  # (H, V)
+    logits, _ = make_model(w.shape[0], w.shape[1]).apply({"params": params}, as_inputs(xs))
+    return jax.nn.softmax(logits, axis=-1)
 
 
-def summary_rows(params: Params, num_classes: int) -> list[tuple[str, str, int]]:
+def summary_rows(params: dict, num_classes: int) -> list[tuple[str, str, int]]:
     """Keras-style (layer, output shape, parameter count), the counts summed over each layer's arrays."""
-    hidden = params.simple_rnn.w_hh.shape[0]
+    layers = {"simple_rnn": params["rnn"]["layer_0"], "dense": params["readout"]}
+    hidden = layers["simple_rnn"].w_hh.shape[0]
     shapes = {"simple_rnn": f"(None, {hidden})", "dense": f"(None, {num_classes})"}
     return [
         (name, shapes[name], sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(layer)))
-        for name, layer in params._asdict().items()
+        for name, layer in layers.items()
     ]
 
 
-def train(params: Params, data: Dataset, cfg: Config) -> tuple[Params, list[float]]:
-    """Full-batch Adam on the categorical cross-entropy; returns the params and the loss per epoch."""
-    xs = data.xs
-    labels = jax.nn.one_hot(data.ys, len(data.vocab), dtype=jnp.float32)  # (N, V) one-hot
-    opt = optax.adam(cfg.learning_rate)
+def make_train_step(model: models.RNNModel, tx: optax.GradientTransformation):
+    """`train_step(state, (inputs <[N, T, 1]>, one-hot labels <[N, V]>), key) -> (state, {"loss"})`:
+    one Adam step on the mean categorical cross-entropy."""
 
-    def loss_fn(p):
-        cell = make_cell(cfg.hidden_size)
-        _, hs = rnnjax.unroll(cell, p.simple_rnn, as_inputs(xs))
-        logits = readout.dense(p.dense, hs[:, -1])
-        return optax.softmax_cross_entropy(logits, labels).mean()
+    def train_step(state: TrainState, batch, key):
+        del key  # no dropout
+        inputs, labels = batch
 
-    @jax.jit
-    def update(p, state):
-        loss, grads = jax.value_and_grad(loss_fn)(p)
-        updates, state = opt.update(grads, state, p)
-        return optax.apply_updates(p, updates), state, loss
+        def loss_fn(params):
+            logits, _ = model.apply({"params": params}, inputs)
+            return optax.softmax_cross_entropy(logits, labels).mean()
 
-    state = opt.init(params)
-    losses = []
-    for _ in tqdm(range(cfg.epochs), desc="epochs", unit="epoch", disable=not cfg.progress):
-        params, state, loss = update(params, state)
-        losses.append(float(loss))
-    return params, losses
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
+
+    return train_step
+
+
+def train(params: dict, data: Dataset, cfg: Config) -> tuple[dict, list[float]]:
+    """Full-batch Adam for cfg.epochs steps; returns the params and the loss per epoch."""
+    batch = (as_inputs(data.xs), jax.nn.one_hot(data.ys, len(data.vocab), dtype=jnp.float32))  # (N, V)
+    tx = optax.adam(cfg.learning_rate)
+    step = make_train_step(make_model(cfg.hidden_size, len(data.vocab)), tx)
+    result = fit(
+        step, TrainState(params, tx.init(params)), lambda _: batch, steps=cfg.epochs,
+        log_every=cfg.epochs, progress=cfg.progress, desc="epochs",
+    )  # fmt: skip
+    return result.state.params, result.history["loss"]
 
 
 def _vec(a) -> str:
     return np.array2string(np.asarray(a, np.float64), precision=6, suppress_small=False, floatmode="fixed")
 
 
-def from_scratch(params: Params, xs: np.ndarray, say=print) -> np.ndarray:
+def from_scratch(params: dict, xs: np.ndarray, say=print) -> np.ndarray:
     """The model's probabilities recomputed in plain NumPy (float64), printing every intermediate.
 
     Args:
-      params: trained params (any float dtype).
+      params: trained params in the model's form (any float dtype).
       xs: <int>[N, T] word ids.
       say: where each line of the explanation goes.
     Returns:
       <float64>[N, V] probabilities.
     """
-    w_ih = np.asarray(params.simple_rnn.w_ih, np.float64)  # (1, H)
-    w_hh = np.asarray(params.simple_rnn.w_hh, np.float64)  # (H, H)
-    b = np.asarray(params.simple_rnn.b, np.float64)  # (H,)
-    w_o = np.asarray(params.dense.w, np.float64)  # (H, V)
-    b_o = np.asarray(params.dense.b, np.float64)  # (V,)
+    rnn, dense = params["rnn"]["layer_0"], params["readout"]
+    w_ih = np.asarray(rnn.w_ih, np.float64)  # (1, H)
+    w_hh = np.asarray(rnn.w_hh, np.float64)  # (H, H)
+    b = np.asarray(rnn.b, np.float64)  # (H,)
+    w_o = np.asarray(dense.w, np.float64)  # (H, V)
+    b_o = np.asarray(dense.b, np.float64)  # (V,)
     say(f"W_ih = {_vec(w_ih)}   W_hh = {_vec(w_hh)}   b = {_vec(b)}")
     say(f"W_o  = {_vec(w_o)}")
     say(f"b_o  = {_vec(b_o)}")
@@ -236,8 +232,7 @@ def main(cfg: Config) -> dict:
     start = time.perf_counter()
     data = make_dataset(cfg.text, cfg.window, cfg.prefixes)
     V = len(data.vocab)
-    out = Path(cfg.out) if cfg.out is not None else results.run_dir(EXPERIMENT)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results.run_dir(EXPERIMENT, cfg.run)
     results.write_json(out / "config.json", cfg)
     lines: list[str] = []
 
@@ -282,22 +277,14 @@ def main(cfg: Config) -> dict:
     seconds = time.perf_counter() - start
     say(f"({seconds:.1f} s)")
 
-    metrics = dict(
-        vocab=list(data.vocab.tokens),
-        param_counts={name: count for name, _, count in rows} | {"total": total},
-        losses=losses,
-        predictions=predictions,
-        probs_rnnjax=probs,
-        probs_numpy=probs_np,
-        max_abs_diff=diff,
-        seconds=seconds,
-    )
+    counts = {name: count for name, _, count in rows} | {"total": total}
+    metrics = dict(vocab=list(data.vocab.tokens), param_counts=counts, losses=losses, predictions=predictions)
+    metrics.update(probs_rnnjax=probs, probs_numpy=probs_np, max_abs_diff=diff, seconds=seconds)
     results.write_json(out / "metrics.json", metrics)
-    results.atomic_write_text(
-        out / "summary.md", "# walkthrough_tiny\n\n```\n" + "\n".join(lines) + "\n```\n"
-    )
+    summary = "# walkthrough_tiny\n\n```\n" + "\n".join(lines) + "\n```\n"
+    results.atomic_write_text(out / "summary.md", summary)
     return metrics | dict(out=out, params=params)
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)
