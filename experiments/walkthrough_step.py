@@ -30,7 +30,7 @@ h' = [0.761594, -0.664037]; logits = [0.429576, -0.993613, 0.944834, -0.464037];
 p = [0.300825, 0.072482, 0.503603, 0.123090]; prediction class 2. The three ways agree when rnnjax is within
 TOL_F32 of the formula and the NumPy reference within TOL_F64.
 
-Writes `results/walkthrough_step/<run>/` (or `--out`): config.json, metrics.json (inputs, every
+Writes `results/walkthrough_step/<run>/`: config.json, metrics.json (inputs, every
 intermediate, the three results), summary.md (the printout), all atomically.
 """
 
@@ -77,7 +77,6 @@ class Config:
     quick: bool = False  # no effect: the run is already seconds long (accepted like every experiment's)
     progress: bool = True  # no effect: there is no long loop to show progress of
     run: str | None = None  # results/walkthrough_step/<run>; default: a UTC timestamp
-    out: Path | None = None  # output folder instead of results/walkthrough_step/<run>
 
 
 def read_matrices(spec: str | None) -> dict:
@@ -223,13 +222,8 @@ def by_reference(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def main(cfg: Config) -> dict:
     """Print the step three ways and how far apart they are; returns the numbers."""
     start = time.perf_counter()
-    if cfg.out is not None and cfg.run is not None:
-        raise ValueError(
-            f"run, out: expected at most one of them, got run={cfg.run!r} and out={str(cfg.out)!r}"
-        )
     a = check_matrices(read_matrices(cfg.matrices))  # before any output is written
-    out = Path(cfg.out) if cfg.out is not None else results.run_dir(EXPERIMENT, cfg.run)
-    out.mkdir(parents=True, exist_ok=True)
+    out = results.run_dir(EXPERIMENT, cfg.run)
     results.write_json(out / "config.json", cfg)
     lines: list[str] = []
 

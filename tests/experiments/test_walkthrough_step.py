@@ -6,15 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from experiments import walkthrough_step
+from experiments import _cli, walkthrough_step
 
 # The walkthrough computes in float32 and recomputes in float64 from the same float32 weights: the two
 # agree to float32 rounding of O(1) numbers.
 TOL_F32 = 1e-6
 
 
-def test_step_defaults_three_ways_agree(tmp_path, capsys):
-    m = walkthrough_step.main(walkthrough_step.Config(out=tmp_path))
+def test_step_defaults_three_ways_agree(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    m = walkthrough_step.main(walkthrough_step.Config(run="d"))
     d = walkthrough_step.DEFAULTS
     x, h = np.array(d["x"]), np.array(d["h"])
     w_ih, w_hh, b = np.array(d["w_ih"]), np.array(d["w_hh"]), np.array(d["b"])
@@ -31,10 +32,11 @@ def test_step_defaults_three_ways_agree(tmp_path, capsys):
     assert m["agree"]
     printed = capsys.readouterr().out
     assert "x W_ih" in printed and "All three agree" in printed
-    assert json.loads((tmp_path / "metrics.json").read_text())["agree"] is True
+    saved = tmp_path / "results" / "walkthrough_step" / "d" / "metrics.json"
+    assert json.loads(saved.read_text())["agree"] is True
 
 
-def test_step_user_matrices_from_a_file(tmp_path):
+def test_step_user_matrices_from_a_file(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     I, H, V = 4, 3, 5
     given = {
@@ -44,7 +46,8 @@ def test_step_user_matrices_from_a_file(tmp_path):
     }  # fmt: skip
     path = tmp_path / "step.json"
     path.write_text(json.dumps({k: v.tolist() for k, v in given.items()}))
-    m = walkthrough_step.main(walkthrough_step.Config(matrices=str(path), out=tmp_path / "out"))
+    monkeypatch.chdir(tmp_path)
+    m = walkthrough_step.main(walkthrough_step.Config(matrices=str(path), run="u"))
     h_new = np.tanh(given["x"] @ given["w_ih"] + given["h"] @ given["w_hh"] + given["b"])
     np.testing.assert_allclose(m["by_hand"]["h_new"], h_new, rtol=0, atol=1e-15)
     assert m["by_hand"]["probs"].shape == (V,)
@@ -67,8 +70,29 @@ def test_step_user_matrices_from_a_file(tmp_path):
         ("[1, 2]", r"matrices: expected inline JSON .* or the path of a JSON file"),
     ],
 )
-def test_step_bad_matrices_raise_clear_errors(tmp_path, matrices, message):
-    out = tmp_path / "out"
+def test_step_bad_matrices_raise_clear_errors(tmp_path, monkeypatch, matrices, message):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=message):
-        walkthrough_step.main(walkthrough_step.Config(matrices=matrices, out=out))
-    assert not out.exists()  # checked before anything is written
+        walkthrough_step.main(walkthrough_step.Config(matrices=matrices, run="bad"))
+    assert not (tmp_path / "results").exists()  # checked before anything is written
+
+
+def test_step_cli_flags_write_named_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _cli.run(walkthrough_step.Config, walkthrough_step.main, ["--quick", "--no-progress", "--run", "x"])
+    run = tmp_path / "results" / "walkthrough_step" / "x"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["quick"] is True and cfg["progress"] is False and cfg["run"] == "x"
+    assert json.loads((run / "metrics.json").read_text())["agree"] is True
+    assert "All three agree" in capsys.readouterr().out
+
+
+def test_step_cli_bad_value_prints_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        argv = ["--matrices", '{"x": [1, 2]}', "--run", "x"]
+        _cli.run(walkthrough_step.Config, walkthrough_step.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: w_ih: expected shape (2, 2)") and err.count("\n") == 1, err
+    assert not (tmp_path / "results").exists()
