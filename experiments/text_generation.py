@@ -69,7 +69,7 @@ class Train:
     resume: bool = False  # continue the run's latest checkpoint (same corpus and model options)
     sample_length: int | None = None  # tokens per reported sample; None: 300 chars or 60 words
     run: str | None = None  # results/text_generation/<run>; None: a timestamp
-    quick: bool = False  # a seconds-long smoke run: tiny model, 60 steps, the first 60k characters
+    quick: bool = False  # a seconds-long smoke run: a 1 x 32 model, 60 steps, the first 60k characters
     progress: bool = True  # show the training progress bar
 
 

@@ -303,7 +303,20 @@ def _generate(
     return tokens, log_probs
 
 
-def _run(model, params, prompt, length, key, temperature, top_k, top_p, greedy, return_log_probs):
+def _run(
+    model,
+    params,
+    prompt,
+    length,
+    return_log_probs,
+    *,
+    key,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    greedy=False,
+):
+    """`generate`, plus the log-probabilities if `return_log_probs`; options default as in `generate`."""
     vocab_size = _check_model(model)
     length = _check_length(length)
     _check_options(temperature, top_k, top_p, greedy, vocab_size)
@@ -367,24 +380,16 @@ def generate(
     Returns:
       The generated tokens only (not the prompt): <int32>[L] for a 1-D prompt, <int32>[B, L] for a 2-D one.
     """
-    return _run(model, params, prompt, length, key, temperature, top_k, top_p, greedy, False)[0]
+    options = dict(key=key, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
+    return _run(model, params, prompt, length, False, **options)[0]
 
 
 def generate_with_log_probs(
-    model: RNNModel,
-    params,
-    prompt,
-    length: int,
-    *,
-    key=None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    greedy: bool = False,
+    model: RNNModel, params, prompt, length: int, *, key=None, **options
 ) -> tuple[jax.Array, jax.Array]:
     """`generate`, plus the distribution each token was drawn from.
 
-    Args: as `generate`.
+    Args: as `generate` (`options`: temperature, top_k, top_p, greedy).
 
     Returns:
       `(tokens, log_probs)`: tokens <int32>[B, L] (or [L] for a 1-D prompt) as `generate` returns them
@@ -392,7 +397,7 @@ def generate_with_log_probs(
       `filtered_log_probs` of the logits that chose `tokens[b, t]` (-inf for filtered-out tokens). For
       greedy decoding it is the model's unfiltered log-softmax, whose argmax is the token.
     """
-    return _run(model, params, prompt, length, key, temperature, top_k, top_p, greedy, True)
+    return _run(model, params, prompt, length, True, key=key, **options)
 
 
 # ------------------------------------------------------------------------------------------- text

@@ -566,13 +566,6 @@ def window_batches(
     return batches()
 
 
-def _stream_geometry(n: int, batch_size: int, seq_len: int) -> tuple[int, int]:
-    """(row_len, num_batches) of a stream of n tokens cut into batch_size rows."""
-    row_len = n // batch_size
-    # Batch k reads row[k*T : (k+1)*T] and targets row[k*T + 1 : (k+1)*T + 1], so K*T + 1 <= row_len.
-    return row_len, max(row_len - 1, 0) // seq_len
-
-
 def num_stream_batches(ids, batch_size: int, seq_len: int) -> int:
     """Number of batches `stream_batches(ids, batch_size, seq_len)` yields, `(n // batch_size - 1) // seq_len`
     (floored at 0).
@@ -593,7 +586,8 @@ def num_stream_batches(ids, batch_size: int, seq_len: int) -> int:
         n = int(ids)
     else:
         n = _as_ids(ids).shape[0]
-    return _stream_geometry(n, batch_size, seq_len)[1]
+    # Batch k reads row[k*T : (k+1)*T] and targets row[k*T + 1 : (k+1)*T + 1], so K*T + 1 <= row_len.
+    return max(n // batch_size - 1, 0) // seq_len
 
 
 def stream_rows(ids, batch_size: int) -> np.ndarray:
@@ -660,11 +654,9 @@ def stream_batches(ids, batch_size: int, seq_len: int) -> Iterator[tuple[np.ndar
     Returns:
       An iterator of `num_stream_batches(ids, batch_size, seq_len)` pairs (x <int32>[B, T], y <int32>[B, T]).
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    seq_len = _check_positive_int(seq_len, "seq_len")
     arr = _as_ids(ids)
     n = arr.shape[0]
-    num = _stream_geometry(n, batch_size, seq_len)[1]
+    num = num_stream_batches(n, batch_size, seq_len)
     if num == 0:
         raise ValueError(
             f"ids has {n} tokens; expected at least batch_size * (seq_len + 1) = "
