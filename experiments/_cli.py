@@ -34,9 +34,8 @@ def run(config_type: type[C], main: Callable[[C], object], argv: list[str] | Non
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    config = tyro.cli(config_type, args=argv)
     try:
-        main(config)
+        main(tyro.cli(config_type, args=argv))  # a config's own checks may refuse values while parsing
     except BAD_INPUT as e:
         if debug:
             raise

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from rnnjax import readout
 
 __all__ = [
-    "MODES",
     "SUCCESS_RATIO",
+    "TARGET_MODES",
     "TASKS",
     "Task",
     "adding",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # How the targets relate to the time steps.
-MODES = ("regression_last", "many_to_many", "many_to_one")
+TARGET_MODES = ("regression_last", "many_to_many", "many_to_one")
 
 # A run counts as a success when its loss is below this fraction of the task's baseline. One tenth of
 # the memoryless loss means the network has learned most of what only memory can give; for the adding

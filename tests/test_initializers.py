@@ -475,9 +475,9 @@ def test_uniform_nonpositive_limit_raises(bad):
 
 
 def test_jitted_orthogonal_inits_never_hang():
-    """Regression: two independent batched QRs in one jit deadlocked XLA:CPU's 2-thread pool (jaxlib 0.10.2,
-    `jnp.linalg.qr`); `initializers.orthogonal` computes its QR on the host and must finish. Run in a subprocess
-    so that a hang fails this test by timeout instead of stalling the suite."""
+    """Regression: two independent batched QRs in one jit deadlocked XLA:CPU's 2-thread pool (jaxlib
+    0.10.2, `jnp.linalg.qr`); `initializers.orthogonal` computes its QR on the host and must finish. Run in
+    a subprocess so that a hang fails this test by timeout instead of stalling the suite."""
     import subprocess
     import sys
 

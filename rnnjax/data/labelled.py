@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 _INT32_MAX = np.iinfo(np.int32).max
-LEVELS = ("word", "char")
+LEVELS = text_lib.LEVELS  # the one definition lives in rnnjax.data.text
 
 # ------------------------------------------------------------------------------------------------ CSV
 

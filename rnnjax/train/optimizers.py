@@ -24,7 +24,7 @@ def make_optimizer(
     learning_rate: float | None = None,
     clip_norm: float | None = None,
 ) -> optax.GradientTransformation:
-    """The update rule of every trainer: optionally `optax.clip_by_global_norm(clip_norm)`, then the optimiser.
+    """The update rule of every trainer: `optax.clip_by_global_norm(clip_norm)` if given, then the optimiser.
 
     Args:
       optimizer: a name in `OPTIMIZERS` ("adam", "sgd", "rmsprop") or an `optax.GradientTransformation`

@@ -173,7 +173,7 @@ def test_pad_sequences_bad_input():
 def test_tokenize_levels():
     assert labelled.tokenize(["Good  movie,\n fine"]) == [["Good", "movie", ",", "fine"]]
     assert labelled.tokenize(["Ab  c"], level="char", lowercase=True) == [["a", "b", " ", "c"]]
-    with pytest.raises(ValueError, match=r"level: expected one of \('word', 'char'\), got 'byte'"):
+    with pytest.raises(ValueError, match=r"level: expected one of \('char', 'word'\), got 'byte'"):
         labelled.tokenize(["x"], level="byte")
 
 
