@@ -1,26 +1,139 @@
-"""Experiment outputs: run folders under `results/<experiment>/<run>/` and atomic writes (temp file, then
-rename), so an interrupted run never leaves a half-written JSON or PNG behind."""
+"""Experiment outputs: run folders under `results/<experiment>/<run>/`, one writer per folder (an OS lock),
+and atomic writes (temp file, then rename), so an interrupted run never leaves a half-written JSON or PNG
+behind, and a full disk leaves no temporary file and one clear message."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
+import fcntl
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "run_dir", "save_figure", "to_jsonable", "write_json"]
+__all__ = [
+    "RunLock",
+    "atomic_write_text",
+    "check_run_name",
+    "disk_full_message",
+    "run_dir",
+    "save_figure",
+    "to_jsonable",
+    "write_json",
+]
+
+# A run name: letters, digits, '.', '_', '-' (not starting with '.'), so it is one folder under results/.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+# Permissions of result files (mkstemp creates 0600; results are meant to be read by others).
+FILE_MODE = 0o644
 
 
-def run_dir(experiment: str, run: str | None = None, root: str | os.PathLike = "results") -> Path:
-    """Create and return `root/experiment/run` (run defaults to a UTC timestamp)."""
-    run = run or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+def check_run_name(run) -> str:
+    """`run` if it is a plain folder name (no path separators, no '..', not hidden), else a ValueError."""
+    if not isinstance(run, str) or not _RUN_NAME.fullmatch(run):
+        raise ValueError(
+            f"run: expected a name of one folder under results/<experiment>/ (letters, digits, '.', '_', "
+            f"'-'; no '/' or '..'), got {run!r}"
+        )
+    return run
+
+
+def run_dir(
+    experiment: str,
+    run: str | None = None,
+    root: str | os.PathLike = "results",
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> Path:
+    """The folder `root/experiment/run` (run defaults to a UTC timestamp), created.
+
+    Args:
+      experiment, run: see `check_run_name`.
+      root: the results folder.
+      overwrite: an existing, non-empty run folder is emptied first; without it (and without `resume`)
+        such a folder is refused, so no run silently replaces another.
+      resume: the folder must already exist (a run to continue); it is returned as it is.
+    """
+    for name, value in (("overwrite", overwrite), ("resume", resume)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name}: expected True or False, got {value!r}")
+    if overwrite and resume:
+        raise ValueError("overwrite, resume: expected at most one of them, got both")
+    run = check_run_name(run or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S"))
     path = Path(root) / experiment / run
+    if resume:
+        if not path.is_dir():
+            raise ValueError(f"resume: there is no run {run!r} to continue (no folder {str(path)!r})")
+        return path
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"run: {str(path)!r} exists and is not a folder; choose another --run")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ValueError(
+                f"run: {str(path)!r} already holds a run; pass --overwrite to replace it, --resume to "
+                f"continue it (where the command can), or choose another --run"
+            )
+        with RunLock(path):  # refuses a folder another process is writing
+            pass
+        shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class RunLock:
+    """An exclusive OS lock (`fcntl.flock`) on `folder/.lock`, held while a run writes into `folder`.
+
+    A second writer is refused at once with a ValueError naming the holder's PID; the lock goes away with
+    the process, however it ends (SIGKILL included), so a dead run never blocks a later one.
+
+        with RunLock(run_folder):
+            ...  # the only writer of run_folder
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ValueError(
+                f"run: {str(self.folder)!r} is in use by another process (PID {holder}); wait for it to "
+                f"finish or choose another --run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def disk_full_message(error: BaseException, folder: str | os.PathLike) -> str | None:
+    """The one-line message for an error caused by a full disk (ENOSPC / RESOURCE_EXHAUSTED), else None."""
+    text = str(error)
+    full = (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        "RESOURCE_EXHAUSTED" in text or "No space left" in text
+    )
+    if not full:
+        return None
+    return f"disk full: could not write into {str(folder)!r}; free some space there and run again"
 
 
 def _atomic(path: Path, write) -> None:
@@ -30,9 +143,13 @@ def _atomic(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        message = disk_full_message(error, path.parent)
+        if message is not None:
+            raise OSError(errno.ENOSPC, message) from None
         raise
 
 
