@@ -4,6 +4,6 @@ The modules here use only the standard library and NumPy (no JAX), so they can r
 processes without an accelerator; importing them through the `rnnjax` package still loads JAX.
 """
 
-from rnnjax.data import corpora, labelled, ngram, text, whatsapp
+from rnnjax.data import corpora, labelled, ngram, text, vocabulary, whatsapp
 
-__all__ = ["corpora", "labelled", "ngram", "text", "whatsapp"]
+__all__ = ["corpora", "labelled", "ngram", "text", "vocabulary", "whatsapp"]
