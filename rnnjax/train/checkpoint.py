@@ -4,7 +4,10 @@ and the best one by validation loss kept, the rest deleted.
 
 Saving is synchronous and atomic: orbax writes each step to a temporary folder and renames it when
 complete, and temporary folders left by a killed run are removed when the store is opened again, so the
-folder never holds a half-written checkpoint.
+folder never holds a half-written checkpoint. Each step is then sealed with `CHECKSUMS.json`, the SHA-256
+of every file orbax wrote; every read verifies it, so a flipped byte, a truncated file, a missing file or
+a step that was never sealed (killed between orbax's commit and the seal) is refused as
+`CorruptCheckpoint` and never loaded. Only finite states are saved.
 
     store = Checkpoints(run / "checkpoints", keep_last=3)
     store.save(step, state, meta={"config": ...}, metrics={"valid_loss": 1.52})
@@ -13,7 +16,12 @@ folder never holds a half-written checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +30,72 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-__all__ = ["METRIC", "Checkpoints", "find_checkpoints"]
+from rnnjax.results import atomic_write_text
+
+__all__ = ["CHECKSUMS", "METRIC", "Checkpoints", "CorruptCheckpoint", "find_checkpoints", "is_finite_tree"]
 
 METRIC = "valid_loss"  # the metric "best" means: lowest wins
+CHECKSUMS = "CHECKSUMS.json"  # the seal of a step folder: SHA-256 of every file in it
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint step whose files do not match their recorded checksums (or were never sealed)."""
+
+
+def is_finite_tree(tree) -> bool:
+    """Whether every floating-point leaf of `tree` is finite (no NaN, no ±inf)."""
+    for leaf in jax.tree.leaves(jax.device_get(tree)):
+        a = np.asarray(leaf)
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            return False
+    return True
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_folder(folder: Path, step: int, directory: Path) -> None:
+    """Raise `CorruptCheckpoint` unless every file of the step folder matches its recorded SHA-256."""
+    where = f"checkpoint: step {step} in {str(directory)!r}"
+    try:
+        record = json.loads((folder / CHECKSUMS).read_text())
+        sums = record["sha256"]
+        if record["step"] != step or not isinstance(sums, dict) or not sums:
+            raise ValueError("the checksum record is for another step or empty")
+    except FileNotFoundError:
+        raise CorruptCheckpoint(f"{where} is incomplete: it was never sealed with {CHECKSUMS}") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CorruptCheckpoint(f"{where} is corrupt: unreadable {CHECKSUMS} ({e})") from None
+    present = _files(folder)
+    for name, want in sums.items():
+        if name not in present:
+            raise CorruptCheckpoint(f"{where} is corrupt: {name} is missing")
+        if _sha256(present[name]) != want:
+            raise CorruptCheckpoint(f"{where} is corrupt: {name} does not match its checksum")
+    extra = sorted(set(present) - set(sums))
+    if extra:
+        raise CorruptCheckpoint(f"{where} is corrupt: unexpected file {extra[0]}")
+
+
+def _quarantine(directory: Path, step: int) -> Path:
+    """Move step folder `step` to `directory/.corrupt/<step>[-k]` and return where it went."""
+    target_dir = directory / ".corrupt"
+    target_dir.mkdir(exist_ok=True)
+    target, k = target_dir / str(step), 1
+    while target.exists():
+        target, k = target_dir / f"{step}-{k}", k + 1
+    shutil.move(str(directory / str(step)), str(target))
+    return target
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    return {p.relative_to(folder).as_posix(): p for p in paths}
 
 
 def find_checkpoints(path: str | os.PathLike) -> Path:
@@ -49,12 +120,47 @@ class Checkpoints:
       directory: the folder (created if missing).
       keep_last: how many of the most recent checkpoints to keep (>= 1).
       keep_best: also keep the checkpoint with the lowest `metrics[METRIC]`, however old.
+      writable: a store that saves (the one writer of the run, see `rnnjax.results.RunLock`): steps that
+        fail verification are moved to `directory/.corrupt/`. False: a read-only view of the intact steps
+        (for loading and sampling; nothing in the folder changes).
     """
 
-    def __init__(self, directory: str | os.PathLike, *, keep_last: int = 3, keep_best: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        keep_last: int = 3,
+        keep_best: bool = True,
+        writable: bool = True,
+    ):
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             raise ValueError(f"keep_last: expected an int >= 1, got {keep_last!r}")
+        if not isinstance(writable, bool):
+            raise TypeError(f"writable: expected True or False, got {writable!r}")
         self.directory = Path(directory).absolute()
+        self.writable = writable
+        # Verify every step before orbax reads any of it (orbax parses each step's files when it opens).
+        self._corrupt: dict[int, str] = {}
+        if self.directory.is_dir():
+            for folder in sorted(self.directory.iterdir()):
+                if folder.is_dir() and folder.name.isdigit():
+                    try:
+                        _verify_folder(folder, int(folder.name), self.directory)
+                    except CorruptCheckpoint as e:
+                        self._corrupt[int(folder.name)] = str(e)
+        self._view: Path | None = None
+        if writable:  # corrupt steps move to checkpoints/.corrupt/, out of orbax's way, never deleted
+            for step in self._corrupt:
+                _quarantine(self.directory, step)
+            root = self.directory
+        else:  # a read-only view holding only the intact steps (nothing in the run folder changes)
+            if not self.directory.is_dir():
+                raise FileNotFoundError(f"checkpoint: no checkpoint folder {str(self.directory)!r}")
+            self._view = Path(tempfile.mkdtemp(prefix="rnnjax-checkpoints-"))
+            for folder in self.directory.iterdir():
+                if folder.is_dir() and folder.name.isdigit() and int(folder.name) not in self._corrupt:
+                    (self._view / folder.name).symlink_to(folder, target_is_directory=True)
+            root = self._view
         keep: list[Any] = [policies.LatestN(n=keep_last)]
         if keep_best:
             # BestN keeps the last n after sorting by the metric; reverse=True sorts descending, so the
@@ -74,10 +180,11 @@ class Checkpoints:
             best_fn=(lambda m: m[METRIC]) if keep_best else None,
             best_mode="min",
             enable_async_checkpointing=False,
-            cleanup_tmp_directories=True,
-            create=True,
+            cleanup_tmp_directories=writable,
+            create=writable,
+            read_only=not writable,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(root, options=options)
 
     def steps(self) -> list[int]:
         """The saved steps, oldest first."""
@@ -90,7 +197,7 @@ class Checkpoints:
     def best_step(self) -> int | None:
         """The saved step with the lowest `metrics[METRIC]` (the earliest on ties), or None if none has it."""
         best = None
-        for step in self.steps():
+        for step in self.intact_steps():
             m = self._manager.metrics(step)
             if m is not None and METRIC in m and np.isfinite(m[METRIC]):
                 if best is None or m[METRIC] < best[1]:
@@ -114,9 +221,15 @@ class Checkpoints:
     def save(self, step: int, state, *, meta: dict, metrics: dict | None = None) -> None:
         """Save `state` (any pytree of arrays) and the JSON-able `meta` dict as `step`.
 
-        `metrics` (e.g. {"valid_loss": ...}) decide which checkpoint is the best one.
+        `metrics` (e.g. {"valid_loss": ...}) decide which checkpoint is the best one. A state or metric that
+        is not finite is refused (ValueError): only finite checkpoints exist.
         """
         host_state = jax.tree.map(np.asarray, jax.device_get(state))
+        if not is_finite_tree(host_state):
+            raise ValueError(f"state: refusing to save step {step}: it holds NaN or infinite values")
+        for name, value in (metrics or {}).items():
+            if not math.isfinite(value):
+                raise ValueError(f"metrics: refusing to save step {step}: {name} is {value}")
         saved = self._manager.save(
             int(step),
             args=ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)),
@@ -126,14 +239,60 @@ class Checkpoints:
         if not saved:
             raise RuntimeError(f"checkpoint: orbax did not save step {step} in {str(self.directory)!r}")
         self._manager.wait_until_finished()
+        folder = self.directory / str(int(step))
+        sums = {name: _sha256(path) for name, path in _files(folder).items()}
+        atomic_write_text(folder / CHECKSUMS, json.dumps({"step": int(step), "sha256": sums}, indent=1))
+
+    def verify(self, step: int) -> None:
+        """Raise `CorruptCheckpoint` naming the step and the first problem unless every file of `step`
+        matches its recorded SHA-256 (and no recorded file is missing)."""
+        if int(step) in self._corrupt:
+            raise CorruptCheckpoint(self._corrupt[int(step)])
+        _verify_folder(self.directory / str(int(step)), int(step), self.directory)
+
+    def intact_steps(self) -> list[int]:
+        """The saved steps that pass `verify`, oldest first."""
+        intact = []
+        for step in self.steps():
+            try:
+                self.verify(step)
+            except CorruptCheckpoint:
+                continue
+            intact.append(step)
+        return intact
+
+    def problems(self) -> dict[int, str]:
+        """`{step: what is wrong}` for every step that failed verification (when the store was opened, or
+        now); in a writable store those found on opening were moved to `checkpoints/.corrupt/`."""
+        out = dict(self._corrupt)
+        for step in self.steps():
+            try:
+                self.verify(step)
+            except CorruptCheckpoint as e:
+                out[step] = str(e)
+        return out
+
+    def delete(self, step: int) -> None:
+        """Remove a saved step (e.g. a corrupt one that a resumed run is about to write again)."""
+        self._manager.delete(int(step))
+
+    def _verify_or_explain(self, step: int) -> None:
+        try:
+            self.verify(step)
+        except CorruptCheckpoint as e:
+            others = [s for s in self.intact_steps() if s != int(step)]
+            hint = f"; intact steps: {others}" if others else "; no other step is intact"
+            raise CorruptCheckpoint(f"{e}{hint}") from None
 
     def read_meta(self, step: int) -> dict:
-        """The `meta` record saved with `step`."""
+        """The `meta` record saved with `step` (verified first)."""
+        self._verify_or_explain(step)
         return self._manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
     def restore(self, step: int, like) -> tuple[Any, dict]:
         """(state, meta) saved at `step`; `like` is a pytree of the same structure, shapes and dtypes
         (e.g. a freshly initialised state), and the state comes back as host NumPy arrays in it."""
+        self._verify_or_explain(step)
         target = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), jax.device_get(like))
         out = self._manager.restore(
             int(step),
@@ -144,6 +303,9 @@ class Checkpoints:
 
     def close(self) -> None:
         self._manager.close()
+        if self._view is not None:
+            shutil.rmtree(self._view, ignore_errors=True)
+            self._view = None
 
     def __enter__(self) -> Checkpoints:
         return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -26,10 +27,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from rnnjax.results import atomic_write_text
+from rnnjax.results import RunLock, atomic_write_text, disk_full_message
 from rnnjax.train.checkpoint import METRIC, Checkpoints
 
 __all__ = ["FitResult", "MetricsLog", "fit"]
@@ -108,12 +110,9 @@ def _check_count(name: str, value, minimum: int = 1, allow_none: bool = False):
     return int(value)
 
 
-def _prepare_run(run, resume: bool, keep_last: int):
-    """(run folder, checkpoint store, metrics log) for `run`, refusing a folder that would be clobbered."""
-    run = Path(run)
-    if run.exists() and not run.is_dir():
-        raise ValueError(f"run: expected a folder, got {str(run)!r}, which is a file")
-    run.mkdir(parents=True, exist_ok=True)
+def _prepare_run(run: Path, resume: bool, keep_last: int):
+    """(checkpoint store, metrics log) for the locked folder `run`, refusing a folder that would be
+    clobbered."""
     ckpt_dir = run / "checkpoints"
     has_ckpt = ckpt_dir.is_dir() and any(p.name.isdigit() for p in ckpt_dir.iterdir())
     if has_ckpt and not resume:
@@ -123,7 +122,38 @@ def _prepare_run(run, resume: bool, keep_last: int):
         )
     if resume and not has_ckpt:
         raise ValueError(f"resume: {str(run)!r} holds no checkpoint to resume from")
-    return run, Checkpoints(ckpt_dir, keep_last=keep_last), MetricsLog(run / "metrics.jsonl")
+    return Checkpoints(ckpt_dir, keep_last=keep_last), MetricsLog(run / "metrics.jsonl")
+
+
+def _resume_step(store: Checkpoints) -> int:
+    """The newest intact checkpoint; newer corrupt or unsealed ones are reported (the writable store has
+    moved them out of the way, since the resumed run writes those steps again)."""
+    problems = store.problems()
+    intact = store.intact_steps()
+    if not intact:
+        raise ValueError(
+            f"resume: no intact checkpoint in {str(store.directory)!r}: " + "; ".join(problems.values())
+        )
+    start = intact[-1]
+    for step, why in problems.items():
+        if step > start:
+            warnings.warn(
+                f"{why}; resuming from step {start} instead (step {step} moved to checkpoints/.corrupt/)",
+                stacklevel=3,
+            )
+    return start
+
+
+def _clean_temporary(folder: Path) -> None:
+    """Remove orbax's temporary step folders (left by a failed save)."""
+    for tmp in folder.glob("*.orbax-checkpoint-tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _state_finite(state) -> jax.Array:
+    """<bool>[]: every floating-point leaf of `state` is finite (computed on the device)."""
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
 
 
 def fit(
@@ -194,14 +224,29 @@ def fit(
         raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
     if run is None and (resume or save_every is not None):
         raise ValueError("run: resume and save_every need a run folder, got run=None")
+    loop_args = dict(
+        steps=steps, evaluate=evaluate, eval_every=eval_every, save_every=save_every, meta=meta or {},
+        log_every=log_every, items_per_step=items_per_step, time_limit=time_limit, stop_after=stop_after,
+        progress=progress, desc=desc, on_step=on_step,
+    )  # fmt: skip
     key = jax.random.key(0) if key is None else key
-    store = log = None
+    if run is None:
+        return _fit(train_step, state, batches, key, None, None, None, False, check_resume, on_start,
+                    loop_args)  # fmt: skip
+    run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"run: expected a folder, got {str(run)!r}, which is a file")
+    with RunLock(run):  # one writer per run folder, held for the whole run
+        store, log = _prepare_run(run, resume, keep_last)
+        return _fit(train_step, state, batches, key, run, store, log, resume, check_resume, on_start,
+                    loop_args)  # fmt: skip
+
+
+def _fit(train_step, state, batches, key, run, store, log, resume, check_resume, on_start, loop_args):
     start = 0
-    if run is not None:
-        run, store, log = _prepare_run(run, resume, keep_last)
     try:
         if resume:
-            start = store.latest_step()
+            start = _resume_step(store)
             state, saved_meta = store.restore(start, like=state)
             if check_resume is not None:
                 check_resume(saved_meta)
@@ -210,20 +255,21 @@ def fit(
             log.path.unlink()
         if on_start is not None:
             on_start(start)
-        return _loop(
-            train_step, state, batches, key, start, steps, evaluate, eval_every, store, log, save_every,
-            meta or {}, log_every, items_per_step, time_limit, stop_after, progress, desc, on_step, run,
-        )  # fmt: skip
+        return _loop(train_step, state, batches, key, start, store, log, run, **loop_args)
     finally:
         if store is not None:
             store.close()
 
 
 def _loop(
-    train_step, state, batches, key, start, steps, evaluate, eval_every, store, log, save_every, meta,
-    log_every, items_per_step, time_limit, stop_after, progress, desc, on_step, run,
+    train_step, state, batches, key, start, store, log, run, *, steps, evaluate, eval_every, save_every, meta,
+    log_every, items_per_step, time_limit, stop_after, progress, desc, on_step,
 ) -> FitResult:  # fmt: skip
-    step_fn = train_step if hasattr(train_step, "lower") else jax.jit(train_step)
+    def checked_step(state, batch, key):  # the user's step, plus whether the new state is finite
+        new_state, metrics = train_step(state, batch, key)
+        return new_state, metrics, _state_finite(new_state)
+
+    step_fn = jax.jit(checked_step)
     last = steps if stop_after is None else max(start, min(steps, stop_after))
     history: dict = {}
     window: dict[str, list[float]] = {}
@@ -244,26 +290,18 @@ def _loop(
     with bar:
         for step in range(start, last):
             t0 = time.perf_counter()
-            new_state, metrics = step_fn(state, batches(step), jax.random.fold_in(key, step))
+            new_state, metrics, finite = step_fn(state, batches(step), jax.random.fold_in(key, step))
             values = {k: float(v) for k, v in jax.device_get(metrics).items()}
             for name, v in values.items():
                 history.setdefault(name, []).append(v)
             if step == start:
                 compile_seconds = time.perf_counter() - t0  # the first call compiles
-            bad = {k: values[k] for k in WATCHED if k in values and not math.isfinite(values[k])}
+            bad = [f"{k} {values[k]}" for k in WATCHED if k in values and not math.isfinite(values[k])]
+            if not bool(finite):
+                bad.append("the updated parameters or optimiser state hold NaN or inf")
             if bad:
-                good = store.latest_step() if store is not None else None
-                where = "" if not good else f"; the last good checkpoint is step {good} in {store.directory}"
-
                 status = "diverged"
-                message = (
-                    f"{desc}: stopped at step {step + 1}: "
-                    + ", ".join(f"{k} {v}" for k, v in bad.items())
-                    + " (not finite). Nothing was kept from this step; the state returned is the one "
-                    + "before it"
-                    + where
-                    + ". Try a lower learning rate or gradient clipping."
-                )
+                message = _divergence_message(desc, step + 1, ", ".join(bad), store)
                 if log is not None:
                     nulls = {k: None for k in values}
                     log.write({"step": step + 1, "split": "train", **nulls, "diverged": True})
@@ -295,9 +333,14 @@ def _loop(
             ):
                 valid = validate()
                 t_window = time.perf_counter()  # evaluation time is not training throughput
+                if not math.isfinite(valid["loss"]):  # only finite checkpoints: stop before saving it
+                    status = "diverged"
+                    message = _divergence_message(desc, done, f"evaluation loss {valid['loss']}", store)
+                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    break
             if save:
                 score = valid["loss"] if valid is not None else values["loss"]
-                store.save(done, state, meta=meta, metrics={METRIC: score})
+                _save(store, done, state, meta, score)
             if on_step is not None:
                 on_step(done, state)
             if out_of_time:
@@ -322,3 +365,24 @@ def _loop(
     )
     best = store.best_step() if store is not None else None
     return FitResult(jax.device_get(state), history, status, message, valid, best, done, run)
+
+
+def _divergence_message(desc: str, step: int, what: str, store: Checkpoints | None) -> str:
+    good = store.intact_steps() if store is not None else []
+    where = f"; the newest finite checkpoint is step {good[-1]} in {str(store.directory)!r}" if good else ""
+    return (
+        f"{desc}: stopped at step {step}: {what} (not finite). Nothing was saved for this step; the state "
+        f"returned is the last finite one{where}. Try a lower learning rate or gradient clipping."
+    )
+
+
+def _save(store: Checkpoints, step: int, state, meta: dict, score: float) -> None:
+    """Save a checkpoint; a full disk gives one clear OSError and leaves no temporary folder."""
+    try:
+        store.save(step, state, meta=meta, metrics={METRIC: score})
+    except Exception as error:
+        message = disk_full_message(error, store.directory)
+        if message is None:
+            raise
+        _clean_temporary(store.directory)
+        raise OSError(28, message) from None

@@ -103,7 +103,7 @@ def test_divergence_returns_the_state_before_the_bad_step(tmp_path):
     assert not math.isfinite(result.history["loss"][-1]) or not math.isfinite(result.history["grad_norm"][-1])
     w, _ = by_hand(n - 1, lr=5.0)
     np.testing.assert_array_equal(result.state, w)
-    assert f"last good checkpoint is step {n - 1}" in result.message
+    assert f"newest finite checkpoint is step {n - 1}" in result.message
 
 
 def test_time_limit_stops_and_checkpoints(tmp_path):
