@@ -536,7 +536,7 @@ def _config_from_json(saved: dict) -> ClassifyConfig:
 def load(path: str | os.PathLike, which: str | int = "latest") -> Loaded:
     """The classifier saved by `train(..., run=path)`: `Loaded(model, params, vocab, label_set, config,
     cell)`; `which` is "latest", "best" (lowest validation loss) or a saved step."""
-    with Checkpoints(find_checkpoints(path)) as store:
+    with Checkpoints(find_checkpoints(path), writable=False) as store:
         step = store.resolve(which)
         meta = store.read_meta(step)
         cfg = _config_from_json(meta["config"])

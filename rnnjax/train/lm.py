@@ -395,7 +395,7 @@ def load(path: str | os.PathLike, which: str | int = "best"):
       (model, params, vocab, config, step): the language model, its params (host arrays), the
       `Vocabulary` it was trained with, its `LMConfig` and the step loaded.
     """
-    store = Checkpoints(find_checkpoints(path), keep_last=1 << 30)
+    store = Checkpoints(find_checkpoints(path), keep_last=1 << 30, writable=False)
     try:
         step = store.resolve(which)
         meta = store.read_meta(step)
