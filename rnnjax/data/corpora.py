@@ -31,7 +31,9 @@ __all__ = [
     "CorpusUnavailableError",
     "Source",
     "data_dir",
+    "decode",
     "load",
+    "read_file",
     "path",
     "strip_gutenberg",
 ]
@@ -119,6 +121,8 @@ def strip_gutenberg(text: str) -> str:
     Raises:
       ValueError: if either marker line is missing or the END marker precedes the START marker.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected the decoded file (a str), got {type(text).__name__}")
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     start, end = _START.search(text), _END.search(text)
     if start is None or end is None or end.start() < start.end():
@@ -208,6 +212,15 @@ def path(name_or_path: str | os.PathLike, *, download: bool = True, url: str | N
       CorpusUnavailableError: a registered corpus is not cached and `download=False` or the download failed.
       CorpusChecksumError: the downloaded text does not have the registered SHA-256 (nothing is written).
     """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise TypeError(
+            "name_or_path: expected a registered corpus name or a file path (a str or os.PathLike), got "
+            f"{type(name_or_path).__name__} {name_or_path!r}"
+        )
+    if not isinstance(download, bool):
+        raise TypeError(f"download: expected True or False, got {download!r} ({type(download).__name__})")
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"url: expected None or a str, got {type(url).__name__} {url!r}")
     key = os.fspath(name_or_path)
     corpus = REGISTRY.get(key) if isinstance(key, str) else None
     if corpus is None:
@@ -235,6 +248,62 @@ def path(name_or_path: str | os.PathLike, *, download: bool = True, url: str | N
     return dest
 
 
+def read_file(path: str | os.PathLike, *, expected: str) -> bytes:
+    """The bytes of the file `path`, with a missing file or a folder refused in one line.
+
+    Args:
+      path: the file.
+      expected: what the caller wants there, for the message (e.g. "expected a WhatsApp export .txt").
+
+    Raises:
+      FileNotFoundError: `path` does not exist; ValueError: it is a folder. Both name `path` and `expected`.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"path: {path!r} is a folder; {expected}")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path: no such file {path!r}; {expected}") from None
+
+
+def _check_errors(errors) -> None:
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors: expected 'strict' or 'replace', got {errors!r}")
+
+
+def decode(data: bytes, where: str, *, errors: str = "strict") -> str:
+    """The bytes of a text file decoded as UTF-8, with the checks every text reader shares.
+
+    Args:
+      data: the whole file, as read.
+      where: how error messages name the file, e.g. "corpus 'chat.txt'".
+      errors: "strict" (undecodable bytes raise) or "replace" (they become U+FFFD, only when asked).
+
+    Returns:
+      The text, a leading BOM removed; line endings are left as stored.
+
+    Raises:
+      ValueError: the data looks binary (holds a NUL byte) or (with errors="strict") is not valid UTF-8;
+        the message starts with `where` and gives the byte offset in the file (BOM included).
+    """
+    _check_errors(errors)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ValueError(f"{where}: expected a text file, got binary data (a NUL byte at byte offset {nul})")
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8", errors=errors)
+    except UnicodeDecodeError as e:
+        at = bom + e.start  # offset in the file, BOM included
+        raise ValueError(
+            f"{where}: expected UTF-8 text, got an undecodable byte 0x{data[at]:02x} at "
+            f"byte offset {at} ({e.reason}); re-encode the file as UTF-8, or pass errors='replace' "
+            f"(--decode-errors replace) to substitute U+FFFD"
+        ) from None
+
+
 def load(name_or_path: str | os.PathLike, *, errors: str = "strict", **kwargs) -> str:
     """The text of a corpus.
 
@@ -250,24 +319,9 @@ def load(name_or_path: str | os.PathLike, *, errors: str = "strict", **kwargs) -
       ValueError: the file is empty, looks binary (holds NUL bytes), or (with errors="strict") is not
         valid UTF-8; the message names the file and, for bad bytes, the byte offset.
     """
-    if errors not in ("strict", "replace"):
-        raise ValueError(f"errors: expected 'strict' or 'replace', got {errors!r}")
+    _check_errors(errors)
     file = path(name_or_path, **kwargs)
     data = file.read_bytes()
     if not data.strip():
         raise ValueError(f"corpus {str(file)!r}: the file is empty (or only whitespace); expected text")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise ValueError(
-            f"corpus {str(file)!r}: expected a text file, got binary data (a NUL byte at byte offset {nul})"
-        )
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[bom:].decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        at = bom + e.start  # offset in the file, BOM included
-        raise ValueError(
-            f"corpus {str(file)!r}: expected UTF-8 text, got an undecodable byte 0x{data[at]:02x} at "
-            f"byte offset {at} ({e.reason}); re-encode the file as UTF-8, or pass errors='replace' "
-            f"(--decode-errors replace) to substitute U+FFFD"
-        ) from None
+    return decode(data, f"corpus {str(file)!r}", errors=errors)

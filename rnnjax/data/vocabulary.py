@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from rnnjax.data import corpora
+
 __all__ = ["Vocabulary"]
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -273,13 +275,7 @@ class Vocabulary:
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
         path = os.fspath(path)
         expected = "expected a vocabulary written by Vocabulary.save (UTF-8 JSON text)"
-        if os.path.isdir(path):
-            raise ValueError(f"path: {path!r} is a folder; {expected}")
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"path: no such file {path!r}; {expected}") from None
+        raw = corpora.read_file(path, expected=expected)
         nul = raw.find(b"\x00")
         if nul >= 0:
             raise ValueError(

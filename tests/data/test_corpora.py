@@ -268,3 +268,27 @@ def test_load_reports_offsets_after_a_bom(tmp_path):
     f.write_bytes(b"\xef\xbb\xbfab\xffc")  # the bad byte is the 6th of the file: offset 5
     with pytest.raises(ValueError, match=r"undecodable byte 0xff at byte offset 5"):
         corpora.load(f)
+
+
+def test_decode_is_loads_check_for_any_reader(tmp_path):
+    assert corpora.decode("€ ok\r\n".encode(), "x") == "€ ok\r\n"  # line endings left as stored
+    assert corpora.decode(b"\xef\xbb\xbfa\xffb", "x", errors="replace") == "a\ufffdb"
+    bad = (
+        r"^my file: expected UTF-8 text, got an undecodable byte 0xff at byte offset 4 \(invalid start byte\)"
+    )
+    with pytest.raises(ValueError, match=bad):  # the offset counts the BOM: it is the offset in the file
+        corpora.decode(b"\xef\xbb\xbfa\xffb", "my file")
+    binary = r"^my file: expected a text file, got binary data \(a NUL byte at byte offset 1\)"
+    with pytest.raises(ValueError, match=binary):
+        corpora.decode(b"a\x00", "my file")
+    with pytest.raises(ValueError, match=r"errors: expected 'strict' or 'replace', got 'ignore'"):
+        corpora.decode(b"a", "my file", errors="ignore")
+
+
+def test_read_file_names_missing_files_and_folders(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    assert corpora.read_file(tmp_path / "a.txt", expected="expected text") == b"abc"
+    with pytest.raises(FileNotFoundError, match=r"path: no such file '.*b.txt'; expected text"):
+        corpora.read_file(tmp_path / "b.txt", expected="expected text")
+    with pytest.raises(ValueError, match=r"path: '.*' is a folder; expected text"):
+        corpora.read_file(tmp_path, expected="expected text")

@@ -444,3 +444,212 @@ def test_large_chat_one_pass(tmp_path):
     )
     # 49999 minutes = 34 days 17:19; 49999 % 3 == 1.
     assert msgs[-1] == msg(T(2020, 2, 4, 17, 19), "Bob 🎉", "message 49999: part one\npart two\n\nend 49999")
+
+
+# ---- lines that look like a message start but do not parse ----
+
+# Each is the first line of a message with its timestamp or layout mangled, as a user's edit or a
+# half-broken export leaves it; written by hand, not produced by the parser.
+ANDROID_MANGLED = [
+    "31/12/2020 21:16 Bob: comma and dash lost",
+    "31/12/2020, 21:16 Bob: dash lost",
+    "31/12/2020 - Bob: time lost",
+    "31/12, 21:16 - Bob: year lost",
+    "3l/12/2020, 21:16 - Bob: a letter l for a 1",
+    "31/12/2020, 21h16 - Bob: h for a colon",
+    "31/12/2020, 9:16 XM - Bob: no such half of the day",
+]
+IOS_MANGLED = [
+    "[31/12/2020 21:16:00 Bob: bracket lost",
+    "[31/12, 21:16:00] Bob: year lost",
+    "31/12/2020, 21:16:00] Bob: opening bracket lost",
+    f"{LRM}[31/12/2020, 21-16-00] Bob: dashes for colons, with a mark",
+]
+
+
+@pytest.mark.parametrize("mangled", ANDROID_MANGLED)
+def test_android_mangled_line_is_reported_not_glued(tmp_path, mangled):
+    path = write(
+        tmp_path,
+        ["31/12/2020, 21:15 - Alice: first", "alice goes on", mangled, "bob goes on", "",
+         "01/01/2021, 00:05 - Alice: last"],
+    )  # fmt: skip
+    chat = whatsapp.read(path)
+    assert chat.messages == [
+        msg(T(2020, 12, 31, 21, 15), "Alice", "first\nalice goes on"),
+        msg(T(2021, 1, 1, 0, 5), "Alice", "last"),
+    ]
+    assert chat.unparsed == [whatsapp.Unparsed(3, mangled, 2)]
+    with pytest.raises(
+        ValueError,
+        match=r"chat.txt: line 3 looks like the start of a message but does not parse.*e.g. line 3: "
+        + re.escape(repr(mangled)),
+    ):
+        whatsapp.parse(path)
+
+
+@pytest.mark.parametrize("mangled", IOS_MANGLED)
+def test_ios_mangled_line_is_reported_not_glued(tmp_path, mangled):
+    path = write(
+        tmp_path, ["[31/12/2020, 21:15:42] Alice: first", mangled, "[01/01/2021, 00:00:01] Alice: last"]
+    )
+    chat = whatsapp.read(path)
+    assert chat.messages == [
+        msg(T(2020, 12, 31, 21, 15, 42), "Alice", "first"),
+        msg(T(2021, 1, 1, 0, 0, 1), "Alice", "last"),
+    ]
+    assert chat.unparsed == [whatsapp.Unparsed(2, mangled.lstrip(LRM), 0)]
+
+
+# Continuation lines of ordinary messages that begin with digits, dashes or brackets: not a message start.
+ANDROID_CONTINUATIONS = [
+    "12:30 works for me",
+    "1/2 cup of sugar",
+    "10/10/2020 was great",
+    "2020 was a long year",
+    "- item: bread",
+    "Sure, 10:30 - see you there",
+    "3.14 - 2.71: about 0.43",
+    "[31/12/2020, 21:15:42] Bob: an iOS line quoted in an Android chat",
+]
+IOS_CONTINUATIONS = [
+    "[10:30] stand-up",
+    "[citation needed]",
+    "[note, 10:30:00 sharp]",
+    "12/31/20, 9:15 PM - Bob: an Android line quoted in an iOS chat",
+    "31/12/2020, 21:15 the day after",
+]
+
+
+def test_ordinary_continuation_lines_stay_in_their_message(tmp_path):
+    android = write(tmp_path, ["31/12/2020, 21:15 - Alice: list", *ANDROID_CONTINUATIONS], name="a.txt")
+    assert whatsapp.read(android).messages == [
+        msg(T(2020, 12, 31, 21, 15), "Alice", "\n".join(["list", *ANDROID_CONTINUATIONS]))
+    ]
+    assert whatsapp.read(android).unparsed == []
+    ios = write(tmp_path, ["[31/12/2020, 21:15:42] Alice: list", *IOS_CONTINUATIONS], name="i.txt")
+    assert whatsapp.parse(ios) == [
+        msg(T(2020, 12, 31, 21, 15, 42), "Alice", "\n".join(["list", *IOS_CONTINUATIONS]))
+    ]
+
+
+def test_parse_lists_every_unparsed_line_number(tmp_path):
+    lines = ["31/12/2020, 21:15 - Alice: first"]
+    for i in range(12):
+        lines += [f"31/12/2020 21:{i:02d} Bob: mangled {i}", "more"]
+    path = write(tmp_path, lines)
+    numbers = list(range(2, 26, 2))
+    assert [u.lineno for u in whatsapp.read(path).unparsed] == numbers
+    listed = ", ".join(map(str, numbers[:10]))
+    with pytest.raises(
+        ValueError, match=re.escape(f"chat.txt: lines {listed} (and 2 more) look like the start")
+    ):
+        whatsapp.parse(path)
+
+
+# ---- the corpus checks: file name, byte offset in the file, errors="replace", binary refused ----
+
+
+def test_undecodable_byte_names_the_file_and_its_offset_in_the_file(tmp_path):
+    # The bad byte sits far beyond the first read buffer (8 KiB), at byte 184,390 of the file.
+    head = "01/01/2021, 00:05 - Alice: "
+    body = "x" * (184_390 - 3 - len(head) - 1)  # BOM, header, body and newline fill bytes 0 .. 184,389
+    data = (head + body + "\n").encode() + b"\xff tail\n"
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + data)  # the BOM is part of the offset
+    assert path.read_bytes()[184_390] == 0xFF
+    with pytest.raises(
+        ValueError,
+        match=r"path: '.*big.txt': expected UTF-8 text, got an undecodable byte 0xff at byte offset 184390 .*"
+        r"errors='replace'",
+    ):
+        whatsapp.read(path, dayfirst=True)
+    chat = whatsapp.read(path, dayfirst=True, errors="replace")
+    assert chat.messages[0].text == body + "\n\ufffd tail"
+
+
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (b"31/12/2020, 21:15 - Alice: hi\x00\n",
+         r"chat.txt': expected a text file, got binary data \(a NUL byte at byte offset 29\)"),
+        (b"PK\x03\x04\x14\x00",
+         r"chat.txt' is a zip archive; expected a WhatsApp export .txt: unzip the export"),
+    ],
+)  # fmt: skip
+def test_binary_and_zip_files_are_refused(tmp_path, content, pattern):
+    path = tmp_path / "chat.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=pattern):
+        whatsapp.read(path)
+
+
+def test_missing_file_folder_and_bad_errors(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"path: no such file '.*nope.txt'; expected a WhatsApp export"
+    ):
+        whatsapp.read(tmp_path / "nope.txt")
+    with pytest.raises(ValueError, match=r"path: '.*' is a folder; expected a WhatsApp export .txt"):
+        whatsapp.parse(tmp_path)
+    with pytest.raises(ValueError, match=r"errors: expected 'strict' or 'replace', got 'ignore'"):
+        whatsapp.read(write(tmp_path, ANDROID_US), errors="ignore")
+
+
+# ---- summary and prompt ----
+
+
+def test_read_counts_what_each_filter_left_out(tmp_path):
+    path = write(tmp_path, ANDROID_US)
+    chat = whatsapp.read(path, drop_system=True, drop_media=True, drop_deleted=True)
+    e = ANDROID_US_EXPECTED
+    assert chat.messages == [e[2], e[3], e[6]]
+    # system: e0 e1 e9 e10 e11; media: e4 e7; deleted: e5 e8.
+    assert chat.dropped == {"authors": 0, "system": 5, "media": 2, "deleted": 2}
+    assert (chat.path, chat.layout, chat.dayfirst, chat.lines, chat.unparsed) == (
+        str(path),
+        "android",
+        False,
+        len(ANDROID_US),
+        [],
+    )
+    # The authors filter goes first: it leaves out the 5 authorless system lines and Alice's 5 messages.
+    chat = whatsapp.read(path, authors="Bob 🎉", drop_media=True)
+    assert chat.messages == [e[5]] and chat.dropped == {"authors": 10, "system": 0, "media": 1, "deleted": 0}
+
+
+def test_author_counts_and_default_prompt(tmp_path):
+    e = ANDROID_US_EXPECTED
+    assert whatsapp.author_counts(e) == [("Alice Smith", 4), ("Bob 🎉", 2), ("+44 7700 900123", 1)]
+    assert whatsapp.default_prompt(e) == "Alice Smith: "
+    kept = [e[3], e[4], e[5], e[6]]  # one by the phone number, then two by Bob: Bob leads
+    assert whatsapp.default_prompt(kept) == "Bob 🎉: "
+    assert whatsapp.to_text(kept, with_authors=True).split("\n")[1].startswith(whatsapp.default_prompt(kept))
+    tie = [e[3], e[6]]  # one each: the first to write wins
+    assert whatsapp.author_counts(tie) == [("+44 7700 900123", 1), ("Alice Smith", 1)]
+    assert whatsapp.default_prompt(tie) == "+44 7700 900123: "
+    with pytest.raises(ValueError, match="messages: expected at least one message with an author, got none"):
+        whatsapp.default_prompt([e[0], e[1]])
+
+
+def test_describe(tmp_path):
+    lines = ["31/12/2020, 21:15 - Alice: hi", "31/12/2020 21:16 Bob: mangled", "more", "",
+             "01/01/2021, 00:05 - Bob: <Media omitted>", "01/01/2021, 00:06 - Bob: yes",
+             "01/01/2021, 00:07 - Alice: ok", "01/01/2021, 00:08 - Alice added Carol"]  # fmt: skip
+    chat = whatsapp.read(write(tmp_path, lines), drop_system=True, drop_media=True)
+    path = chat.path
+    assert whatsapp.describe(chat) == (
+        f"WhatsApp export {path!r} (android layout, day-first dates, 8 lines): 3 messages kept\n"
+        "- authors (2): Alice 2, Bob 1\n"
+        "- left out: 0 by other authors, 1 system, 1 media, 0 deleted\n"
+        "- unparsed lines: 1 looks like the start of a message but does not parse (a mangled timestamp?); "
+        "left out, with the 2 line(s) after it that continue it:\n"
+        "  - line 2: '31/12/2020 21:16 Bob: mangled'"
+    )
+    assert whatsapp.describe(chat, max_unparsed=0).endswith("continue it:\n  - ... and 1 more")
+    clean = whatsapp.read(write(tmp_path, ["2021-01-02, 21:15 - Alice: a"], name="iso.txt"))
+    assert (
+        whatsapp.describe(clean)
+        .split("\n")[0]
+        .endswith("(android layout, year-first dates, 1 lines): 1 messages kept")
+    )
+    assert whatsapp.describe(clean).endswith("- unparsed lines: none")
