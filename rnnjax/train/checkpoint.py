@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -183,8 +184,18 @@ class Checkpoints:
             cleanup_tmp_directories=writable,
             create=writable,
             read_only=not writable,
+            save_interval_steps=1 if writable else 0,
         )
-        self._manager = ocp.CheckpointManager(root, options=options)
+        if writable:
+            self._manager = ocp.CheckpointManager(root, options=options)
+        else:  # orbax logs two warnings about read-only managers that say nothing to the user
+            absl_logger = logging.getLogger("absl")
+            level = absl_logger.level
+            absl_logger.setLevel(logging.ERROR)
+            try:
+                self._manager = ocp.CheckpointManager(root, options=options)
+            finally:
+                absl_logger.setLevel(level)
 
     def steps(self) -> list[int]:
         """The saved steps, oldest first."""
