@@ -22,23 +22,8 @@ from rnnjax.unrolling import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BidirectionalCarry",
-    "BidirectionalParams",
-    "Cell",
-    "GRUParams",
-    "LSTMCarry",
-    "LSTMParams",
-    "RNNCarry",
-    "SimpleParams",
-    "cells",
-    "diagnostics",
-    "fused",
-    "initializers",
-    "interop",
-    "models",
-    "readout",
-    "unroll",
-    "unroll_bidirectional",
-    "unroll_stack",
+__all__ = [  # fmt: skip
+    "BidirectionalCarry", "BidirectionalParams", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNCarry",
+    "SimpleParams", "cells", "diagnostics", "fused", "initializers", "interop", "models", "readout",
+    "unroll", "unroll_bidirectional", "unroll_stack",
 ]
