@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnjax.data import _arguments
 from rnnjax.data import text as text_lib
 
 __all__ = [
@@ -112,6 +113,10 @@ def read_csv(
             raise ValueError(f"{name}: expected a non-empty column name, got {value!r}")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(f"delimiter: expected one character, got {delimiter!r}")
+    if not isinstance(encoding, str):
+        raise TypeError(f"encoding: expected a codec name such as 'utf-8', got {type(encoding).__name__}")
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path: expected a str or os.PathLike to a CSV file, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"path: no such file {os.fspath(path)!r}; expected a CSV file")
@@ -119,6 +124,12 @@ def read_csv(
         raise ValueError(f"path: {os.fspath(path)!r} is a folder; expected a CSV file")
     content = _decode(path, path.read_bytes(), encoding, errors)
     content = content.removeprefix("\ufeff")
+    nul = content.find("\x00")
+    if nul >= 0:
+        raise ValueError(
+            f"path: {os.fspath(path)!r}: expected a CSV text file, got binary data (a NUL character at "
+            f"character {nul} of the decoded text)"
+        )
     if not content.strip():
         raise ValueError(
             f"path: {os.fspath(path)!r} is empty; expected a header row naming the columns "
@@ -213,7 +224,7 @@ class LabelSet:
         """Args:
         labels: the distinct labels in id order (use `LabelSet.build` to sort them).
         """
-        labels = tuple(labels)
+        labels = tuple(_arguments.iterable("labels", labels, "a sequence of str"))
         for i, y in enumerate(labels):
             if not isinstance(y, str):
                 raise TypeError(f"labels[{i}]: expected a str, got {type(y).__name__} {y!r}")
@@ -237,7 +248,7 @@ class LabelSet:
         """
         if isinstance(labels, str):
             raise TypeError(f"labels: expected a sequence of str (one per example), got the str {labels!r}")
-        labels = list(labels)
+        labels = list(_arguments.iterable("labels", labels, "a sequence of str (one per example)"))
         for i, y in enumerate(labels):
             if not isinstance(y, str):
                 raise TypeError(f"labels[{i}]: expected a str, got {type(y).__name__} {y!r}")
@@ -277,7 +288,7 @@ class LabelSet:
         if isinstance(labels, str):
             raise TypeError(f"labels: expected a sequence of str (one per example), got the str {labels!r}")
         ids = []
-        for i, y in enumerate(labels):
+        for i, y in enumerate(_arguments.iterable("labels", labels, "a sequence of str (one per example)")):
             j = self._index.get(y)
             if j is None:
                 raise ValueError(
@@ -313,14 +324,11 @@ class LabelSet:
     @classmethod
     def from_json(cls, data: str) -> LabelSet:
         """Inverse of `to_json`."""
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"data: expected JSON written by LabelSet.to_json, got invalid JSON: {e}") from e
-        if not isinstance(obj, dict) or obj.get("format") != _LABELS_FORMAT:
-            got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-            raise ValueError(f"data: expected format {_LABELS_FORMAT!r}, got {got!r}")
-        return cls(obj["labels"])
+        obj = _arguments.tagged_json(data, _LABELS_FORMAT, "LabelSet.to_json")
+        labels = obj.get("labels")
+        if not isinstance(labels, list):
+            raise ValueError(f"data['labels']: expected a list of str, got {type(labels).__name__}")
+        return cls(labels)
 
 
 # ------------------------------------------------------------------------------------- token sequences
@@ -342,6 +350,8 @@ def tokenize(texts: Sequence[str], *, level: str = "word", lowercase: bool = Fal
         raise ValueError(f"level: expected one of {LEVELS}, got {level!r}")
     if isinstance(texts, str):
         raise TypeError(f"texts: expected a sequence of str (one per example), got the str {texts!r}")
+    _arguments.iterable("texts", texts, "a sequence of str (one per example)")
+    _arguments.flag("lowercase", lowercase)
     split = text_lib.word_tokens if level == "word" else text_lib.char_tokens
     out = []
     for i, t in enumerate(texts):
@@ -384,7 +394,7 @@ def pad_sequences(
             f"sequences: expected a list of 1-D id sequences, got an array of shape {sequences.shape}"
         )
     arrays = []
-    for i, seq in enumerate(sequences):
+    for i, seq in enumerate(_arguments.iterable("sequences", sequences, "a list of 1-D id sequences")):
         arr = np.asarray(seq)
         if arr.ndim != 1:
             raise ValueError(f"sequences[{i}]: expected a 1-D sequence of ids, got shape {arr.shape}")
@@ -461,7 +471,9 @@ def split_rows(
     Returns:
       (train, part_1, ..., part_k): disjoint sorted row indices <int64>[...] covering range(n).
     """
-    held_out = tuple(held_out)
+    held_out = tuple(_arguments.iterable("held_out", held_out, "a sequence of fractions, e.g. (0.1,)"))
+    _arguments.flag("shuffle", shuffle)
+    seed = _arguments.seed("seed", seed)
     if (
         not held_out
         or any(isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 < f < 1.0 for f in held_out)
@@ -530,6 +542,7 @@ def synthetic_sentiment(
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
         raise ValueError(f"n: expected an int >= 2, got {n!r}")
+    seed = _arguments.seed("seed", seed)
     if isinstance(seq_len, bool) or not isinstance(seq_len, int | np.integer) or seq_len < 1:
         raise ValueError(f"seq_len: expected an int >= 1, got {seq_len!r}")
     if isinstance(signal_position, int | np.integer) and not isinstance(signal_position, bool):

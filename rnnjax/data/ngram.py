@@ -44,11 +44,20 @@ def _ids(ids, vocab_size: int, name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _vocab_size(vocab_size) -> int:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer) or vocab_size < 1:
+        raise ValueError(f"vocab_size: expected an int >= 1, got {vocab_size!r}")
+    return int(vocab_size)
+
+
+def _is_k(k) -> bool:
+    return isinstance(k, int | float) and not isinstance(k, bool) and k > 0 and math.isfinite(k)
+
+
 def fit(ids, vocab_size: int, k: float) -> Bigram:
     """Count the consecutive pairs of the stream `ids` <int>[n] (n >= 2); `k` > 0 is the smoothing."""
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size: expected an int >= 1, got {vocab_size!r}")
-    if not (isinstance(k, int | float) and not isinstance(k, bool) and k > 0 and math.isfinite(k)):
+    vocab_size = _vocab_size(vocab_size)
+    if not _is_k(k):
         raise ValueError(f"k: expected a finite number > 0, got {k!r}")
     arr = _ids(ids, vocab_size, "ids")
     if arr.size < 2:
@@ -60,6 +69,8 @@ def fit(ids, vocab_size: int, k: float) -> Bigram:
 
 def log_probs(model: Bigram, prev, nxt) -> np.ndarray:
     """Natural-log probabilities log P(nxt | prev) <float64>[n] for aligned ids `prev`, `nxt` <int>[n]."""
+    if not isinstance(model, Bigram):
+        raise TypeError(f"model: expected an ngram.Bigram (from ngram.fit), got {type(model).__name__}")
     prev = _ids(np.ravel(prev), model.vocab_size, "prev")
     nxt = _ids(np.ravel(nxt), model.vocab_size, "nxt")
     if prev.shape != nxt.shape:
@@ -82,8 +93,16 @@ def choose_k(ids, vocab_size: int, ks=DEFAULT_KS, *, holdout_fraction: float = 0
     Returns:
       (best k, {k: held-out perplexity}).
     """
-    if not 0.0 < holdout_fraction < 1.0:
+    if (
+        isinstance(holdout_fraction, bool)
+        or not isinstance(holdout_fraction, int | float)
+        or not 0.0 < holdout_fraction < 1.0
+    ):
         raise ValueError(f"holdout_fraction: expected a number in (0, 1), got {holdout_fraction!r}")
+    ks = tuple(ks) if isinstance(ks, list | tuple) else ks
+    if not isinstance(ks, tuple) or not ks or not all(_is_k(k) for k in ks):
+        raise ValueError(f"ks: expected a non-empty list or tuple of finite numbers > 0, got {ks!r}")
+    vocab_size = _vocab_size(vocab_size)
     arr = _ids(ids, vocab_size, "ids")
     cut = arr.size - max(2, round(arr.size * holdout_fraction))
     if cut < 2:

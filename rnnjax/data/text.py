@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from rnnjax.data import _arguments
 from rnnjax.data.vocabulary import Vocabulary  # re-exported: its home until it got a module of its own
 
 __all__ = [
@@ -91,6 +92,12 @@ def normalize(
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
+    for name, value in (
+        ("lowercase", lowercase),
+        ("strip_punctuation", strip_punctuation),
+        ("collapse_whitespace", collapse_whitespace),
+    ):
+        _arguments.flag(name, value)
     if lowercase:
         text = text.lower()
     if strip_punctuation:
@@ -189,6 +196,8 @@ def split_sizes(n: int, *, valid_fraction: float = 0.1, test_fraction: float = 0
       (n_train, n_valid, n_test), summing to n. A split with fraction 0 is empty; with a positive fraction
       it must get at least one token, and train always gets at least one.
     """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise ValueError(f"n must be an int >= 0 (a number of tokens), got {n!r}")
     for name, f in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if isinstance(f, bool) or not isinstance(f, int | float) or not (0.0 <= f < 1.0):
             raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
@@ -302,6 +311,8 @@ def window_batches(
       drop_last); every row appears at most once per epoch.
     """
     batch_size = _check_positive_int(batch_size, "batch_size")
+    shuffle, drop_last = _arguments.flag("shuffle", shuffle), _arguments.flag("drop_last", drop_last)
+    seed = _arguments.seed("seed", seed)
     xs, ys = np.asarray(xs), np.asarray(ys)
     if xs.ndim < 1 or ys.ndim < 1 or xs.shape[0] != ys.shape[0]:
         raise ValueError(f"xs and ys must have the same number of rows, got shapes {xs.shape} and {ys.shape}")
@@ -389,6 +400,14 @@ def stream_batch(rows: np.ndarray, k: int, seq_len: int) -> tuple[np.ndarray, np
     Returns:
       (x <int32>[B, T'], y <int32>[B, T']) with T' = min(seq_len, row_len - 1 - k*seq_len).
     """
+    seq_len = _check_positive_int(seq_len, "seq_len")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k must be an int (a batch index), got {k!r} ({type(k).__name__})")
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(
+            f"rows must be <int>[B, row_len] from stream_rows, got shape {rows.shape} dtype {rows.dtype}"
+        )
     row_len = rows.shape[1]
     t0 = k * seq_len
     if not 0 <= t0 < row_len - 1:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from rnnjax.data import corpora
+from rnnjax.data import _arguments, corpora
 
 __all__ = ["Vocabulary"]
 
@@ -210,19 +210,7 @@ class Vocabulary:
         Returns:
           The Vocabulary.
         """
-        if not isinstance(data, str | bytes | bytearray):
-            raise TypeError(
-                f"data must be JSON text (a str) written by Vocabulary.to_json, got {type(data).__name__}"
-            )
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"data must be JSON text written by Vocabulary.to_json, got invalid JSON: {e}"
-            ) from e
-        if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
-            got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-            raise ValueError(f"data must have format {_FORMAT!r}, got {got!r}")
+        obj = _arguments.tagged_json(data, _FORMAT, "Vocabulary.to_json")
         if obj.get("version") != _VERSION:
             raise ValueError(f"data must have version {_VERSION}, got {obj.get('version')!r}")
         tokens = obj.get("tokens")
@@ -298,6 +286,4 @@ def _iterable(values, name: str) -> Iterable:
     """`values` if it can be iterated (a str is read as its characters), else a TypeError naming `name`."""
     if isinstance(values, str):
         return list(values)
-    if not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be an iterable of str, got {type(values).__name__} {values!r}")
-    return values
+    return _arguments.iterable(name, values, "an iterable of str")

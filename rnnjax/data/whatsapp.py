@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from rnnjax.data import corpora
+from rnnjax.data import _arguments, corpora
 
 __all__ = [
     "Chat",
@@ -170,11 +170,6 @@ class _Record:
         self.lines = [first]
         self.marked = marked  # the text began with a direction mark (iOS marks system texts that way)
         self.system = system
-
-
-def _check_flag(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
 def _author_set(authors) -> frozenset[str] | None:
@@ -403,7 +398,7 @@ def read(
         raise TypeError(f"dayfirst must be None, True or False, got {dayfirst!r} ({type(dayfirst).__name__})")
     drops = {"system": drop_system, "media": drop_media, "deleted": drop_deleted}
     for name, value in drops.items():
-        _check_flag(f"drop_{name}", value)
+        _arguments.flag(f"drop_{name}", value)
     wanted = _author_set(authors)
     path = os.fspath(path)
 
@@ -561,7 +556,7 @@ def to_text(messages: Iterable[Message], *, separator: str = "\n", with_authors:
     """
     if not isinstance(separator, str):
         raise TypeError(f"separator must be a str, got {separator!r} ({type(separator).__name__})")
-    _check_flag("with_authors", with_authors)
+    _arguments.flag("with_authors", with_authors)
     parts = []
     for m in _messages(messages):
         parts.append(f"{m.author}: {m.text}" if with_authors and m.author is not None else m.text)
