@@ -322,7 +322,8 @@ def _date_order(path: str, dayfirst: bool | None, evidence: dict) -> bool | None
         return False
     raise ValueError(
         f"{path}: ambiguous date order: every date has day and month <= 12, so day-first and "
-        "month-first both fit; pass dayfirst=True (e.g. 31/12/2020) or dayfirst=False (12/31/2020)"
+        "month-first both fit; pass dayfirst=True (e.g. 31/12/2020; the command flag --dayfirst True) or "
+        "dayfirst=False (12/31/2020; --dayfirst False)"
     )
 
 
