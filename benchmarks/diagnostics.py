@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import tyro
 
 import rnnjax
 from benchmarks.timing import compile_time, machine_info, time_interleaved
+from experiments import _cli
 from rnnjax import diagnostics, readout, results
 
 
@@ -33,6 +33,8 @@ class Config:
     classes: int = 32
     repeats: int = 10
     quick: bool = False  # one length (64), 5 repeats
+    run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/diagnostics
+    overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
 
 
 def bench(cfg: Config, kind: str, T: int) -> dict:
@@ -70,6 +72,7 @@ def bench(cfg: Config, kind: str, T: int) -> dict:
 
 
 def main(cfg: Config) -> None:
+    out = _cli.output_folder("benchmarks", cfg, "diagnostics", "diagnostics.json")  # checked before the work
     if cfg.quick:
         cfg = dataclasses.replace(cfg, lengths=(64,), repeats=5)
     rows = []
@@ -84,7 +87,6 @@ def main(cfg: Config) -> None:
                 f" | hidden grads {r['hidden grads']:.2f}x"
                 f" | loss+grad+hidden {r['loss+grad+hidden']:.2f}x"
             )
-    out = results.run_dir("benchmarks", "diagnostics")
     results.write_json(out / "diagnostics.json", dict(machine=machine_info(), config=cfg, rows=rows))
     worst = max(r["ratio_to_loss_grad"]["loss+grad+hidden"] for r in rows)
     print(
@@ -94,4 +96,4 @@ def main(cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

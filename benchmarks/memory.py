@@ -50,11 +50,11 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 import rnnjax
 from benchmarks.timing import machine_info
+from experiments import _cli
 from rnnjax import results
 
 Method = Literal["plain", "remat", "chunked"]
@@ -73,7 +73,9 @@ class Config:
     input_size: int = 128
     cap_gb: float = 16.0  # skip running points whose XLA total exceeds this
     quick: bool = False  # lengths up to 1e4 (QUICK_LENGTHS)
-    out: str | None = None  # output folder; None: results/benchmarks/memory
+    out: str | None = None  # an output folder elsewhere (empty, or an earlier memory run); None: --run
+    run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/memory
+    overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
     timeout_s: float = 1800.0  # per point
 
 
@@ -335,9 +337,8 @@ def run(cfg: Config) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    out = _cli.output_folder("benchmarks", cfg, "memory", "memory.json")  # checked before the work
     record = run(cfg)
-    out = results.run_dir("benchmarks", "memory") if cfg.out is None else Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     results.write_json(out / "memory.json", record)
     plot(record, out / "memory.png")
     print(table(record["points"]))
@@ -357,4 +358,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

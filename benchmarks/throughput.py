@@ -53,17 +53,16 @@ import dataclasses
 import itertools
 import os
 import sys
-from pathlib import Path
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 import rnnjax
 from benchmarks.timing import compile_time, machine_info, time_interleaved
+from experiments import _cli
 from rnnjax import results
 
 Kind = Literal["simple", "lstm", "gru"]
@@ -94,7 +93,9 @@ class Config:
     quick: bool = False  # only the shapes in QUICK_SHAPES (B, T, H)
     matmul_size: int = 2048  # n of the n x n x n float32 matmul reference
     torch_threads: int = 0  # 0: os.cpu_count()
-    out: str | None = None  # output folder; None: results/benchmarks/throughput
+    out: str | None = None  # an output folder elsewhere (empty, or an earlier throughput run); None: --run
+    run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/throughput
+    overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
     seed: int = 0
 
 
@@ -538,8 +539,8 @@ def run(cfg: Config) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    out = _cli.output_folder("benchmarks", cfg, "throughput", "throughput.json")  # checked before the work
     record = run(cfg)
-    out = results.run_dir("benchmarks", "throughput") if cfg.out is None else Path(cfg.out)
     results.write_json(out / "throughput.json", record)
     plot(record, out / "throughput.png")
     peak = record["matmul"]["peak_gflops"]
@@ -558,4 +559,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Config))
+    _cli.run(Config, main)

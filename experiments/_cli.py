@@ -1,49 +1,264 @@
-"""The one command-line entry of every experiment: parse the experiment's frozen config dataclass with tyro,
-run `main(config)`, and report bad input as one line `error: ...` (exit status 2; the traceback only with
-`--debug`).
+"""The one command-line entry of every experiment and benchmark: parse the command's frozen config
+dataclass with tyro, run `main(config)`, and report every failure as one line `error: ...` on stderr.
 
-Every experiment's config has the same three fields, so the same flags work everywhere:
-`--run NAME` (outputs in `results/<experiment>/<NAME>/`), `--quick` (a seconds-long smoke run) and
+Exit status: 0 done; 2 bad usage (a value refused by the command line, a config's checks or the library:
+`BAD_INPUT`); 1 a run that failed (`RunFailed`, e.g. a diverged training, a full disk, or anything
+unexpected); 130 interrupted. The traceback (or tyro's full parse report) only with `--debug`.
+
+Every experiment's config has the same fields, so the same flags work everywhere: `--run NAME` (outputs in
+`results/<experiment>/<NAME>/`, a plain folder name), `--overwrite` (replace an existing run of that
+name; without it an existing run is refused), `--quick` (a smoke run of a few seconds) and
 `--no-progress` (no progress bars, for logs and CI).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import inspect
+import io
+import json
+import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any
 
 import tyro
 
-__all__ = ["run"]
+from rnnjax import results
 
-C = TypeVar("C")
+__all__ = [
+    "BAD_INPUT",
+    "Printout",
+    "RunFailed",
+    "flag_value",
+    "new_run",
+    "one_line",
+    "output_folder",
+    "parse",
+    "run",
+    "run_folder",
+    "saved_config",
+    "saved_run",
+    "trained_run",
+]
 
 # Exceptions that mean "the input was bad": their messages name the argument, what was given and what
 # was expected, so the user needs no traceback.
-BAD_INPUT = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
+BAD_INPUT = (ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
+             IsADirectoryError)  # fmt: skip
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_BOX = "│┃╭╮╰╯┌┐└┘├┤|+ \t"  # the frame of tyro's error panel, stripped from each line
+_RULE = re.compile(r"[─━\-=]{3,}")  # a horizontal rule inside tyro's panel
+_INNER = re.compile(r"^Error parsing (?!-)[^:]*: ")  # a config's own check: its message names the field
+_CONVERSIONS = (  # Python's conversion errors, said in the words of the other messages
+    (re.compile(r"^Error parsing (\S+): invalid literal for int\(\) with base 10: (.*)$"), "an int"),
+    (re.compile(r"^Error parsing (\S+): could not convert string to float: (.*)$"), "a number"),
+)
 
 
-def run(config_type: type[C], main: Callable[[C], object], argv: list[str] | None = None) -> None:
-    """Parse `argv` (default: `sys.argv[1:]`) into `config_type` and call `main` on it.
+class RunFailed(RuntimeError):
+    """The run started but did not succeed (e.g. training diverged): exit status 1."""
 
-    `--debug` (anywhere in argv, removed before parsing) re-raises errors with their traceback.
-    Bad input (see `BAD_INPUT`) exits with status 2 after printing `error: <message>` to stderr.
+
+def one_line(message: str) -> str:
+    """`message` with its lines joined by spaces (an error report is one line)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _tyro_message(report: str) -> str:
+    """The first meaningful line of tyro's parse-error report: its title and its first section, joined.
+
+    The report is a title, a rule, the message (wrapped over lines), a rule, then help pointers; for a
+    UTF-8 terminal it is drawn in a box, otherwise plain. Either way the frame is stripped here.
+    """
+    rows = [_ANSI.sub("", line).strip(_BOX + "─") for line in report.splitlines()]
+    rows = ["" if _RULE.fullmatch(row) else row for row in rows]  # rules and blank lines end a section
+    while rows and not rows[0]:
+        rows.pop(0)
+    if not rows:
+        return "the command line could not be parsed (see --help)"
+    title, rest = rows[0], rows[1:]
+    while rest and not rest[0]:
+        rest.pop(0)
+    body = " ".join(rest[: rest.index("")] if "" in rest else rest)
+    if not body:
+        return title
+    titled = body.split(maxsplit=1)[0].lower() not in title.lower().split()
+    body = _INNER.sub("", body)
+    for pattern, expected in _CONVERSIONS:
+        body = pattern.sub(rf"\1: expected {expected}, got \2", body)
+    return f"{title}: {body}" if titled else body
+
+
+def parse(command, argv: list[str], debug: bool = False):
+    """`argv` parsed by tyro into `command` (a config type, or a function `argv -> type` or
+    `argv -> (type, default instance)`). A refused command line raises ValueError with tyro's message in
+    one line; `--help` prints the help and exits 0 as usual."""
+    target = command(argv) if inspect.isfunction(command) else command
+    target, default = target if isinstance(target, tuple) else (target, None)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            config = tyro.cli(target, args=argv, default=default, prog=_prog())
+    except SystemExit as e:
+        if e.code in (0, None) or debug:
+            sys.stderr.write(captured.getvalue())
+            raise
+        raise ValueError(_tyro_message(captured.getvalue())) from None
+    sys.stderr.write(captured.getvalue())
+    for w in caught:  # tyro's notes on the config types are for their authors, not for the user
+        if not w.category.__name__.startswith("Tyro"):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return config
+
+
+def _prog() -> str | None:
+    """How the command was started, for tyro's messages: `python -m experiments.NAME` (None: tyro's own)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return f"python -m {spec.name}" if spec is not None and spec.name else None
+
+
+def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -> None:
+    """Parse `argv` (default: `sys.argv[1:]`) with `parse(command, ...)` and call `main` on the config.
+
+    `--debug` (anywhere in argv, removed before parsing) re-raises errors with their traceback. Otherwise
+    every failure prints one line `error: <message>` to stderr and exits with status 2 (bad input, see
+    `BAD_INPUT`), 1 (the run failed) or 130 (interrupted).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        main(tyro.cli(config_type, args=argv))  # a config's own checks may refuse values while parsing
+        main(parse(command, argv, debug))
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _fail("interrupted", EXIT_INTERRUPTED)
     except BAD_INPUT as e:
         if debug:
             raise
-        message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except Exception:
+        _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e), EXIT_BAD_INPUT)
+    except RunFailed as e:
         if debug:
             raise
-        traceback.print_exc()
-        raise SystemExit(1) from None
+        _fail(str(e), EXIT_FAILED)
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            _fail(e.strerror or str(e), EXIT_FAILED)
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        _fail(
+            f"{type(e).__name__}: {str(e) or 'no message'} (in {Path(where.filename).name}:{where.lineno}; "
+            f"--debug shows the traceback)",
+            EXIT_FAILED,
+        )
+
+
+def _fail(message: str, status: int):
+    sys.stdout.flush()
+    print(f"error: {one_line(message) or 'failed'}", file=sys.stderr, flush=True)
+    raise SystemExit(status) from None
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to `flag` in `argv` (`--flag VALUE` or `--flag=VALUE`; the last one wins)."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def run_folder(experiment: str, cfg, *, resume: bool = False) -> Path:
+    """`results/<experiment>/<cfg.run>/` for a new run (refused if it holds a run, unless
+    `cfg.overwrite`), or, with `resume`, the existing folder of the run to continue (`results.run_dir`)."""
+    return results.run_dir(experiment, cfg.run, overwrite=cfg.overwrite and not resume, resume=resume)
+
+
+def trained_run(experiment: str, run: str) -> Path:
+    """The folder `results/<experiment>/<run>/` of a trained run (never created), else FileNotFoundError."""
+    folder = Path("results") / experiment / results.check_run_name(run)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run: there is no run {run!r} of {experiment} (no folder {str(folder)!r})")
+    return folder
+
+
+def output_folder(experiment: str, cfg, default_run: str, marker: str) -> Path:
+    """The output folder of a benchmark-like command, checked before its work starts: `cfg.out` if given
+    (an explicit folder: allowed if missing or empty, or, with `cfg.overwrite`, if it holds a run of this
+    command, recognised by its `marker` file), else `results/<experiment>/<cfg.run or default_run>/`
+    (`results.run_dir`)."""
+    if getattr(cfg, "out", None) is None:
+        return results.run_dir(experiment, cfg.run or default_run, overwrite=cfg.overwrite)
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: expected a folder, got {str(out)!r}, which is a file")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / marker).is_file():
+            raise ValueError(
+                f"out: expected an empty folder or one holding a {marker} of an earlier run, got "
+                f"{str(out)!r}, which holds other files; choose another --out"
+            )
+        if not cfg.overwrite:
+            raise ValueError(f"out: {str(out)!r} already holds a {marker}; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def new_run(experiment: str, cfg) -> Path:
+    """`run_folder(experiment, cfg)` with the run's `config.json` (`cfg`) written into it."""
+    out = run_folder(experiment, cfg)
+    results.write_json(out / "config.json", cfg)
+    return out
+
+
+class Printout:
+    """`say(line)`: print a line (with `write`, e.g. `tqdm.write` between progress bars) and keep it in
+    `lines`, for the run's summary.md."""
+
+    def __init__(self, write: Callable[[str], object] = print):
+        self.lines: list[str] = []
+        self._write = write
+
+    def __call__(self, line: str = "") -> None:
+        self._write(line)
+        self.lines.append(line)
+
+    def save(self, path, title: str) -> None:
+        """Write the lines as a Markdown file `path` (a `# title` and one code block), atomically."""
+        results.atomic_write_text(path, f"# {title}\n\n```\n" + "\n".join(self.lines) + "\n```\n")
+
+
+def saved_run(folder, experiment: str, needs: tuple[str, ...] = ("metrics.json",), what: str = "plot_only"):
+    """`folder` as a Path if it is a run of `experiment` (it holds `needs` and config.json), else a
+    ValueError naming `what` (the flag that gave the folder)."""
+    folder, files = Path(folder), (*needs, "config.json")
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{what}: expected a run folder holding {' and '.join(needs)}, got {str(folder)!r}, which has no "
+            f"{' or '.join(missing)} (a run of {experiment} holds {' and '.join(files)})"
+        )
+    return folder
+
+
+def saved_config(argv: list[str], experiment: str, name: str = "config.json") -> dict | None:
+    """With `--resume` and `--run NAME` in `argv`: the JSON `name` saved in that run's folder (None when
+    there is none), so a resumed command line starts from the run's own settings."""
+    run = flag_value(argv, "--run")
+    if "--resume" not in argv or run is None:
+        return None
+    try:
+        path = results.run_dir(experiment, run, resume=True) / name
+    except ValueError:
+        return None  # reported when the command runs
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -9,9 +9,20 @@ is decided by one word near the start of a long padded text (`rnnjax.train.class
     python -m experiments.classify --csv data.csv --level char --lowercase --max-len 400 --truncate post
     python -m experiments.classify --run NAME --resume      # continue a stopped run from its checkpoints
     python -m experiments.classify --plot-only results/classify/<run>   # figures again from saved metrics
+    python -m experiments.classify predict --run NAME --text "what a great film" "so dull"
+    python -m experiments.classify predict --run NAME --csv new.csv   # results/classify/NAME/predictions.csv
 
 `--no-progress` hides the progress bars; bad input prints one line `error: ...` (`--debug`: traceback).
-Run times and measured results: README ("Text: language models, generation and classification").
+An existing `--run` is refused unless `--overwrite` (replace it) or `--resume` (continue it: the run's
+saved settings are the defaults, and only the number of epochs or steps and the log, checkpoint and
+padding-check settings may change). Run times and measured results: README ("Text: language models,
+generation and classification").
+
+`predict` labels new text with a trained run's model (the checkpoint holds the params, the vocabulary
+and the labels; the texts are read as in training): `--text` prints each text's class and probability;
+`--csv FILE` labels every row of the run's text column (`--text-column`) and writes `predictions.csv`
+into the run folder (with accuracy and the confusion matrix when the file has the run's label column).
+A run of several cells uses the one with the best validation accuracy unless `--cell` is given.
 
 Data. With `--csv`, the text and label columns are read with `rnnjax.data.labelled.read_csv`. Without it,
 `labelled.synthetic_sentiment` makes 12000 texts of 10-100 neutral filler words (uniform length) with one
@@ -30,6 +41,7 @@ Writes `results/classify/<run>/`: config.json, vocab.json, labels.json, metrics.
 each cell's final results), curves.png (train loss and valid accuracy against step), summary.md, and for
 each cell `<cell>/`: metrics.jsonl (training and validation records), checkpoints/ (orbax, with config,
 vocabulary and labels: `rnnjax.train.classify.load`), predictions.csv, confusion.json, confusion.png.
+summary.md shows each cell's test confusion matrix.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Union
 
 import matplotlib
 import numpy as np
@@ -47,6 +59,7 @@ import tyro
 
 from experiments import _cli
 from rnnjax import results
+from rnnjax.data import labelled
 from rnnjax.train import classify
 from rnnjax.train.classify import ClassifyConfig
 from rnnjax.train.loop import MetricsLog
@@ -57,19 +70,64 @@ import matplotlib.pyplot as plt  # noqa: E402
 EXPERIMENT = "classify"
 # --quick: seconds instead of minutes (a CSV keeps its data and trains one epoch).
 QUICK = dict(hidden_size=16, embed_size=16)
-QUICK_SYNTHETIC = dict(synthetic_n=1000, synthetic_seq_len=30, synthetic_min_len=5, epochs=3)
+QUICK_SYNTHETIC = dict(synthetic_n=1000, synthetic_seq_len=30, synthetic_min_len=5, epochs=2)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The classification run (data, model, training) and where its outputs go."""
+    """Train and test classifiers (`predict --help`: label new text with a trained run). Expected run time
+    on a 2-core CPU: the synthetic set with all three cells about 75-90 s; --quick about 10 s."""
 
     classify: Annotated[ClassifyConfig, tyro.conf.arg(name="")] = ClassifyConfig()
     run: str | None = None  # results/classify/<run>; default: a UTC timestamp
-    quick: bool = False  # smoke run: 1000 texts of 5-30 words, 3 epochs (1 epoch on a CSV), H=16
+    overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
+    quick: bool = False  # smoke run: 1000 texts of 5-30 words, 2 epochs (1 epoch on a CSV), H=16
     progress: bool = True  # progress bars
     resume: bool = False  # continue the cells of an existing --run from their latest checkpoints
     plot_only: Path | None = None  # redraw the figures of an existing run folder from its saved metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Predict:
+    """Label new text with a trained run's classifier (a few seconds)."""
+
+    run: str  # the trained run: results/classify/<run>
+    text: tuple[str, ...] = ()  # texts to label, one argument each
+    csv: Path | None = None  # or a CSV file with a header row: label every row, write predictions.csv
+    text_column: str | None = None  # the CSV's text column; default: the run's --text-column
+    cell: str | None = None  # the trained cell to use; default: the run's best by validation accuracy
+    overwrite: bool = False  # replace the run's predictions.csv of an earlier --csv
+    quick: bool = False  # accepted as by every command (predicting is already quick)
+    progress: bool = True  # accepted as by every command (no progress bar)
+
+    def __post_init__(self):
+        results.check_run_name(self.run)
+        if bool(self.text) == (self.csv is not None):
+            raise ValueError(
+                f"text, csv: expected --text TEXT... or --csv FILE (one of them), got "
+                f"{'both' if self.text else 'neither'}"
+            )
+
+
+def command(argv: list[str]):
+    """The command-line type: `Config` (train), or `Predict` after the word `predict`; with `--resume
+    --run NAME`, the run's saved settings are the defaults (only the flags given change them)."""
+    if argv[:1] == ["predict"]:
+        return Annotated[
+            Union[  # noqa: UP007 (tyro reads the Annotated members of a typing.Union)
+                Annotated[Config, tyro.conf.subcommand("train")],
+                Annotated[Predict, tyro.conf.subcommand("predict")],
+            ],
+            tyro.conf.OmitArgPrefixes,
+        ]
+    saved = _cli.saved_config(argv, EXPERIMENT)
+    if saved is None:
+        return Config
+    names = {f.name for f in dataclasses.fields(Config)} - {"classify", "plot_only"}
+    return Config, Config(
+        classify=classify.config_from_json(saved["classify"]),
+        **{k: v for k, v in saved.items() if k in names},
+    )
 
 
 def final_results(
@@ -211,6 +269,13 @@ def summary_table(finals: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def confusion_table(labels: list[str], counts) -> str:
+    """A Markdown table of confusion counts <[C, C]> (rows: true class, columns: predicted class)."""
+    lines = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += [f"| {y} | " + " | ".join(str(int(n)) for n in row) + " |" for y, row in zip(labels, counts)]
+    return "\n".join(lines)
+
+
 def write_summary(run: Path, metrics: dict) -> str:
     """summary.md of a run folder; returns its table."""
     cfg, data = metrics["config"], metrics["data"]
@@ -233,6 +298,10 @@ def write_summary(run: Path, metrics: dict) -> str:
         "",
         f"Wall time {metrics['wall_seconds']:.1f} s (data, compile, training and evaluation of all cells).",
     ]
+    for final in metrics["cells"]:
+        saved = json.loads((run / final["cell"] / "confusion.json").read_text())
+        text += ["", f"Test confusion matrix, {final['cell']} (rows: true class, columns: predicted):", ""]
+        text.append(confusion_table(saved["labels"], saved["counts"]))
     results.atomic_write_text(run / "summary.md", "\n".join(text) + "\n")
     return table
 
@@ -240,24 +309,22 @@ def write_summary(run: Path, metrics: dict) -> str:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def main(cfg: Config) -> dict:
+def train(cfg: Config) -> dict:
     """Run the experiment of `cfg`; returns {"out": folder, "data": ..., "finals": [one dict per cell]}."""
     if cfg.plot_only is not None:
-        plot_all(Path(cfg.plot_only))
+        plot_all(_cli.saved_run(cfg.plot_only, EXPERIMENT))
         print(f"redrew the figures of {cfg.plot_only}")
         return {"out": Path(cfg.plot_only)}
     cc = cfg.classify
-    if cfg.quick:
+    if cfg.quick and not cfg.resume:  # a resumed run keeps its saved (quick) settings
         cc = dataclasses.replace(cc, **QUICK, **(QUICK_SYNTHETIC if cc.csv is None else dict(epochs=1)))
     wall_start = time.perf_counter()
     data = classify.prepare(cc)
     cells = classify.cells_for(cc)
-    out = results.run_dir(EXPERIMENT, cfg.run)
-    if not cfg.resume and any((out / cell / "checkpoints").exists() for cell in cells):
-        raise ValueError(
-            f"run: {str(out)!r} already holds checkpoints; pass --resume to continue it, or a new --run"
-        )
-    results.write_json(out / "config.json", cfg if not cfg.quick else dataclasses.replace(cfg, classify=cc))
+    out = _cli.run_folder(EXPERIMENT, cfg, resume=cfg.resume)
+    results.write_json(
+        out / "config.json", dataclasses.replace(cfg, classify=cc, resume=False, overwrite=False)
+    )
     data.vocab.save(out / "vocab.json")
     results.atomic_write_text(out / "labels.json", data.label_set.to_json() + "\n")
     finals = []
@@ -277,5 +344,65 @@ def main(cfg: Config) -> dict:
     return dict(out=out, data=metrics["data"], finals=finals)
 
 
+def best_cell(run: Path) -> str:
+    """The cell of a run with the best validation accuracy (from metrics.json), or its only trained cell."""
+    if (run / "metrics.json").is_file():
+        finals = json.loads((run / "metrics.json").read_text())["cells"]
+        return max(finals, key=lambda f: f["valid_accuracy"] or 0.0)["cell"]
+    trained = sorted(p.parent.name for p in run.glob("*/checkpoints"))
+    if len(trained) != 1:
+        raise ValueError(f"cell: expected --cell, one of the trained cells {trained} of {str(run)!r}")
+    return trained[0]
+
+
+def predict(args: Predict) -> dict:
+    """Label `args.text` (printed) or the rows of `args.csv` (written to the run's predictions.csv) with the
+    run's classifier; returns {"cell", "labels", "probabilities", "accuracy" (CSV with labels only)}."""
+    run = _cli.trained_run(EXPERIMENT, args.run)
+    cell = args.cell or best_cell(run)
+    if not (run / cell).is_dir():
+        raise ValueError(f"cell: expected a trained cell of {str(run)!r}, got {cell!r}")
+    loaded = classify.load(run / cell)
+    target = run / "predictions.csv"
+    if args.csv is not None and target.exists() and not args.overwrite:
+        raise ValueError(f"csv: {str(target)!r} exists; pass --overwrite to replace it")
+    texts, labels = read_texts(args, loaded.config) if args.csv is not None else (list(args.text), None)
+    names, lengths, ev = classify.predict(loaded, texts)
+    probs = classify.softmax(ev.logits)
+    out = dict(cell=cell, labels=names, probabilities=probs, accuracy=None)
+    if args.csv is None:
+        for text, name, p in zip(texts, names, probs.max(axis=1)):
+            print(f"{name}\t{p:.3f}\t{text}")
+        return out
+    ids = None
+    if labels is not None and set(labels) <= set(loaded.label_set.labels):
+        ids = loaded.label_set.encode(labels)
+    rows = list(range(1, len(texts) + 1))
+    classify.write_prediction_csv(target, loaded.label_set.labels, ev, texts, rows, lengths, ids)
+    print(f"{cell}: labelled {len(texts)} rows of {args.csv}; wrote {target}")
+    if ids is not None:
+        out["accuracy"] = float(np.mean(ev.predictions == ids))
+        counts = classify.confusion_matrix(ids, ev.predictions, len(loaded.label_set))
+        print(f"accuracy {out['accuracy']:.4f}\n" + confusion_table(list(loaded.label_set.labels), counts))
+    return out
+
+
+def read_texts(args: Predict, cfg: ClassifyConfig) -> tuple[list[str], list[str] | None]:
+    """The text column of `args.csv` and, if the file has the run's label column, its labels."""
+    column = args.text_column or cfg.text_column
+    options = dict(text_column=column, encoding=cfg.encoding, errors=cfg.decode_errors)
+    try:
+        return labelled.read_csv(args.csv, label_column=cfg.label_column, **options)
+    except ValueError as e:
+        if not str(e).startswith("label_column: column"):
+            raise
+    texts, _ = labelled.read_csv(args.csv, label_column=column, **options)  # no labels: read the texts only
+    return texts, None
+
+
+def main(cfg: Config | Predict) -> dict:
+    return predict(cfg) if isinstance(cfg, Predict) else train(cfg)
+
+
 if __name__ == "__main__":
-    _cli.run(Config, main)
+    _cli.run(command, main)

@@ -3,9 +3,11 @@
     python -m experiments.text_generation train --corpus alice               # word-level LSTM
     python -m experiments.text_generation train --corpus tinyshakespeare --level char --minutes 19
     python -m experiments.text_generation train --corpus chat.txt --whatsapp --dayfirst --level char
-    python -m experiments.text_generation train --run RUN --corpus alice --resume   # continue a stopped run
-    python -m experiments.text_generation train --quick --run smoke          # a seconds-long smoke run
+    python -m experiments.text_generation train --run RUN --resume           # continue a stopped run
+    python -m experiments.text_generation train --run RUN --resume --steps 1200   # ... to a new target
+    python -m experiments.text_generation train --quick --run smoke          # a smoke run of seconds
     python -m experiments.text_generation sample --run RUN --prompt "alice was" --length 100 --temperature 0.8
+    python -m experiments.text_generation sample --run RUN --greedy          # argmax decoding
     python -m experiments.text_generation train --level char --help          # the options, char defaults
 
 `train` tokenises the corpus (`--level word|char`), holds out its last `--valid-fraction` as one
@@ -18,6 +20,17 @@ training options are the fields of `rnnjax.train.lm_config.LMConfig`, with the d
 `loss.png`. `--minutes` caps the wall time (the run stops early, checkpointed, and `--resume` continues
 it). `sample` continues a prompt from a trained run's best checkpoint.
 
+`--resume` starts from the run's saved settings (`command.json`: the corpus, its reading options and the
+`LMConfig`), so `train --run RUN --resume` alone continues the run to its saved number of steps; only
+`--steps`, `--minutes`, the evaluation, logging and checkpoint cadence (`RESUMABLE_FIELDS`), the sample
+length and the progress bar may change, and other flags that differ from the saved run are refused with
+the list of differences. A new run refuses an existing `--run` unless `--overwrite` is given.
+
+Prompts (the report's samples and `sample`'s default): the book's own for `alice` and
+`tinyshakespeare`, the most frequent author's name prefix (`"NAME: "`) for a WhatsApp chat, and the
+text's first word for another file. A WhatsApp corpus also prints its parse summary (messages, authors,
+lines left out, unparsed lines with their numbers), which `summary.md` repeats.
+
 Outputs in `results/text_generation/<run>/`. Expected: the word model on Alice reaches a validation
 perplexity below the bigram baseline's (measured runs and times: the README's text section).
 """
@@ -25,11 +38,11 @@ perplexity below the bigram baseline's (measured runs and times: the README's te
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 import matplotlib
 import tyro
@@ -39,7 +52,7 @@ from rnnjax import generate, results
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
 from rnnjax.train import lm
-from rnnjax.train.lm_config import LEVEL_DEFAULTS, LMConfig
+from rnnjax.train.lm_config import LEVEL_DEFAULTS, RESUMABLE_FIELDS, LMConfig
 from rnnjax.train.loop import MetricsLog
 
 matplotlib.use("Agg")
@@ -47,7 +60,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "text_generation"  # outputs in results/<EXPERIMENT>/<run>/
 DEFAULT_LEVEL = "word"
-PROMPTS = {"char": ("ROMEO:", "The "), "word": ("alice was", "the queen said")}
+COMMAND_FILE = "command.json"  # a run's `Train` settings (the effective LMConfig and the corpus options)
+# The books' own prompts (tokenised as in training, so lowercased for a word model).
+PROMPTS = {"alice": ("Alice was", "The Queen said"), "tinyshakespeare": ("ROMEO:", "The ")}
+FALLBACK_PROMPT = "The "  # `sample` of a run saved before prompts were recorded
+# Train fields a resumed run may change (with the LMConfig's RESUMABLE_FIELDS).
+RESUMABLE_OPTIONS = ("minutes", "resume", "overwrite", "sample_length", "run", "progress")
 LEAKAGE_PERPLEXITY = 20.0  # a word-level validation perplexity below this on a book is suspicious
 # --quick: a tiny model for a few steps on the start of the text.
 QUICK = dict(hidden_size=32, num_layers=1, batch_size=16, seq_len=32, steps=60)
@@ -57,7 +75,9 @@ QUICK_LENGTH = 20  # tokens per sample
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """Train a language model (defaults shown are those of the --level given, else word)."""
+    """Train a language model. Defaults shown are those of the --level given (word if none); with --resume
+    --run RUN, those of the saved run. Expected run time on a 2-core CPU: word level on Alice (600 steps)
+    about 2-3 min; char level (3000 steps) about 35-40 min (--minutes caps it); --quick about 10 s."""
 
     lm: LMConfig = LMConfig.for_level(DEFAULT_LEVEL)
     corpus: str = "alice"  # "alice", "tinyshakespeare" or the path of a UTF-8 text file
@@ -66,37 +86,71 @@ class Train:
     dayfirst: bool | None = None  # WhatsApp: date order when every date fits both (e.g. 03/04/2024)
     decode_errors: Literal["strict", "replace"] = "strict"  # undecodable bytes: refuse, or use U+FFFD
     minutes: float | None = None  # stop (checkpointed) after this much training wall time
-    resume: bool = False  # continue the run's latest checkpoint (same corpus and model options)
+    resume: bool = False  # continue the run's latest checkpoint, with the run's saved settings
+    overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
     sample_length: int | None = None  # tokens per reported sample; None: 300 chars or 60 words
     run: str | None = None  # results/text_generation/<run>; None: a timestamp
-    quick: bool = False  # a seconds-long smoke run: a 1 x 32 model, 60 steps, the first 60k characters
+    quick: bool = False  # a smoke run of seconds: a 1 x 32 model, 60 steps, the first 60k characters
     progress: bool = True  # show the training progress bar
+
+    def __post_init__(self):
+        m = self.minutes
+        if m is not None and not (
+            isinstance(m, int | float) and not isinstance(m, bool) and 0 < m < math.inf
+        ):
+            raise ValueError(f"minutes: expected None or a finite number of minutes > 0, got {m!r}")
+        n = self.sample_length
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"sample_length: expected None or an int >= 1, got {n!r}")
+        if self.resume and self.run is None:
+            raise ValueError("resume: expected the --run to continue, got no --run")
 
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    """Generate text from a trained run."""
+    """Generate text from a trained run (about 5 s)."""
 
     run: str  # the trained run: results/text_generation/<run>
-    prompt: str = ""  # default: a level-appropriate prompt
+    prompt: str = ""  # default: the run's first prompt (its book's, its chat's most frequent author, ...)
     length: int = 200  # tokens to generate (characters or words)
-    temperature: float = 0.8
-    top_k: int | None = None
-    top_p: float | None = None
+    temperature: float = 0.8  # sampling temperature (ignored with --greedy)
+    top_k: int | None = None  # sample among the k most likely tokens (ignored with --greedy)
+    top_p: float | None = None  # nucleus: the most likely tokens of total probability p (not --greedy)
     greedy: bool = False  # argmax decoding (the sampling options are then ignored)
     step: str = "best"  # "best", "latest" or a step number
     num_samples: int = 1
     seed: int = 0
-    quick: bool = False  # a seconds-long smoke run: one sample of 20 tokens
+    quick: bool = False  # a smoke run of seconds: one sample of 20 tokens
     progress: bool = True  # accepted as by every command (sampling is one compiled call, with no bar)
+
+    def __post_init__(self):
+        results.check_run_name(self.run)
+        for name in ("length", "num_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if self.step not in ("best", "latest") and not self.step.isdigit():
+            raise ValueError(f"step: expected 'best', 'latest' or a step number, got {self.step!r}")
+
+
+class Source(NamedTuple):
+    """The training text of a `Train` and what goes with it."""
+
+    text: str
+    prompts: tuple[str, ...]  # the report's prompts (the first is `sample`'s default)
+    notes: str  # shown before training and in summary.md (a WhatsApp export's parse summary), or ""
 
 
 def command(argv: list[str]):
     """The command-line type: subcommands `train` and `sample`. `train`'s defaults are
-    `LMConfig.for_level(level)` for the `--level` in `argv`, so `--help` shows that level's defaults."""
-    level = next((b for a, b in zip(argv, argv[1:]) if a == "--level"), None)
-    level = next((a.split("=", 1)[1] for a in argv if a.startswith("--level=")), level)
-    defaults = Train(lm=LMConfig.for_level(level if level in LEVEL_DEFAULTS else DEFAULT_LEVEL))
+    `LMConfig.for_level(level)` for the `--level` in `argv`, so `--help` shows that level's defaults; with
+    `--resume --run RUN`, the settings saved by that run, so only the flags given change them."""
+    saved = _cli.saved_config(argv, EXPERIMENT, COMMAND_FILE) if argv[:1] == ["train"] else None
+    if saved is not None:
+        defaults = train_from_json(saved)
+    else:
+        level = _cli.flag_value(argv, "--level")
+        defaults = Train(lm=LMConfig.for_level(level if level in LEVEL_DEFAULTS else DEFAULT_LEVEL))
     subcommands = Union[  # noqa: UP007 (tyro reads the Annotated members of a typing.Union)
         Annotated[Train, tyro.conf.subcommand("train", default=defaults)],
         Annotated[Sample, tyro.conf.subcommand("sample")],
@@ -106,10 +160,17 @@ def command(argv: list[str]):
 
 def parse(argv: list[str]) -> Train | Sample:
     """The command line `argv` (without the program name) as a `Train` or `Sample`."""
-    return tyro.cli(command(argv), args=argv)
+    return _cli.parse(command, argv)
 
 
-def read_corpus(args: Train) -> str:
+def train_from_json(saved: dict) -> Train:
+    """The `Train` of a run's `command.json` (its "prompts" entry and unknown keys are ignored)."""
+    names = {f.name for f in dataclasses.fields(Train)} - {"lm"}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+    return Train(lm=LMConfig.from_dict(saved["lm"]), **values)
+
+
+def read_corpus(args: Train) -> Source:
     """The training text: a registered corpus or file, or the messages of a WhatsApp export."""
     if args.whatsapp:
         messages = whatsapp.parse(
@@ -120,8 +181,31 @@ def read_corpus(args: Train) -> str:
             drop_media=True,
             drop_deleted=True,
         )
-        return whatsapp.to_text(messages, separator="\n", with_authors=True)
-    return corpora.load(args.corpus, errors=args.decode_errors)
+        return Source(whatsapp.to_text(messages, separator="\n", with_authors=True), (FALLBACK_PROMPT,), "")
+    text = corpora.load(args.corpus, errors=args.decode_errors)
+    first = text.split(maxsplit=1)[:1] or [FALLBACK_PROMPT]
+    return Source(text, PROMPTS.get(args.corpus, (first[0],)), "")
+
+
+def check_resume(args: Train) -> None:
+    """Refuse a resumed command line whose settings differ from the run's saved ones other than in
+    `RESUMABLE_FIELDS` and `RESUMABLE_OPTIONS`, listing every difference."""
+    path = results.run_dir(EXPERIMENT, args.run, resume=True) / COMMAND_FILE
+    if not path.is_file():
+        return  # a run saved before command.json: lm.fit compares its model and data settings instead
+    saved = train_from_json(json.loads(path.read_text()))
+    pairs = [(f"lm.{k}", getattr(saved.lm, k), getattr(args.lm, k)) for k in LMConfig.__dataclass_fields__]
+    pairs += [(k, getattr(saved, k), getattr(args, k)) for k in Train.__dataclass_fields__ if k != "lm"]
+    safe = {*RESUMABLE_OPTIONS, *(f"lm.{k}" for k in RESUMABLE_FIELDS)}
+    changed = [
+        f"{k.removeprefix('lm.')}: saved {a!r}, given {b!r}" for k, a, b in pairs if k not in safe and a != b
+    ]
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in (*RESUMABLE_FIELDS, "minutes", "sample_length"))
+        raise ValueError(
+            f"resume: run {args.run!r} was trained with other settings ({'; '.join(changed)}); a resumed run "
+            f"may change only {flags} and --no-progress; drop the other flags, or start a new --run"
+        )
 
 
 def bigram_baseline(corpus: lm.Corpus, config: LMConfig) -> dict:
@@ -158,10 +242,16 @@ def continue_text(model, params, vocab, config: LMConfig, prompt: str, length: i
 
 
 def train(args: Train):
-    config = dataclasses.replace(args.lm, **QUICK) if args.quick else args.lm
-    text = read_corpus(args)[: QUICK_CHARS if args.quick else None]
-    corpus = lm.prepare(text, config)  # fit() checks a resumed run's saved vocabulary against it
-    run = results.run_dir(EXPERIMENT, args.run)
+    if args.resume:
+        check_resume(args)
+    config = dataclasses.replace(args.lm, **QUICK) if args.quick and not args.resume else args.lm
+    source = read_corpus(args)
+    if source.notes:
+        print(source.notes)
+    corpus = lm.prepare(source.text[: QUICK_CHARS if args.quick else None], config)  # fit() checks a
+    run = _cli.run_folder(EXPERIMENT, args, resume=args.resume)  # resumed run's vocabulary against it
+    saved = results.to_jsonable(dataclasses.replace(args, lm=config, resume=False, overwrite=False))
+    results.write_json(run / COMMAND_FILE, dict(saved, prompts=source.prompts))
     print(
         f"{args.corpus}: {config.level}-level, {corpus.train.size:,} training and {corpus.valid.size:,} "
         f"validation tokens, vocabulary {len(corpus.vocab):,}; run folder {run}"
@@ -171,13 +261,14 @@ def train(args: Train):
     result = lm.fit(config, corpus, run, resume=args.resume, time_limit=time_limit, progress=args.progress)
     print(result.message)
     if result.status == "diverged":
-        print(f"error: {result.message}", file=sys.stderr)
-        raise SystemExit(1)
-    report(args, config, corpus, result.message, run, time.perf_counter() - start)
+        raise _cli.RunFailed(result.message)
+    report(args, config, corpus, source, result.message, run, time.perf_counter() - start)
     return result
 
 
-def report(args: Train, config: LMConfig, corpus: lm.Corpus, message: str, run: Path, wall: float) -> None:
+def report(
+    args: Train, config: LMConfig, corpus: lm.Corpus, source: Source, message: str, run: Path, wall: float
+) -> None:
     """summary.md, samples.txt, final.json and loss.png of a finished (or stopped) run."""
     plot(run)
     model, params, vocab, _, step = lm.load(run, "best")
@@ -186,7 +277,7 @@ def report(args: Train, config: LMConfig, corpus: lm.Corpus, message: str, run: 
     length = args.sample_length or (QUICK_LENGTH if args.quick else 300 if config.level == "char" else 60)
     texts = [
         (f"{prompt!r}, {name}", continue_text(model, params, vocab, config, prompt, length, seed=0, **opts))
-        for prompt in PROMPTS[config.level]
+        for prompt in source.prompts
         for name, opts in (("greedy", dict(greedy=True)), ("T=0.8", dict(temperature=0.8)))
     ]
     lines = [
@@ -209,6 +300,8 @@ def report(args: Train, config: LMConfig, corpus: lm.Corpus, message: str, run: 
             f"- WARNING: validation perplexity {valid['perplexity']:.2f} < {LEAKAGE_PERPLEXITY:g} is "
             f"suspiciously low for a word model on one book: check for leakage between the splits"
         )
+    if source.notes:
+        lines += ["", "## Corpus", "", source.notes]
     lines += ["", "## Samples", ""]
     for name, text in texts:
         lines += [f"### {name}", "", "```", text, "```", ""]
@@ -222,11 +315,11 @@ def report(args: Train, config: LMConfig, corpus: lm.Corpus, message: str, run: 
 
 
 def sample(args: Sample) -> list[str]:
-    if not isinstance(args.num_samples, int) or args.num_samples < 1:
-        raise ValueError(f"num_samples: expected an int >= 1, got {args.num_samples!r}")
     which: str | int = int(args.step) if args.step.isdigit() else args.step
-    model, params, vocab, config, step = lm.load(Path("results") / EXPERIMENT / args.run, which)
-    prompt = args.prompt or PROMPTS[config.level][0]
+    folder = Path("results") / EXPERIMENT / args.run
+    model, params, vocab, config, step = lm.load(folder, which)
+    saved = json.loads((folder / COMMAND_FILE).read_text()) if (folder / COMMAND_FILE).is_file() else {}
+    prompt = args.prompt or saved.get("prompts", [FALLBACK_PROMPT])[0]
     options = (  # greedy decoding takes no sampling options
         dict(greedy=True)
         if args.greedy
@@ -245,4 +338,4 @@ def main(args: Train | Sample):
 
 
 if __name__ == "__main__":
-    _cli.run(command(sys.argv[1:]), main)
+    _cli.run(command, main)

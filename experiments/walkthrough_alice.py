@@ -44,8 +44,9 @@ from experiments._plots import plt, save
 from rnnjax import cells, initializers, models, readout, results
 from rnnjax.data import corpora
 from rnnjax.data import text as text_lib
-from rnnjax.train import classify
+from rnnjax.train import classify, parallel
 from rnnjax.train.loop import MetricsLog, fit
+from rnnjax.train.optimizers import check_positive
 
 EXPERIMENT = "walkthrough_alice"
 UNK = "<unk>"
@@ -77,6 +78,7 @@ class Config:
     quick: bool = False  # a seconds-long smoke run: see QUICK
     progress: bool = True  # tqdm progress bars
     run: str | None = None  # results/walkthrough_alice/<run>; default: a timestamp
+    overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
 
 
 QUICK = dict(max_words=3000, hidden_size=32, epochs=2)
@@ -100,13 +102,22 @@ def check_config(cfg: Config) -> Config:
             raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     if cfg.max_words is not None and (not isinstance(cfg.max_words, int) or cfg.max_words < 1):
         raise ValueError(f"max_words: expected None or an int >= 1, got {cfg.max_words!r}")
-    if not 0.0 < cfg.valid_fraction < 1.0:
+    if not (isinstance(cfg.valid_fraction, int | float) and 0.0 < cfg.valid_fraction < 1.0):
         raise ValueError(f"valid_fraction: expected a number in (0, 1), got {cfg.valid_fraction!r}")
     if not cfg.cells or len(set(cfg.cells)) != len(cfg.cells) or not set(cfg.cells) <= set(CELL_NAMES):
         raise ValueError(f"cells: expected each cell at most once, of {list(CELL_NAMES)}; got {cfg.cells}")
-    folder = Path("results") / EXPERIMENT / (cfg.run or "")
-    if cfg.run is not None and any(folder.glob("*/checkpoints")):
-        raise FileExistsError(f"run: {folder} holds a trained run; choose a new --run name")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ValueError(f"seed: expected an int >= 0, got {cfg.seed!r}")
+    check_positive("learning_rate", cfg.learning_rate)
+    parallel.check_recurrent_size(
+        "hidden_size", cfg.hidden_size, gates=4, input_size=0, hidden_size=cfg.hidden_size
+    )
+    if cfg.run is not None and not cfg.overwrite:
+        folder = Path("results") / EXPERIMENT / results.check_run_name(cfg.run)
+        if any(folder.glob("*/checkpoints")):
+            raise FileExistsError(
+                f"run: {folder} holds a trained run; choose a new --run name, or --overwrite to replace it"
+            )
     return dataclasses.replace(cfg, **QUICK) if cfg.quick else cfg
 
 
@@ -289,18 +300,13 @@ def main(cfg: Config) -> dict:
     cfg = check_config(cfg)
     start = time.perf_counter()
     data = prepare(load_words(cfg), cfg)
-    out = results.run_dir(EXPERIMENT, cfg.run)
-    results.write_json(out / "config.json", cfg)
+    out = _cli.new_run(EXPERIMENT, cfg)
     data.vocab.save(out / "vocab.json")
     seed, base = " ".join(data.vocab.decode(data.seed_window)), baseline(data)
     info = dict(source=str(cfg.path or cfg.corpus), words=data.num_words, seq_len=cfg.seq_len)
     info.update(vocab_size=len(data.vocab), train_windows=len(data.train_y), valid_windows=len(data.valid_y))
     metrics: dict = dict(data=info | dict(seed_window=seed, baseline=base), cells={})
-    lines: list[str] = []
-
-    def say(line: str = "") -> None:  # print (between progress bars) and keep for summary.md
-        (tqdm.write if cfg.progress else print)(line)
-        lines.append(line)
+    say = _cli.Printout(tqdm.write if cfg.progress else print)  # between the progress bars
 
     say(
         f"{info['source']}: {info['words']} words, vocabulary {info['vocab_size']} (with {UNK}), "
@@ -354,8 +360,7 @@ def main(cfg: Config) -> dict:
     results.write_json(out / "metrics.json", metrics)
     plot(json.loads((out / "metrics.json").read_text()), out / "loss.png")
     say(f"wrote {out} in {metrics['seconds']:.0f} s")
-    summary = "# walkthrough_alice\n\n```\n" + "\n".join(lines) + "\n```\n"
-    results.atomic_write_text(out / "summary.md", summary)
+    say.save(out / "summary.md", "walkthrough_alice")
     return metrics | dict(out=out)
 
 

@@ -28,12 +28,10 @@ the logits may differ only by float32 rounding.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import io
 import math
 import os
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +43,13 @@ from rnnjax import cells, models, results
 from rnnjax.data import labelled
 from rnnjax.data import text as text_lib
 from rnnjax.train.checkpoint import Checkpoints, find_checkpoints
-from rnnjax.train.classify_config import RESUMABLE_FIELDS, ClassifyConfig, cells_for, check_config
+from rnnjax.train.classify_config import (
+    RESUMABLE_FIELDS,
+    ClassifyConfig,
+    cells_for,
+    check_config,
+    config_from_json,
+)
 from rnnjax.train.loop import FitResult, fit
 from rnnjax.train.optimizers import make_optimizer
 
@@ -60,6 +64,7 @@ __all__ = [
     "accuracy_by_length",
     "cells_for",
     "check_config",
+    "config_from_json",
     "confusion_matrix",
     "evaluate",
     "init_state",
@@ -68,8 +73,11 @@ __all__ = [
     "make_model",
     "make_train_step",
     "padding_check",
+    "predict",
     "prepare",
+    "softmax",
     "train",
+    "write_prediction_csv",
     "write_predictions",
 ]
 
@@ -398,32 +406,76 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
     )
 
 
-def write_predictions(path: str | os.PathLike, data: Data, ev: Evaluation) -> None:
-    """Write `ev` (an evaluation of `data.test`) as CSV, one row per test example, atomically.
+def softmax(logits) -> np.ndarray:
+    """Class probabilities <float64>[N, C] of logits <[N, C]>."""
+    logits = np.asarray(logits, np.float64)
+    return np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
 
-    Columns: "row" (the example's data row in the source, 1 = the first row after a CSV header),
-    "length" (tokens read), "label", "prediction", "correct" (0/1), "p_<label>" (softmax probability of
-    each class), "text".
-    """
+
+def write_prediction_csv(
+    path: str | os.PathLike, label_names, ev: Evaluation, texts, rows, lengths, labels=None
+):
+    """Write one CSV row per example of `ev`, atomically: "row" (`rows`, 1-based), "length" (tokens read),
+    "label" and "correct" (0/1; only with class ids `labels`), "prediction", "p_<label>" (the softmax
+    probability of each class), "text"."""
+    probs, given = softmax(ev.logits), labels is not None  # (N, C)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    head = ["row", "length", "label", "prediction", "correct"] if given else ["row", "length", "prediction"]
+    writer.writerow(head + [f"p_{y}" for y in label_names] + ["text"])
+    for i, p in enumerate(ev.predictions.tolist()):
+        y = int(labels[i]) if given else None
+        known = [label_names[y], label_names[p], int(y == p)] if given else [label_names[p]]
+        writer.writerow([rows[i], int(lengths[i]), *known, *(f"{q:.6f}" for q in probs[i]), texts[i]])
+    results.atomic_write_text(path, buffer.getvalue())
+
+
+def write_predictions(path: str | os.PathLike, data: Data, ev: Evaluation) -> None:
+    """Write `ev` (an evaluation of `data.test`) as CSV, one row per test example, atomically
+    (`write_prediction_csv`; "row" is the example's data row in the source, 1 = the first row after a CSV
+    header)."""
     rows, test = data.rows[2], data.test
     if ev.logits.shape[0] != rows.size:
         raise ValueError(
             f"ev: expected an evaluation of the {rows.size} test examples, got {ev.logits.shape[0]}"
         )
-    logits = ev.logits.astype(np.float64)
-    probs = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))  # (N, C)
-    names = data.label_set.labels
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["row", "length", "label", "prediction", "correct", *(f"p_{y}" for y in names), "text"])
-    for i, r in enumerate(rows.tolist()):
-        y, p = int(test.labels[i]), int(ev.predictions[i])
-        writer.writerow(
-            [r + 1, int(test.lengths[i]), names[y], names[p], int(y == p)]
-            + [f"{q:.6f}" for q in probs[i]]
-            + [data.texts[r]]
+    texts = [data.texts[r] for r in rows.tolist()]
+    write_prediction_csv(
+        path, data.label_set.labels, ev, texts, (rows + 1).tolist(), test.lengths, test.labels
+    )
+
+
+def predict(loaded: Loaded, texts, *, batch_size: int = 256) -> tuple[list[str], np.ndarray, Evaluation]:
+    """Label new `texts` with a trained classifier (`load`), read as in its training: the same level,
+    lowercasing, vocabulary (unknown tokens become `<unk>`), `max_len` and truncation.
+
+    Args:
+      loaded: what `load` returned.
+      texts: N >= 1 strings, each with at least one token.
+      batch_size: rows per forward pass.
+
+    Returns:
+      (labels, lengths, ev): the predicted class name of each text, the tokens read <int32>[N] and the
+      `Evaluation` (its logits and predictions; loss and accuracy refer to placeholder labels 0).
+    """
+    if not isinstance(loaded, Loaded):
+        raise TypeError(f"loaded: expected the Loaded of classify.load, got {type(loaded).__name__}")
+    cfg = loaded.config
+    token_lists = labelled.tokenize(texts, level=cfg.level, lowercase=cfg.lowercase)
+    if not token_lists:
+        raise ValueError("texts: expected at least one text, got none")
+    empty = [i + 1 for i, toks in enumerate(token_lists) if not toks]
+    if empty:
+        raise ValueError(
+            f"texts: text(s) {empty[:10]} have no tokens at level {cfg.level!r}; expected at least one each"
         )
-    results.atomic_write_text(path, buffer.getvalue())
+    ids = [loaded.vocab.encode(toks) for toks in token_lists]
+    tokens, lengths = labelled.pad_sequences(
+        ids, cfg.max_len if cfg.max_len is not None else max(len(x) for x in ids), truncate=cfg.truncate
+    )
+    placeholder = np.zeros(len(ids), np.int32)
+    ev = evaluate(loaded.model, loaded.params, Examples(tokens, lengths, placeholder), batch_size=batch_size)
+    return [loaded.label_set.labels[p] for p in ev.predictions.tolist()], lengths, ev
 
 
 # ------------------------------------------------------------------------------------ training, loading
@@ -525,21 +577,13 @@ def train(
     return TrainResult(model, result.state.params, history, result)
 
 
-def _config_from_json(saved: dict) -> ClassifyConfig:
-    names = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
-    if values.get("csv") is not None:
-        values["csv"] = Path(values["csv"])
-    return ClassifyConfig(**values)
-
-
 def load(path: str | os.PathLike, which: str | int = "latest") -> Loaded:
     """The classifier saved by `train(..., run=path)`: `Loaded(model, params, vocab, label_set, config,
     cell)`; `which` is "latest", "best" (lowest validation loss) or a saved step."""
     with Checkpoints(find_checkpoints(path), writable=False) as store:
         step = store.resolve(which)
         meta = store.read_meta(step)
-        cfg = _config_from_json(meta["config"])
+        cfg = config_from_json(meta["config"])
         vocab = text_lib.Vocabulary.from_json(meta["vocab"])
         label_set = labelled.LabelSet.from_json(meta["labels"])
         model = make_model(cfg, meta["cell"], len(vocab), len(label_set))

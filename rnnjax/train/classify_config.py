@@ -12,17 +12,21 @@ and the comments beside the fields.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from pathlib import Path
 from typing import Literal
 
 from rnnjax import cells
 from rnnjax.data import labelled
-from rnnjax.train.optimizers import OPTIMIZERS
+from rnnjax.train import parallel
+from rnnjax.train.optimizers import OPTIMIZERS, check_positive
 
-__all__ = ["RESUMABLE_FIELDS", "ClassifyConfig", "cells_for", "check_config"]
+__all__ = ["RESUMABLE_FIELDS", "ClassifyConfig", "cells_for", "check_config", "config_from_json"]
 
 # Config fields that may change when a run is resumed (they do not change what was already trained).
 RESUMABLE_FIELDS = ("epochs", "steps", "log_every", "save_every", "padding_factors")
+# Memory of one word of a synthetic text while the set is built (Python strings, lists and token ids).
+SYNTHETIC_BYTES_PER_WORD = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,15 +115,55 @@ def check_config(cfg: ClassifyConfig) -> None:
             f"valid_fraction, test_fraction: expected a sum below 1 (rows left to train on), got "
             f"{cfg.valid_fraction!r} + {cfg.test_fraction!r}"
         )
-    if not 0.0 <= cfg.dropout < 1.0:
+    if not (_is_real(cfg.dropout) and 0.0 <= cfg.dropout < 1.0):
         raise ValueError(f"dropout: expected a rate in [0, 1), got {cfg.dropout!r}")
-    if not (isinstance(cfg.learning_rate, int | float) and cfg.learning_rate > 0):
-        raise ValueError(f"learning_rate: expected a positive number, got {cfg.learning_rate!r}")
-    if cfg.clip_norm is not None and not cfg.clip_norm > 0:
-        raise ValueError(f"clip_norm: expected None or a positive number, got {cfg.clip_norm!r}")
+    check_positive("learning_rate", cfg.learning_rate)
+    check_positive("clip_norm", cfg.clip_norm, allow_none=True)
+    for name in ("lowercase", "bidirectional"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{name}: expected True or False, got {getattr(cfg, name)!r}")
     for f in cfg.padding_factors:
         if isinstance(f, bool) or not isinstance(f, int) or f < 2:
             raise ValueError(f"padding_factors: expected ints >= 2, got {cfg.padding_factors!r}")
+    _check_synthetic(cfg)
+    for cell in cells_for(cfg):
+        parallel.check_recurrent_size(
+            "hidden_size",
+            cfg.hidden_size,
+            gates=len(cells.make(cell, 1).gates),
+            input_size=cfg.embed_size or 0,  # one-hot inputs: the vocabulary is not known yet
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            directions=2 if cfg.bidirectional else 1,
+        )
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_synthetic(cfg: ClassifyConfig) -> None:
+    """The synthetic set's settings, named as the flags (used only without a CSV)."""
+    signal = cfg.synthetic_signal
+    if not (
+        isinstance(signal, tuple | list)
+        and len(signal) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in signal)
+        and 0 <= signal[0] < signal[1]
+    ):
+        raise ValueError(f"synthetic_signal: expected two ints lo, hi with 0 <= lo < hi, got {signal!r}")
+    if not signal[1] <= cfg.synthetic_min_len <= cfg.synthetic_seq_len:
+        raise ValueError(
+            f"synthetic_min_len: expected an int in [synthetic_signal hi = {signal[1]}, synthetic_seq_len = "
+            f"{cfg.synthetic_seq_len}] (every text holds the sentiment word), got {cfg.synthetic_min_len!r}"
+        )
+    if cfg.csv is None:
+        parallel.check_memory(
+            "synthetic_n",
+            cfg.synthetic_n,
+            SYNTHETIC_BYTES_PER_WORD * cfg.synthetic_n * cfg.synthetic_seq_len,
+            f"{cfg.synthetic_n} texts of up to {cfg.synthetic_seq_len} words",
+        )
 
 
 def cells_for(cfg: ClassifyConfig) -> tuple[str, ...]:
@@ -127,3 +171,12 @@ def cells_for(cfg: ClassifyConfig) -> tuple[str, ...]:
     if cfg.cell is not None:
         return tuple(cfg.cell)
     return ("lstm",) if cfg.csv is not None else ("lstm", "gru", "simple")
+
+
+def config_from_json(saved: dict) -> ClassifyConfig:
+    """The `ClassifyConfig` of its JSON form (`rnnjax.results.to_jsonable`); unknown keys are ignored."""
+    names = {f.name for f in dataclasses.fields(ClassifyConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+    if values.get("csv") is not None:
+        values["csv"] = Path(values["csv"])
+    return ClassifyConfig(**values)

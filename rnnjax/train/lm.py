@@ -335,6 +335,13 @@ def fit(
     Returns:
       The loop's `FitResult` (`state` is a `TrainState` on the host).
     """
+    if not isinstance(config, LMConfig):
+        raise TypeError(f"config: expected an LMConfig, got {type(config).__name__}")
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"corpus: expected the Corpus of lm.prepare, got {type(corpus).__name__}")
+    if not isinstance(run, str | os.PathLike) or (Path(run).exists() and not Path(run).is_dir()):
+        got = f"{str(run)!r}, which is a file" if isinstance(run, str | os.PathLike) else type(run).__name__
+        raise ValueError(f"run: expected the path of a run folder (created if missing), got {got}")
     mesh = parallel.data_mesh(config.devices)
     parallel.check_batch_size(mesh, config.batch_size)
     model = make_model(config, len(corpus.vocab))

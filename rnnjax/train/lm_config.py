@@ -11,7 +11,7 @@ these defaults and the comments beside the fields.
 from __future__ import annotations
 
 import dataclasses
-import math
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -19,12 +19,14 @@ import optax
 
 from rnnjax import cells
 from rnnjax.data.text import LEVELS
-from rnnjax.train.optimizers import OPTIMIZERS, make_optimizer
+from rnnjax.train import parallel
+from rnnjax.train.optimizers import OPTIMIZERS, check_positive, make_optimizer
 
 __all__ = [
     "DATA_FIELDS",
     "LEVEL_DEFAULTS",
     "MODEL_FIELDS",
+    "RESUMABLE_FIELDS",
     "SCHEDULES",
     "TRAJECTORY_FIELDS",
     "LMConfig",
@@ -53,6 +55,9 @@ LEVEL_DEFAULTS: dict[str, dict] = {
 # Config fields that must match between a checkpoint and the run that resumes or samples from it.
 MODEL_FIELDS = ("cell", "activation", "hidden_size", "num_layers", "embed_size")
 DATA_FIELDS = ("level", "lowercase", "strip_punctuation", "min_count", "max_vocab", "valid_fraction")
+# Fields a resumed run may change on the command line (the target and the bookkeeping cadence); the
+# others are taken from the run (`experiments.text_generation train --resume`).
+RESUMABLE_FIELDS = ("steps", "eval_every", "save_every", "keep_last", "log_every")
 # Fields that define the training trajectory: resuming with other values is allowed (e.g. more steps) but
 # no longer reproduces an uninterrupted run, so it warns.
 TRAJECTORY_FIELDS = (
@@ -124,14 +129,25 @@ class LMConfig:
         def is_int(v) -> bool:
             return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
+        def in_range(name: str, low: float, high: float, closed_low: bool, closed_high: bool, what: str):
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+            ok = ok and (low <= v if closed_low else low < v) and (v <= high if closed_high else v < high)
+            interval = f"{'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
+            need(ok, name, f"{what} in {interval}")
+
         need(self.level in LEVELS, "level", f"one of {LEVELS}")
         need(self.cell in cells.KINDS, "cell", f"one of {tuple(cells.KINDS)}")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {sorted(OPTIMIZERS)}")
         need(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
+        need(isinstance(self.activation, str), "activation", "a name such as 'tanh'")
+        for name in ("lowercase", "strip_punctuation"):
+            need(isinstance(getattr(self, name), bool), name, "True or False")
         for name in ("hidden_size", "num_layers", "steps", "batch_size", "seq_len", "min_count"):
             need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an int >= 1")
         for name in ("eval_every", "save_every", "keep_last", "log_every"):
             need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an int >= 1")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "an int >= 0")
         need(
             is_int(self.warmup_steps) and 0 <= self.warmup_steps < self.steps,
             "warmup_steps",
@@ -144,13 +160,21 @@ class LMConfig:
         ):
             value = getattr(self, name)
             need(value is None or (is_int(value) and value >= low), name, expected)
-        need(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
-        need(0.0 <= self.carry_reset <= 1.0, "carry_reset", "a probability in [0, 1]")
-        need(0.0 < self.valid_fraction < 1.0, "valid_fraction", "a number in (0, 1)")
-        need(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "a number > 0")
-        need(0.0 <= self.final_lr_fraction <= 1.0, "final_lr_fraction", "a number in [0, 1]")
-        need(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "None or a number > 0")
-        self.make_cell()  # the cell checks its own options (e.g. the activation)
+        in_range("dropout", 0.0, 1.0, True, False, "a rate")
+        in_range("carry_reset", 0.0, 1.0, True, True, "a probability")
+        in_range("valid_fraction", 0.0, 1.0, False, False, "a number")
+        in_range("final_lr_fraction", 0.0, 1.0, True, True, "a number")
+        check_positive("learning_rate", self.learning_rate)
+        check_positive("clip_norm", self.clip_norm, allow_none=True)
+        cell = self.make_cell()  # the cell checks its own options (e.g. the activation)
+        parallel.check_recurrent_size(
+            "hidden_size",
+            self.hidden_size,
+            gates=len(cell.gates),
+            input_size=self.embed_size or 0,  # one-hot inputs: the vocabulary is not known yet
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+        )
 
     @classmethod
     def for_level(cls, level: str, **overrides) -> LMConfig:

@@ -12,6 +12,8 @@ To try several devices on a CPU-only machine, start Python with
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -20,6 +22,8 @@ __all__ = [
     "AXIS",
     "batch_sharding",
     "check_batch_size",
+    "check_memory",
+    "check_recurrent_size",
     "data_mesh",
     "replicate",
     "replicated",
@@ -27,6 +31,11 @@ __all__ = [
 ]
 
 AXIS = "data"  # the mesh axis the batch is split along
+# A setting whose arrays need more than this fraction of the machine's memory is refused before anything
+# is allocated (a too-large allocation aborts the process instead of raising).
+MEMORY_FRACTION = 0.5
+# Float32 copies of every parameter during training: the parameters, their gradient and Adam's two moments.
+TRAINING_COPIES = 4
 
 
 def data_mesh(devices: int | None = None) -> Mesh:
@@ -81,3 +90,50 @@ def shard_batch(mesh: Mesh, tree):
 def replicate(mesh: Mesh, tree):
     """Place every array of `tree` whole on each device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(name: str, value, nbytes: float, what: str) -> None:
+    """Refuse `value` of the setting `name` (ValueError) if the arrays it asks for, `nbytes` bytes
+    (`what` says which), exceed `MEMORY_FRACTION` of the machine's physical memory."""
+    total = physical_memory()
+    if total is None or nbytes <= MEMORY_FRACTION * total:
+        return
+    raise ValueError(
+        f"{name}: expected a size whose arrays fit in half of this machine's {total / 2**30:.1f} GiB of "
+        f"memory, got {value!r}: {what} alone need about {nbytes / 2**30:.3g} GiB; choose a smaller value"
+    )
+
+
+def check_recurrent_size(
+    name: str,
+    value,
+    *,
+    gates: int,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    directions: int = 1,
+) -> None:
+    """`check_memory` for the recurrent kernels of a stack of `num_layers` layers of `directions` cells
+    with `gates` gate blocks each: G (I H + H H + H) float32 parameters per cell (I = `input_size` for the
+    first layer, `directions` x H after it), `TRAINING_COPIES` times over while training."""
+    H = int(hidden_size)
+    count = sum(
+        directions * gates * ((input_size if k == 0 else directions * H) * H + H * H + H)
+        for k in range(num_layers)
+    )
+    cells = f"{num_layers * directions} recurrent cell(s) with {gates} gate block(s) and {H} units"
+    check_memory(
+        name,
+        value,
+        4.0 * TRAINING_COPIES * count,
+        f"the float32 weights, gradients and Adam moments of {cells}",
+    )

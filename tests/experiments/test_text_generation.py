@@ -142,5 +142,5 @@ def test_whatsapp_corpus_is_the_message_texts(tmp_path):
     with pytest.raises(ValueError, match="ambiguous date order"):
         tg.read_corpus(tg.Train(corpus=str(chat), whatsapp=True))
     args = dict(corpus=str(chat), whatsapp=True, dayfirst=True)
-    assert tg.read_corpus(tg.Train(**args)) == "Ana: hello there\nBen: hi\nsecond line"
-    assert tg.read_corpus(tg.Train(**args, authors=("Ana",))) == "Ana: hello there"
+    assert tg.read_corpus(tg.Train(**args)).text == "Ana: hello there\nBen: hi\nsecond line"
+    assert tg.read_corpus(tg.Train(**args, authors=("Ana",))).text == "Ana: hello there"
