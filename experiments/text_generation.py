@@ -171,17 +171,20 @@ def train_from_json(saved: dict) -> Train:
 
 
 def read_corpus(args: Train) -> Source:
-    """The training text: a registered corpus or file, or the messages of a WhatsApp export."""
+    """The training text: a registered corpus or file, or the messages of a WhatsApp export (with its parse
+    summary and its most frequent author's name prefix as the prompt)."""
     if args.whatsapp:
-        messages = whatsapp.parse(
+        chat = whatsapp.read(
             corpora.path(args.corpus),
             dayfirst=args.dayfirst,
             authors=list(args.authors) or None,
             drop_system=True,
             drop_media=True,
             drop_deleted=True,
+            errors=args.decode_errors,
         )
-        return Source(whatsapp.to_text(messages, separator="\n", with_authors=True), (FALLBACK_PROMPT,), "")
+        text = whatsapp.to_text(chat.messages, separator="\n", with_authors=True)
+        return Source(text, (whatsapp.default_prompt(chat.messages),), whatsapp.describe(chat))
     text = corpora.load(args.corpus, errors=args.decode_errors)
     first = text.split(maxsplit=1)[:1] or [FALLBACK_PROMPT]
     return Source(text, PROMPTS.get(args.corpus, (first[0],)), "")

@@ -144,3 +144,20 @@ def test_whatsapp_corpus_is_the_message_texts(tmp_path):
     args = dict(corpus=str(chat), whatsapp=True, dayfirst=True)
     assert tg.read_corpus(tg.Train(**args)).text == "Ana: hello there\nBen: hi\nsecond line"
     assert tg.read_corpus(tg.Train(**args, authors=("Ana",))).text == "Ana: hello there"
+
+
+def test_whatsapp_source_has_the_chat_prompt_and_the_parse_summary(tmp_path):
+    chat = tmp_path / "chat.txt"
+    chat.write_text(
+        "12/03/2024, 21:15 - Ana: hello there\n"
+        "12/03/2024, 21:16 - Ben: hi\n"
+        "12/03/2024 21:17 Ben: a mangled timestamp\n"
+        "13/03/2024, 08:00 - Ben: morning\n",
+        encoding="utf-8",
+    )
+    source = tg.read_corpus(tg.Train(corpus=str(chat), whatsapp=True))
+    assert source.text == "Ana: hello there\nBen: hi\nBen: morning"
+    assert source.prompts == ("Ben: ",)  # the most frequent author
+    assert "3 messages kept" in source.notes and "line 3:" in source.notes  # the unparsed line, by number
+    book = tg.read_corpus(tg.Train(corpus="alice"))
+    assert book.prompts == tg.PROMPTS["alice"] and book.notes == ""
