@@ -8,12 +8,14 @@ and then timed interleaved (median of --repeats):
   - loss+grad:       `jax.value_and_grad` of the loss w.r.t. the params (the ordinary training call);
   - hidden grads:    `diagnostics.hidden_state_grads`, ∂L/∂c_t for all t;
   - loss+grad+hidden: `diagnostics.loss_and_hidden_state_grads`, both in one pass.
-Target (issue 3): hidden grads cost ≤ 3× one loss+grad. Writes results/benchmarks/diagnostics.json.
+Target (issue 3): hidden grads cost ≤ 3× one loss+grad. Writes results/benchmarks/<run>/diagnostics.json
+(default run: diagnostics).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 
@@ -25,7 +27,9 @@ from rnnjax import diagnostics, readout, results
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    cells: tuple[str, ...] = ("simple", "lstm", "gru")
+    """Per-timestep gradients against a plain loss+grad. Expected run time on a 2-core CPU: ~1-2 min."""
+
+    cells: tuple[Literal["simple", "lstm", "gru"], ...] = ("simple", "lstm", "gru")
     batch: int = 32
     lengths: tuple[int, ...] = (128, 1000)
     input_size: int = 32
@@ -35,6 +39,7 @@ class Config:
     quick: bool = False  # one length (64), 5 repeats
     run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/diagnostics
     overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
+    progress: bool = True  # accepted as by every command (a line per measurement, no progress bar)
 
 
 def bench(cfg: Config, kind: str, T: int) -> dict:
@@ -72,6 +77,7 @@ def bench(cfg: Config, kind: str, T: int) -> dict:
 
 
 def main(cfg: Config) -> None:
+    _cli.check_ints(cfg, "batch", "lengths", "input_size", "hidden_size", "classes", "repeats")
     out = _cli.output_folder("benchmarks", cfg, "diagnostics", "diagnostics.json")  # checked before the work
     if cfg.quick:
         cfg = dataclasses.replace(cfg, lengths=(64,), repeats=5)

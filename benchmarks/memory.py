@@ -27,7 +27,7 @@ A point whose XLA total (temp + arguments + outputs) exceeds --cap-gb is compile
 as skipped). The exponent k of memory ∝ T^k is a least-squares fit on log-log axes, for XLA temp bytes
 (all points) and for the measured RSS growth (points that ran). Before the sweep, the gradients of the
 three methods are checked to agree on a tiny problem (GRAD_RTOL). Writes memory.json and memory.png into
---out (default results/benchmarks/memory/).
+--out, or results/benchmarks/<run>/ (default run: memory; an existing one is replaced only with --overwrite).
 
 The README has the measured exponents, bytes per step, peaks and run times. Measured before the fast
 kernels of `rnnjax.fused` became unroll's default: plain BPTT took 426 KB of XLA temp memory per step.
@@ -66,6 +66,8 @@ _ROOT = Path(__file__).resolve().parents[1]  # repository root: the child import
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    """Peak memory of BPTT against T. Expected run time on a 2-core CPU: --quick ~2 min."""
+
     lengths: tuple[int, ...] = (1_000, 3_000, 10_000, 30_000, 100_000)
     methods: tuple[Method, ...] = ("plain", "remat", "chunked")
     batch: int = 32
@@ -76,6 +78,7 @@ class Config:
     out: str | None = None  # an output folder elsewhere (empty, or an earlier memory run); None: --run
     run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/memory
     overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
+    progress: bool = True  # a progress bar over the points
     timeout_s: float = 1800.0  # per point
 
 
@@ -321,7 +324,7 @@ def run(cfg: Config) -> dict:
     check = check_methods_agree()
     points = []
     grid = [(m, T) for T in lengths for m in cfg.methods]
-    for m, T in tqdm(grid, desc="points", file=sys.stderr):
+    for m, T in tqdm(grid, desc="points", file=sys.stderr, disable=not cfg.progress):
         p = measure_in_subprocess(m, T, cfg)
         points.append(p)
         tqdm.write(table([p]).splitlines()[1], file=sys.stderr)
@@ -337,6 +340,10 @@ def run(cfg: Config) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    _cli.check_ints(cfg, "lengths", "batch", "hidden_size", "input_size")
+    for name in ("cap_gb", "timeout_s"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name}: expected a number > 0, got {getattr(cfg, name)!r}")
     out = _cli.output_folder("benchmarks", cfg, "memory", "memory.json")  # checked before the work
     record = run(cfg)
     results.write_json(out / "memory.json", record)

@@ -43,8 +43,8 @@ Ratios are peer median / rnnjax median: > 1 means rnnjax is faster.
 
 Goals (issue): at B=32, T=128, I=128, H=256, LSTM and GRU fwd+bwd >= 1.0x torch and >= 1.4x flax; fwd
 >= 1.0x torch; simple >= 1.0x torch; no shape of the default grid below 0.7x torch. They are evaluated on
-whatever ran and printed with PASS/FAIL. Writes throughput.json and throughput.png into --out (default
-results/benchmarks/throughput/).
+whatever ran and printed with PASS/FAIL. Writes throughput.json and throughput.png into --out, or
+results/benchmarks/<run>/ (default run: throughput; an existing one is replaced only with --overwrite).
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ GRAD_RTOL = 1e-4  # max |g_peer - g_rnnjax| / max |g_rnnjax|, per parameter
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    """Tokens per second against other implementations. Expected run time on a 2-core CPU: --quick ~4 min,
+    the default grid about 4 h."""
+
     cells: tuple[Kind, ...] = ("simple", "lstm", "gru")
     modes: tuple[Mode, ...] = ("fwd", "fwd+bwd")
     contenders: tuple[Contender, ...] = ("rnnjax", "rnnjax-plain", "flax", "torch", "scan")
@@ -96,6 +99,7 @@ class Config:
     out: str | None = None  # an output folder elsewhere (empty, or an earlier throughput run); None: --run
     run: str | None = None  # results/benchmarks/<run>; None: results/benchmarks/throughput
     overwrite: bool = False  # replace an earlier run in that folder (without it, it is refused)
+    progress: bool = True  # a progress bar over the shapes
     seed: int = 0
 
 
@@ -506,7 +510,7 @@ def run(cfg: Config) -> dict:
     ref = [matmul_reference(cfg.matmul_size, cfg.reps, torch)]
     shapes = shapes_of(cfg)
     rows = []
-    for B, T, H in tqdm(shapes, desc="shapes", file=sys.stderr):
+    for B, T, H in tqdm(shapes, desc="shapes", file=sys.stderr, disable=not cfg.progress):
         for kind in cfg.cells:
             new = bench_point(cfg, kind, B, T, H, names, torch)
             for r in new:
@@ -539,6 +543,8 @@ def run(cfg: Config) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    _cli.check_ints(cfg, "batches", "lengths", "hidden_sizes", "input_size", "reps", "matmul_size")
+    _cli.check_ints(cfg, "torch_threads", minimum=0)
     out = _cli.output_folder("benchmarks", cfg, "throughput", "throughput.json")  # checked before the work
     record = run(cfg)
     results.write_json(out / "throughput.json", record)

@@ -34,7 +34,9 @@ __all__ = [
     "BAD_INPUT",
     "Printout",
     "RunFailed",
+    "check_ints",
     "flag_value",
+    "named",
     "new_run",
     "one_line",
     "output_folder",
@@ -167,6 +169,35 @@ def _fail(message: str, status: int):
     raise SystemExit(status) from None
 
 
+@contextlib.contextmanager
+def named(field: str, *arguments: str):
+    """Inside, bad input refused by a library call under its argument's name (one of `arguments`) is
+    reported under the command's `field` instead, e.g. `named("corpus", "name_or_path")`."""
+    try:
+        yield
+    except BAD_INPUT as e:
+        message = str(e.args[0]) if e.args else ""
+        name = next((a for a in arguments if message.startswith(f"{a}:")), None)
+        if name is None:
+            raise
+        try:
+            renamed = type(e)(field + message[len(name) :])
+        except TypeError:  # an exception type that takes more than a message
+            renamed = ValueError(field + message[len(name) :])
+        raise renamed from None
+
+
+def check_ints(cfg, *names: str, minimum: int = 1) -> None:
+    """Refuse (ValueError naming the field) the first field of `cfg` among `names` that is not an int >=
+    `minimum` (for a tuple field: not a non-empty tuple of them)."""
+    for name in names:
+        value = getattr(cfg, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+            expected = f"{'ints' if isinstance(value, tuple) else 'an int'} >= {minimum}"
+            raise ValueError(f"{name}: expected {expected}, got {value!r}")
+
+
 def flag_value(argv: list[str], flag: str) -> str | None:
     """The value given to `flag` in `argv` (`--flag VALUE` or `--flag=VALUE`; the last one wins)."""
     value = None
@@ -181,7 +212,7 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 def run_folder(experiment: str, cfg, *, resume: bool = False) -> Path:
     """`results/<experiment>/<cfg.run>/` for a new run (refused if it holds a run, unless
     `cfg.overwrite`), or, with `resume`, the existing folder of the run to continue (`results.run_dir`)."""
-    return results.run_dir(experiment, cfg.run, overwrite=cfg.overwrite and not resume, resume=resume)
+    return results.run_dir(experiment, cfg.run, overwrite=cfg.overwrite, resume=resume)
 
 
 def trained_run(experiment: str, run: str) -> Path:

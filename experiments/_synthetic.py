@@ -7,6 +7,7 @@ Each of their configs has the fields `cells`, `hidden_size`, `batch_size`, `step
 
 from __future__ import annotations
 
+from experiments import _cli
 from rnnjax import cells, tasks
 from rnnjax.train import parallel, synthetic
 from rnnjax.train.optimizers import check_positive
@@ -37,12 +38,8 @@ def check_training(cfg) -> None:
     """Refuse the first bad training setting of `cfg` by name: the sizes and steps (ints >= 1), the seed
     (an int >= 0), the learning rate and clipping norm (`check_positive`), and a hidden size whose
     weights would not fit in memory."""
-    for name in ("hidden_size", "batch_size", "steps"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ValueError(f"seed: expected an int >= 0, got {cfg.seed!r}")
+    _cli.check_ints(cfg, "hidden_size", "batch_size", "steps")
+    _cli.check_ints(cfg, "seed", minimum=0)
     check_positive("learning_rate", cfg.learning_rate)
     check_positive("clip_norm", getattr(cfg, "clip_norm", None), allow_none=True)
     for name in set(cfg.cells) & set(CELLS):

@@ -108,9 +108,9 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"lengths: expected sequence lengths >= 2, got {cfg.lengths}")
     if cfg.seeds < 1 or cfg.hidden_size < 1:
         raise ValueError(f"seeds, hidden_size: expected >= 1, got {cfg.seeds}, {cfg.hidden_size}")
-    for name, low in (("input_size", 1), ("classes", 2), ("seed", 0)):
-        if getattr(cfg, name) < low:
-            raise ValueError(f"{name}: expected an int >= {low}, got {getattr(cfg, name)!r}")
+    _cli.check_ints(cfg, "input_size")
+    _cli.check_ints(cfg, "classes", minimum=2)
+    _cli.check_ints(cfg, "seed", minimum=0)
     # One batch of trajectories per cell: ∂L/∂h_t <[gains, inits, lengths, seeds, T, H]>, float32 on the
     # device and float64 on the host.
     n = len(cfg.gains) * len(cfg.inits) * len(cfg.lengths) * cfg.seeds

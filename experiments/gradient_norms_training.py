@@ -121,9 +121,9 @@ def main(cfg: Config) -> None:
         cfg = dataclasses.replace(cfg, **QUICK)
     _synthetic.check_cells(cfg.cells)
     _synthetic.check_training(cfg)
-    if isinstance(cfg.profile_batch, bool) or not isinstance(cfg.profile_batch, int) or cfg.profile_batch < 1:
-        raise ValueError(f"profile_batch: expected an int >= 1, got {cfg.profile_batch!r}")
-    task = tasks.make(cfg.task, cfg.seq_len)
+    _cli.check_ints(cfg, "profile_batch")
+    with _cli.named("task", "name"):
+        task = tasks.make(cfg.task, cfg.seq_len)
     out = _cli.run_folder(EXPERIMENT, cfg)
     results.write_json(out / "config.json", cfg)
     start = time.perf_counter()

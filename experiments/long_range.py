@@ -125,17 +125,13 @@ def check(cfg: Config) -> Config:
         if not getattr(cfg, field):
             raise ValueError(f"{field}: expected at least one value, got {getattr(cfg, field)!r}")
     _synthetic.check_cells(cfg.cells)
+    check_positive("clip_norm", cfg.clip_norm)  # always given here (the clip runs use it)
     _synthetic.check_training(cfg)
-    check_positive("clip_norm", cfg.clip_norm)
-    if (
-        isinstance(cfg.eval_batch_size, bool)
-        or not isinstance(cfg.eval_batch_size, int)
-        or cfg.eval_batch_size < 1
-    ):
-        raise ValueError(f"eval_batch_size: expected an int >= 1, got {cfg.eval_batch_size!r}")
-    for name in cfg.tasks:
-        tasks.make(name, max(cfg.seq_lens))  # fail on bad names or lengths before any training
-        tasks.make(name, min(cfg.seq_lens))
+    _cli.check_ints(cfg, "eval_batch_size")
+    for name in cfg.tasks:  # fail on bad names or lengths before any training
+        with _cli.named("tasks", "name"), _cli.named("seq_lens", "seq_len"):
+            tasks.make(name, max(cfg.seq_lens))
+            tasks.make(name, min(cfg.seq_lens))
     return cfg
 
 

@@ -71,10 +71,8 @@ QUICK = dict(seq_len=10, steps=60)
 
 def check_config(cfg: Config) -> Config:
     """Refuses bad settings by name; returns `cfg` with the QUICK settings if asked."""
-    if isinstance(cfg.seq_len, bool) or not isinstance(cfg.seq_len, int) or cfg.seq_len < 1:
-        raise ValueError(f"seq_len: expected an int >= 1, got {cfg.seq_len!r}")
-    if isinstance(cfg.alphabet, bool) or not isinstance(cfg.alphabet, int) or cfg.alphabet < 2:
-        raise ValueError(f"alphabet: expected an int >= 2, got {cfg.alphabet!r}")
+    _cli.check_ints(cfg, "seq_len")
+    _cli.check_ints(cfg, "alphabet", minimum=2)
     if not cfg.cells or not set(cfg.cells) <= set(CELLS):
         raise ValueError(f"cells: expected names from {sorted(CELLS)}, got {list(cfg.cells)}")
     _synthetic.check_training(cfg)

@@ -51,7 +51,7 @@ from experiments import _cli
 from rnnjax import generate, results
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
-from rnnjax.train import lm
+from rnnjax.train import lm, parallel
 from rnnjax.train.lm_config import LEVEL_DEFAULTS, RESUMABLE_FIELDS, LMConfig
 from rnnjax.train.loop import MetricsLog
 
@@ -174,8 +174,10 @@ def read_corpus(args: Train) -> Source:
     """The training text: a registered corpus or file, or the messages of a WhatsApp export (with its parse
     summary and its most frequent author's name prefix as the prompt)."""
     if args.whatsapp:
+        with _cli.named("corpus", "name_or_path", "path"):
+            path = corpora.path(args.corpus)
         chat = whatsapp.read(
-            corpora.path(args.corpus),
+            path,
             dayfirst=args.dayfirst,
             authors=list(args.authors) or None,
             drop_system=True,
@@ -185,7 +187,8 @@ def read_corpus(args: Train) -> Source:
         )
         text = whatsapp.to_text(chat.messages, separator="\n", with_authors=True)
         return Source(text, (whatsapp.default_prompt(chat.messages),), whatsapp.describe(chat))
-    text = corpora.load(args.corpus, errors=args.decode_errors)
+    with _cli.named("corpus", "name_or_path", "path"):
+        text = corpora.load(args.corpus, errors=args.decode_errors)
     first = text.split(maxsplit=1)[:1] or [FALLBACK_PROMPT]
     return Source(text, PROMPTS.get(args.corpus, (first[0],)), "")
 
@@ -248,6 +251,7 @@ def train(args: Train):
     if args.resume:
         check_resume(args)
     config = dataclasses.replace(args.lm, **QUICK) if args.quick and not args.resume else args.lm
+    parallel.check_batch_size(parallel.data_mesh(config.devices), config.batch_size)  # before any output
     source = read_corpus(args)
     if source.notes:
         print(source.notes)

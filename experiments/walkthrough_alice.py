@@ -96,18 +96,14 @@ class Data(NamedTuple):
 
 def check_config(cfg: Config) -> Config:
     """Refuses bad settings by name; returns `cfg` with the QUICK settings if asked."""
-    for name in ("seq_len", "hidden_size", "batch_size", "epochs", "generate", "top"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    _cli.check_ints(cfg, "seq_len", "hidden_size", "batch_size", "epochs", "generate", "top")
     if cfg.max_words is not None and (not isinstance(cfg.max_words, int) or cfg.max_words < 1):
         raise ValueError(f"max_words: expected None or an int >= 1, got {cfg.max_words!r}")
     if not (isinstance(cfg.valid_fraction, int | float) and 0.0 < cfg.valid_fraction < 1.0):
         raise ValueError(f"valid_fraction: expected a number in (0, 1), got {cfg.valid_fraction!r}")
     if not cfg.cells or len(set(cfg.cells)) != len(cfg.cells) or not set(cfg.cells) <= set(CELL_NAMES):
         raise ValueError(f"cells: expected each cell at most once, of {list(CELL_NAMES)}; got {cfg.cells}")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ValueError(f"seed: expected an int >= 0, got {cfg.seed!r}")
+    _cli.check_ints(cfg, "seed", minimum=0)
     check_positive("learning_rate", cfg.learning_rate)
     parallel.check_recurrent_size(
         "hidden_size", cfg.hidden_size, gates=4, input_size=0, hidden_size=cfg.hidden_size
@@ -123,7 +119,8 @@ def check_config(cfg: Config) -> Config:
 
 def load_words(cfg: Config) -> list[str]:
     """The corpus (or `cfg.path`) lowercased, punctuation stripped, split into words (first max_words)."""
-    raw = corpora.load(cfg.path if cfg.path is not None else cfg.corpus)
+    with _cli.named("path" if cfg.path is not None else "corpus", "name_or_path", "path"):
+        raw = corpora.load(cfg.path if cfg.path is not None else cfg.corpus)
     words = text_lib.word_tokens(text_lib.normalize(raw, lowercase=True, strip_punctuation=True))
     return words[: cfg.max_words] if cfg.max_words is not None else words
 

@@ -111,10 +111,8 @@ def make_dataset(text: str, window: int, prefixes: bool = False) -> Dataset:
 
 def check_config(cfg: Config) -> None:
     """Refuses bad settings by name (the text and window are checked by `make_dataset`)."""
-    for name, low in (("hidden_size", 1), ("epochs", 1), ("seed", 0)):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+    _cli.check_ints(cfg, "hidden_size", "epochs")
+    _cli.check_ints(cfg, "seed", minimum=0)
     check_positive("learning_rate", cfg.learning_rate)
     parallel.check_recurrent_size(
         "hidden_size", cfg.hidden_size, gates=1, input_size=1, hidden_size=cfg.hidden_size
