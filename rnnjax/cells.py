@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import fused, initializers
+from rnnjax import _checks, cell_types, fused, initializers
 from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams, lstm_gate_scale
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "LSTMParams",
     "RNNCarry",
     "SimpleParams",
+    "check_cell",
+    "check_params",
     "gru",
     "lstm",
     "make",
@@ -64,6 +66,8 @@ class Cell(NamedTuple):
       memory_gate: the gate that keeps the old state per step (LSTM "f", GRU "z"); None for the simple cell.
       kernel: `(step, sequence)`: a whole-sequence kernel bound to the step it computes; read it as
         `cell.sequence`. Set it with `with_kernel`.
+      params_type: the NamedTuple type of the cell's params (`SimpleParams`, `LSTMParams`, `GRUParams`);
+        `check_params` checks params against it. None for a cell built by hand (nothing is checked).
     """
 
     init: Callable[[jax.Array, int], Params]
@@ -77,6 +81,7 @@ class Cell(NamedTuple):
     gate_values: Callable[[Params, Carry, jax.Array], dict[str, jax.Array]] | None = None
     memory_gate: str | None = None
     kernel: tuple[Callable, Callable] | None = None
+    params_type: type | None = None
 
     @property
     def sequence(self) -> Callable[..., tuple[Carry, jax.Array]] | None:
@@ -94,6 +99,9 @@ class Cell(NamedTuple):
     def with_kernel(self, sequence: Callable[..., tuple[Carry, jax.Array]] | None) -> Cell:
         """This cell with `sequence` as its whole-sequence kernel (None: no kernel). The kernel must
         compute exactly what scanning `self.step` computes (the equivalence tests check rnnjax's own)."""
+        _checks.check_callable(
+            "sequence", sequence, "a whole-sequence kernel (see rnnjax.fused)", optional=True
+        )
         return self._replace(kernel=None if sequence is None else (self.step, sequence))
 
 
@@ -135,9 +143,32 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 # Validation shared by every cell. Shapes are static, so these checks cost nothing after tracing.
 
 
-def _is_number(value) -> bool:
-    """A real scalar (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def check_cell(cell, name: str = "cell") -> Cell:
+    """`cell` if it is a `Cell`; anything else raises a TypeError naming `name`."""
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"{name}: expected an rnnjax.cells.Cell, got {type(cell).__name__} "
+            "(build one with rnnjax.cells.make(kind, hidden_size))"
+        )
+    return cell
+
+
+def check_params(cell: Cell, params, *, name: str = "params", owner: str | None = None) -> int | None:
+    """Raise unless `params` fit `cell`: its params type, and fused kernels of its hidden size and gate
+    count (w_ih <[I, G·H]>, w_hh <[H, G·H]>, b <[G·H]>, a reset-after GRU's b_hn <[H]>). Reads static
+    shapes only, so it is free under `jit`. Params of another kind or size are refused with a TypeError or
+    ValueError naming `name`, what the cell expects and what was given.
+
+    Returns:
+      The input size I that the params read, or None for a hand-built cell without `params_type`.
+    """
+    check_cell(cell)
+    if cell.params_type is None:
+        return None
+    return cell_types.check_params(
+        params, cell.params_type, kind=cell.kind, hidden_size=cell.hidden_size, num_blocks=len(cell.gates),
+        reset_after=cell.reset_after, name=name, owner=owner or f"the {cell.kind} cell",
+    )  # fmt: skip
 
 
 def _check_hidden_size(hidden_size) -> None:
@@ -150,39 +181,46 @@ def _check_input_size(input_size) -> None:
         raise ValueError(f"input_size: expected a positive int, got {input_size!r}")
 
 
-def _check_step_args(name: str, params, carry, x, carry_type: type) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
-            f"x: {name} cell expected a floating-point input, got dtype {x.dtype}; "
-            "embed or one-hot integer tokens first"
-        )
-    input_size, hidden_size = params.w_ih.shape[0], params.w_hh.shape[0]
-    if x.ndim < 1 or x.shape[-1] != input_size:
-        raise ValueError(
-            f"x: {name} cell expected shape [*batch, {input_size}] (input_size={input_size}), got {x.shape}"
-        )
-    if not isinstance(carry, carry_type):
-        raise TypeError(
-            f"carry: {name} cell expected a {carry_type.__name__}{carry_type._fields}, "
-            f"got {type(carry).__name__}"
-        )
-    want = (*x.shape[:-1], hidden_size)
-    for field, value in zip(carry._fields, carry):
-        if jnp.shape(value) != want:
-            raise ValueError(
-                f"carry.{field}: {name} cell expected shape {want} for x of shape {x.shape}, "
-                f"got {jnp.shape(value)}"
+def _checked_step(kind: str, hidden_size: int, num_blocks: int, params_type, carry_type, reset_after=None):
+    """`check(params, carry, x) -> x`: the argument checks every cell's step runs first (at trace time)."""
+
+    def check(params, carry, x):
+        input_size = cell_types.check_params(
+            params, params_type, kind=kind, hidden_size=hidden_size, num_blocks=num_blocks,
+            reset_after=reset_after, owner=f"the {kind} cell",
+        )  # fmt: skip
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(
+                f"x: {kind} cell expected a floating-point input, got dtype {x.dtype}; "
+                "embed or one-hot integer tokens first"
             )
-    return x
+        if x.ndim < 1 or x.shape[-1] != input_size:
+            raise ValueError(
+                f"x: {kind} cell expected shape [*batch, {input_size}] (input_size={input_size}), "
+                f"got {x.shape}"
+            )
+        want = (*x.shape[:-1], hidden_size)
+        cell_types.check_carry(carry, carry_type, want, kind=kind, why=f" for x of shape {x.shape}")
+        return x
+
+    return check
 
 
 def _initial_carry(carry_type: type, hidden_size: int) -> Callable[..., Carry]:
     def initial_carry(batch_shape=(), dtype=jnp.float32):
-        if isinstance(batch_shape, int):
-            batch_shape = (batch_shape,)
-        shape = (*tuple(batch_shape), hidden_size)
-        return carry_type(*(jnp.zeros(shape, dtype) for _ in carry_type._fields))
+        shape = (batch_shape,) if isinstance(batch_shape, int) else batch_shape
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            shape = None
+        expected = f"batch_shape: expected an int >= 0 or a tuple of them, got {batch_shape!r}"
+        if shape is None or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in shape):
+            raise TypeError(expected)
+        if any(n < 0 for n in shape):
+            raise ValueError(expected)
+        dtype = _checks.check_float_dtype("dtype", dtype)
+        return carry_type(*(jnp.zeros((*shape, hidden_size), dtype) for _ in carry_type._fields))
 
     return initial_carry
 
@@ -199,13 +237,15 @@ def _recurrent_options(
 ):
     """Resolve a preset plus explicit overrides into (kernel, recurrent, bias, scale)."""
     p = initializers.preset(preset)
+    for name, value in zip(
+        ("kernel_init", "recurrent_init", "bias_init"), (kernel_init, recurrent_init, bias_init)
+    ):
+        _checks.check_callable(name, value, "an initialiser (key, shape, dtype) -> array", optional=True)
     kernel = kernel_init or p.kernel(hidden_size, num_blocks)
     recurrent = recurrent_init or p.recurrent(hidden_size, num_blocks)
     bias = bias_init or p.bias(hidden_size, num_blocks)
-    if not (_is_number(gain) and gain >= 0):
-        raise ValueError(f"gain: expected a non-negative number, got {gain!r}")
-    if spectral_radius is not None and not (_is_number(spectral_radius) and spectral_radius >= 0):
-        raise ValueError(f"spectral_radius: expected None or a non-negative number, got {spectral_radius!r}")
+    _checks.check_number("gain", gain, minimum=0)
+    _checks.check_number("spectral_radius", spectral_radius, minimum=0, optional=True)
 
     def scale(w_hh):
         return initializers.rescale_recurrent(w_hh, num_blocks, gain=gain, radius=spectral_radius)
@@ -214,6 +254,7 @@ def _recurrent_options(
 
 
 def _init_kernels(key, input_size, hidden_size, num_blocks, dtype, kernel, recurrent, bias, scale):
+    _checks.check_key("key", key)
     _check_input_size(input_size)
     k_ih, k_hh, k_b = jax.random.split(key, 3)
     g = num_blocks * hidden_size
@@ -260,8 +301,9 @@ def simple(
       A `Cell` with `SimpleParams` and `RNNCarry(h)`.
     """
     _check_hidden_size(hidden_size)
-    if activation not in _ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in _ACTIVATIONS:
         raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    dtype = _checks.check_float_dtype("dtype", dtype)
     phi = _ACTIVATIONS[activation]
     kernel, recurrent, bias, scale = _recurrent_options(
         preset, hidden_size, 1, kernel_init, recurrent_init, bias_init, gain, spectral_radius
@@ -272,13 +314,18 @@ def simple(
             *_init_kernels(key, input_size, hidden_size, 1, dtype, kernel, recurrent, bias, scale)
         )
 
+    check = _checked_step("simple", hidden_size, 1, SimpleParams, RNNCarry)
+
     def step(params: SimpleParams, carry: RNNCarry, x):
-        x = _check_step_args("simple", params, carry, x, RNNCarry)
+        x = check(params, carry, x)
         a = x @ params.w_ih + carry.h @ params.w_hh + params.b  # (..., H)
         h = phi(a)
         return RNNCarry(h), h
 
-    cell = Cell(init, _initial_carry(RNNCarry, hidden_size), step, "simple", hidden_size, activation)
+    cell = Cell(
+        init, _initial_carry(RNNCarry, hidden_size), step, "simple", hidden_size, activation,
+        params_type=SimpleParams,
+    )  # fmt: skip
     return cell.with_kernel(_kernel(fused.simple_sequence, activation=activation))
 
 
@@ -317,13 +364,15 @@ def lstm(
       A `Cell` with `LSTMParams` and `LSTMCarry(h, c)`.
     """
     _check_hidden_size(hidden_size)
+    dtype = _checks.check_float_dtype("dtype", dtype)
     kernel, recurrent, bias, scale = _recurrent_options(
         preset, hidden_size, 4, kernel_init, recurrent_init, bias_init, gain, spectral_radius
     )
     if forget_bias is None:
         forget_bias = initializers.preset(preset).forget_bias
-    if not _is_number(forget_bias):
-        raise ValueError(f"forget_bias: expected a number, got {forget_bias!r}")
+    if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+        raise ValueError(f"forget_bias: expected a number (finite), got {forget_bias!r}")
+    _checks.check_number("forget_bias", forget_bias)
     H = hidden_size
 
     def init(key, input_size):
@@ -341,8 +390,10 @@ def lstm(
         t_i, t_f, g, t_o = jnp.split(t, 4, axis=-1)
         return 0.5 + 0.5 * t_i, 0.5 + 0.5 * t_f, g, 0.5 + 0.5 * t_o
 
+    check = _checked_step("lstm", H, 4, LSTMParams, LSTMCarry)
+
     def step(params: LSTMParams, carry: LSTMCarry, x):
-        x = _check_step_args("lstm", params, carry, x, LSTMCarry)
+        x = check(params, carry, x)
         i, f, g, o = gates_of(params, carry, x)
         c = f * carry.c + i * g
         h = o * jnp.tanh(c)
@@ -354,7 +405,7 @@ def lstm(
 
     cell = Cell(
         init, _initial_carry(LSTMCarry, H), step, "lstm", H,
-        gates=("i", "f", "g", "o"), gate_values=gate_values, memory_gate="f",
+        gates=("i", "f", "g", "o"), gate_values=gate_values, memory_gate="f", params_type=LSTMParams,
     )  # fmt: skip
     return cell.with_kernel(_kernel(fused.lstm_sequence))
 
@@ -399,6 +450,7 @@ def gru(
     _check_hidden_size(hidden_size)
     if not isinstance(reset_after, bool):
         raise ValueError(f"reset_after: expected True or False, got {reset_after!r}")
+    dtype = _checks.check_float_dtype("dtype", dtype)
     kernel, recurrent, bias, scale = _recurrent_options(
         preset, hidden_size, 3, kernel_init, recurrent_init, bias_init, gain, spectral_radius
     )
@@ -406,6 +458,7 @@ def gru(
     H = hidden_size
 
     def init(key, input_size):
+        _checks.check_key("key", key)
         key, k_hn = jax.random.split(key)
         w_ih, w_hh, b = _init_kernels(key, input_size, H, 3, dtype, kernel, recurrent, bias, scale)
         b_hn = bias_hn(k_hn, (H,), dtype) if reset_after else None
@@ -429,8 +482,10 @@ def gru(
 
     gates_of = gates_reset_after if reset_after else gates_reset_before
 
+    check = _checked_step("gru", H, 3, GRUParams, RNNCarry, reset_after)
+
     def step(params: GRUParams, carry: RNNCarry, x):
-        x = _check_step_args("gru", params, carry, x, RNNCarry)
+        x = check(params, carry, x)
         _, z, n = gates_of(params, carry, x)
         h = (1 - z) * n + z * carry.h
         return RNNCarry(h), h
@@ -443,7 +498,7 @@ def gru(
     # of `step` on CPU (see the README's performance section), so the GRU keeps the plain path.
     return Cell(
         init, _initial_carry(RNNCarry, H), step, "gru", H, "tanh", reset_after,
-        gates=("r", "z", "n"), gate_values=gate_values, memory_gate="z",
+        gates=("r", "z", "n"), gate_values=gate_values, memory_gate="z", params_type=GRUParams,
     )  # fmt: skip
 
 
@@ -459,6 +514,6 @@ def make(kind: str, hidden_size: int, **options) -> Cell:
 
     Like the named constructors, equal arguments give the same `Cell` object.
     """
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"kind: expected one of {tuple(KINDS)}, got {kind!r}")
     return KINDS[kind](hidden_size, **options)

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax.cells import Cell
+from rnnjax import _checks
+from rnnjax.cells import Cell, check_cell, check_params
 from rnnjax.unrolling import unroll
 
 __all__ = [
@@ -38,10 +39,11 @@ __all__ = [
     "step_jacobians",
 ]
 
+
 def _cast(tree, dtype):
     if dtype is None:
         return tree
-    dtype = jnp.dtype(dtype)
+    dtype = _checks.check_float_dtype("dtype", dtype)
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError(
             "dtype: float64 diagnostics need 64-bit JAX; call jax.config.update('jax_enable_x64', True) first"
@@ -51,7 +53,11 @@ def _cast(tree, dtype):
 
 def perturbed(cell: Cell) -> Cell:
     """The same cell whose input carries, after the real features, an additive perturbation of the new
-    carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass."""
+    carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass.
+
+    Its input is wider than its params' w_ih reads, so it has no `params_type`: the wrapped step checks
+    the params and the real input x itself."""
+    check_cell(cell)
     fields = len(cell.initial_carry()._fields)
     width = fields * cell.hidden_size
 
@@ -61,13 +67,27 @@ def perturbed(cell: Cell) -> Cell:
         new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
         return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
 
-    return cell._replace(step=step)  # a new step: the cell's whole-sequence kernel no longer applies
+    # A new step: the cell's whole-sequence kernel no longer applies.
+    return cell._replace(step=step, params_type=None)
+
+
+def _scalar_loss(loss_fn, outputs) -> jax.Array:
+    """`loss_fn(outputs)`, which must be a scalar (the quantity whose gradients are measured)."""
+    value = loss_fn(outputs)
+    if jnp.shape(value) != ():
+        raise ValueError(
+            f"loss_fn: expected a scalar loss (e.g. a mean), got an output of shape {jnp.shape(value)}"
+        )
+    return value
 
 
 def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype):
     """`loss(params, eps)` with perturbations eps <[*batch, T, fields·H]> added to every carry, the
     cast params, zero eps, and `unpack(g_eps) -> carry-typed gradients`."""
-    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    check_params(cell, params)
+    _checks.check_callable("loss_fn", loss_fn, "a function ys -> scalar loss")
+    xs = _checks.check_float_array("xs", xs, "array [*batch, T, I]")
+    params, xs, carry = _cast((params, xs, carry), dtype)
     p_cell = perturbed(cell)
     carry_type = type(cell.initial_carry())
     fields = len(carry_type._fields)
@@ -76,7 +96,7 @@ def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype
     def loss(params, eps):
         x_and_eps = jnp.concatenate([xs, eps], -1)
         _, ys = unroll(p_cell, params, x_and_eps, carry, lengths=lengths, time_major=time_major)
-        return loss_fn(ys)
+        return _scalar_loss(loss_fn, ys)
 
     def unpack(g_eps):
         return carry_type(*jnp.split(g_eps, fields, axis=-1))
@@ -148,12 +168,21 @@ def model_hidden_state_grads(model, params, inputs, loss_fn, *, lengths=None, ca
     Returns:
       A tuple with one entry per layer, each of the cell's carry type with fields <float>[B, T, H].
     """
+    from rnnjax.models import RNNModel  # here: rnnjax.models imports this module
+
+    if not isinstance(model, RNNModel):
+        raise TypeError(f"model: expected an rnnjax.models.RNNModel, got {type(model).__name__}")
+    _checks.check_callable("loss_fn", loss_fn, "a function outputs -> scalar loss")
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
     params = _cast(params, dtype)
     cell = model.cell
     carry_type = type(cell.initial_carry())
     fields = len(carry_type._fields)
+    if jnp.ndim(inputs) < 2:
+        raise ValueError(
+            f"inputs: expected token ids [B, T] or features [B, T, I], got shape {jnp.shape(inputs)}"
+        )
     batch, steps = jnp.shape(inputs)[:2]
     leaf = jax.tree_util.tree_leaves(params)[0]
     eps = tuple(
@@ -162,10 +191,7 @@ def model_hidden_state_grads(model, params, inputs, loss_fn, *, lengths=None, ca
 
     def loss(eps):
         outputs, _ = model.apply({"params": params}, inputs, carries, lengths=lengths, perturbations=eps)
-        value = loss_fn(outputs)
-        if jnp.shape(value) != ():
-            raise ValueError(f"loss_fn: expected a scalar loss, got shape {jnp.shape(value)}")
-        return value
+        return _scalar_loss(loss_fn, outputs)
 
     grads = jax.grad(loss)(eps)
     return tuple(carry_type(*jnp.split(g, fields, axis=-1)) for g in grads)
@@ -188,7 +214,9 @@ def _flat_step(cell: Cell, params):
 
 
 def _trajectory(cell: Cell, params, xs, carry, dtype):
-    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    check_params(cell, params)
+    xs = _checks.check_float_array("xs", xs, "trajectory [T, I]")
+    params, xs, carry = _cast((params, xs, carry), dtype)
     if xs.ndim != 2:
         raise ValueError(
             f"xs: Jacobian diagnostics take one unbatched trajectory <[T, I]>, got shape {xs.shape}; "
@@ -271,9 +299,11 @@ def lyapunov(cell: Cell, params, xs, carry=None, *, k: int = 1, key=None, dtype=
     """
     params, xs, c_prev = _trajectory(cell, params, xs, carry, dtype)
     n = c_prev.shape[-1]
-    if not (isinstance(k, int) and 1 <= k <= n):
+    if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= n):
         raise ValueError(f"k: expected an int in [1, {n}] (the state size), got {k!r}")
     f = _flat_step(cell, params)
+    if key is not None:
+        _checks.check_key("key", key)
     key = jax.random.key(0) if key is None else key
     q0, _ = jnp.linalg.qr(jax.random.normal(key, (n, k), xs.dtype))
 
@@ -305,8 +335,15 @@ def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
       `{gate: {"sigma_max": σ_max, "spectral_radius": ρ}}` with gates "h" (simple), "i","f","g","o"
       (LSTM) or "r","z","n" (GRU).
     """
+    check_params(cell, params)
+    w_hh = np.asarray(params.w_hh, np.float64)
+    if not np.isfinite(w_hh).all():
+        raise ValueError(
+            f"params.w_hh: expected finite values, got {int(np.sum(~np.isfinite(w_hh)))} NaN or inf entries "
+            f"of {w_hh.size}"
+        )
     out = {}
-    for name, block in _gate_blocks(cell, params.w_hh).items():
+    for name, block in _gate_blocks(cell, w_hh).items():
         out[name] = dict(
             sigma_max=float(np.linalg.norm(block, 2)),
             spectral_radius=float(np.max(np.abs(np.linalg.eigvals(block)))),
@@ -331,11 +368,14 @@ def gate_statistics(
       steps; inf if the mean is 1), "mean_memory_time_per_unit" (mean over units of τ of each unit's
       mean gate), and for every gate g: "mean_<g>" and "saturated_<g>" (fraction of unit-steps).
     """
+    check_cell(cell)
     if cell.gate_values is None:
         raise ValueError(f"cell: gate statistics need an LSTM or GRU cell, got kind {cell.kind!r}")
-    if not 0 < saturation < 0.5:
+    if not 0 < _checks.check_number("saturation", saturation) < 0.5:
         raise ValueError(f"saturation: expected a number in (0, 0.5), got {saturation!r}")
-    params, xs, carry = _cast((params, jnp.asarray(xs), carry), dtype)
+    check_params(cell, params)
+    xs = _checks.check_float_array("xs", xs, "array [*batch, T, I]")
+    params, xs, carry = _cast((params, xs, carry), dtype)
     carries, _ = unroll(cell, params, xs, carry, lengths=lengths, return_carries=True)
     if carry is None:
         carry = cell.initial_carry(xs.shape[:-2], xs.dtype)
@@ -367,11 +407,25 @@ def gate_statistics(
 # Underflow-safe reporting
 
 
+def _check_axis(name: str, axis, array: np.ndarray) -> int:
+    """`axis` as a non-negative index into `array`'s dimensions."""
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise TypeError(f"{name}: expected an int, got {axis!r}")
+    if not -array.ndim <= axis < array.ndim:
+        raise ValueError(f"{name}: expected an axis of an array of shape {array.shape}, got {axis}")
+    return int(axis) % array.ndim
+
+
 def log10_norm(g, axis=-1) -> np.ndarray:
     """log10 of the Euclidean norm along `axis`, computed in float64 on the host; an exact zero (an
     underflowed gradient) gives -inf and an infinite entry (overflow) +inf, never a finite value; NaN stays
     NaN."""
     g = np.asarray(g, np.float64)
+    axis = _check_axis("axis", axis, g)
+    if g.shape[axis] == 0:
+        raise ValueError(
+            f"g: expected at least one entry along axis {axis} to take a norm of, got shape {g.shape}"
+        )
     scale = np.max(np.abs(g), axis=axis, keepdims=True)
     safe = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
     norm = np.squeeze(safe, axis) * np.linalg.norm(g / safe, axis=axis)  # no overflow for huge entries
@@ -389,6 +443,9 @@ def log_norm_quartiles(log10_norms, axis: int = 0) -> dict[str, np.ndarray]:
       (share of +inf or NaN: overflow).
     """
     a = np.asarray(log10_norms, np.float64)
+    axis = _check_axis("axis", axis, a)
+    if a.shape[axis] == 0:
+        raise ValueError(f"log10_norms: expected at least one value along axis {axis}, got shape {a.shape}")
     with np.errstate(invalid="ignore"):
         return dict(
             median=np.quantile(a, 0.5, axis, method="nearest"),

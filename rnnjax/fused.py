@@ -33,7 +33,16 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
+from rnnjax import _checks
+from rnnjax.cell_types import (
+    GRUParams,
+    LSTMCarry,
+    LSTMParams,
+    RNNCarry,
+    SimpleParams,
+    check_carry,
+    check_params,
+)
 from rnnjax.cell_types import lstm_gate_scale as _lstm_scale
 
 __all__ = ["gru_sequence", "lstm_sequence", "simple_sequence"]
@@ -41,6 +50,36 @@ __all__ = ["gru_sequence", "lstm_sequence", "simple_sequence"]
 
 # --------------------------------------------------------------------------------------------
 # Shared pieces
+
+
+def _check_args(
+    kind, params, params_type, num_blocks, carry, carry_type, xs, reverse, unroll, reset_after=None
+):
+    """The arguments of a public kernel (static shapes and Python values only: free under `jit`); returns
+    xs as an array. The hidden size is the carry's; the params must fit it and read xs' features."""
+    _checks.check_bool("reverse", reverse)
+    _checks.check_scan_unroll(unroll)
+    xs = _checks.check_float_array("xs", xs, "array [T, *batch, I]")
+    if xs.ndim < 2 or xs.shape[0] < 1:
+        raise ValueError(f"xs: expected time-major inputs [T, *batch, I] with T >= 1, got shape {xs.shape}")
+    h = getattr(carry, "h", None) if isinstance(carry, carry_type) else None
+    hidden_size = jnp.shape(h)[-1] if h is not None and jnp.ndim(h) >= 1 else 0
+    check_carry(
+        carry,
+        carry_type,
+        (*xs.shape[1:-1], hidden_size),
+        kind=kind,
+        why=" ([*batch, H] for xs [T, *batch, I])",
+    )
+    input_size = check_params(
+        params, params_type, kind=kind, hidden_size=hidden_size, num_blocks=num_blocks,
+        reset_after=reset_after, owner="the carry",
+    )  # fmt: skip
+    if xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs: expected {input_size} features (params.w_ih reads {input_size}), got shape {xs.shape}"
+        )
+    return xs
 
 
 def _previous(first: jax.Array, stacked: jax.Array, reverse: bool) -> jax.Array:
@@ -133,6 +172,9 @@ def simple_sequence(params: SimpleParams, carry: RNNCarry, xs, *, activation="ta
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
+    if activation not in ("tanh", "relu", "linear"):
+        raise ValueError(f"activation: expected 'tanh', 'relu' or 'linear', got {activation!r}")
+    xs = _check_args("simple", params, SimpleParams, 1, carry, RNNCarry, xs, reverse, unroll)
     h_final, ys = _simple(activation, reverse, unroll, params, carry.h, xs)
     return RNNCarry(h_final), ys
 
@@ -217,6 +259,7 @@ def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, un
     Returns:
       (final `LSTMCarry`, ys <[T, *batch, H]>).
     """
+    xs = _check_args("lstm", params, LSTMParams, 4, carry, LSTMCarry, xs, reverse, unroll)
     h_final, c_final, ys = _lstm(reverse, unroll, params, carry.h, carry.c, xs)
     return LSTMCarry(h_final, c_final), ys
 
@@ -298,5 +341,6 @@ def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unrol
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
+    xs = _check_args("gru", params, GRUParams, 3, carry, RNNCarry, xs, reverse, unroll, reset_after=True)
     h_final, ys = _gru(reverse, unroll, params, carry.h, xs)
     return RNNCarry(h_final), ys

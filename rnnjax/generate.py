@@ -53,13 +53,14 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import _checks
 from rnnjax.data import text as text_lib
 from rnnjax.data.text import LEVELS
 from rnnjax.models import RNNModel
@@ -92,8 +93,7 @@ def _check_length(length) -> int:
 
 def _check_options(temperature, top_k, top_p, greedy, vocab_size: int) -> None:
     """Validate the decoding options (the rules of the module docstring); raises naming the argument."""
-    if not isinstance(greedy, bool | np.bool_):
-        raise TypeError(f"greedy: expected True or False, got {greedy!r}")
+    _checks.check_bool("greedy", greedy)
     if not _is_real(temperature):
         raise TypeError(f"temperature: expected a number > 0, got {temperature!r}")
     if not (math.isfinite(temperature) and temperature > 0):
@@ -128,18 +128,6 @@ def _check_options(temperature, top_k, top_p, greedy, vocab_size: int) -> None:
             )
 
 
-def _check_key(key) -> None:
-    if isinstance(key, jax.Array | np.ndarray):
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return
-        if key.dtype == np.uint32 and key.shape == (2,):  # legacy jax.random.PRNGKey
-            return
-        got = f"an array of dtype {key.dtype} and shape {key.shape}"
-    else:
-        got = repr(key)
-    raise TypeError(f"key: expected one JAX PRNG key, e.g. jax.random.key(0), got {got}")
-
-
 def _check_model(model) -> int:
     """The vocabulary size of a language model: an `RNNModel` over token ids with logits at every step."""
     if not isinstance(model, RNNModel):
@@ -167,8 +155,14 @@ def _check_model(model) -> int:
 
 
 def _unwrap_params(params):
-    """Accept both the params tree and the `{"params": ...}` variables dict that `model.init` returns."""
-    if isinstance(params, Mapping) and set(params.keys()) == {"params"}:
+    """Accept both the params tree and the `{"params": ...}` variables dict that `model.init` returns.
+    (Whether the tree fits the model is checked by the model itself, when it is applied.)"""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params: expected the model's params dict (model.init(...)['params']), "
+            f"got {type(params).__name__}"
+        )
+    if set(params.keys()) == {"params"}:
         return params["params"]
     return params
 
@@ -327,7 +321,7 @@ def _run(
                 "key: expected a JAX PRNG key for sampling (e.g. jax.random.key(0)), got None; "
                 "pass key=... or greedy=True"
             )
-        _check_key(key)
+        _checks.check_key("key", key)
     squeeze = prompt.ndim == 1
     tokens, log_probs = _generate(
         _unwrap_params(params),
@@ -416,7 +410,14 @@ def detokenize(tokens: Sequence[str], level: str) -> str:
     """
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {LEVELS}, got {level!r}")
+    if isinstance(tokens, str) or not isinstance(tokens, Iterable):
+        raise TypeError(f"tokens: expected a sequence of str tokens, got {tokens!r}")
     tokens = list(tokens)
+    bad = next((i for i, tok in enumerate(tokens) if not isinstance(tok, str)), None)
+    if bad is not None:
+        raise TypeError(
+            f"tokens: expected a sequence of str, got {type(tokens[bad]).__name__} at index {bad}"
+        )
     if level == "char":
         return "".join(tokens)
     pieces = []
@@ -472,6 +473,13 @@ def sample_text(
     """
     if not isinstance(vocab, text_lib.Vocabulary):
         raise TypeError(f"vocab: expected an rnnjax.data.text.Vocabulary, got {type(vocab).__name__}")
+    for name, value in (
+        ("lowercase", lowercase),
+        ("strip_punctuation", strip_punctuation),
+        ("collapse_whitespace", collapse_whitespace),
+        ("include_prompt", include_prompt),
+    ):
+        _checks.check_bool(name, value)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt: expected a str, got {type(prompt).__name__}")
     vocab_size = _check_model(model)

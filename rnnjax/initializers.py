@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import _checks
+
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
 __all__ = [
@@ -69,11 +71,10 @@ def orthogonal(scale: float = 1.0) -> Initializer:
     that diag(R) > 0, of a Gaussian matrix, which makes it uniform (Haar) on the orthogonal matrices
     (Mezzadri, 2007). For a non-square `(rows, cols)` shape the rows (rows < cols) or columns are
     orthonormal, as in `jax.nn.initializers.orthogonal`."""
+    _checks.check_number("scale", scale)
 
     def init(key, shape, dtype=jnp.float32):
-        if len(shape) != 2:
-            raise ValueError(f"shape: orthogonal expects a 2-D (rows, cols) shape, got {shape}")
-        rows, cols = shape
+        rows, cols = _matrix_shape("orthogonal", shape)
         a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
         q = _host_qr_q(a)  # (max, min), orthonormal columns
         return scale * (q.T if rows < cols else q)
@@ -81,10 +82,16 @@ def orthogonal(scale: float = 1.0) -> Initializer:
     return init
 
 
+def _matrix_shape(what: str, shape) -> tuple[int, int]:
+    """(rows, cols) of a 2-D shape; anything else raises naming `shape`."""
+    if len(shape) != 2:
+        raise ValueError(f"shape: {what} expects a 2-D (rows, cols) shape, got {shape}")
+    return shape
+
+
 def uniform(limit: float) -> Initializer:
     """U(-limit, limit). PyTorch initialises every RNN weight and bias with limit = 1/sqrt(hidden_size)."""
-    if not limit > 0:
-        raise ValueError(f"limit: expected a positive number, got {limit!r}")
+    _checks.check_number("limit", limit, positive=True)
 
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -limit, limit)
@@ -99,10 +106,11 @@ def zeros() -> Initializer:
 
 def identity(scale: float = 1.0) -> Initializer:
     """`scale` times the identity in every square gate block (IRNN: Le, Jaitly & Hinton, 2015)."""
+    _checks.check_number("scale", scale)
 
     def init(key, shape, dtype=jnp.float32):
         del key
-        rows, cols = shape
+        rows, cols = _matrix_shape("identity", shape)
         if cols % rows:
             raise ValueError(f"shape: identity needs (H, k*H) blocks, got {shape}")
         return scale * jnp.tile(jnp.eye(rows, dtype=dtype), (1, cols // rows))
@@ -116,6 +124,10 @@ def summed(*inits: Initializer) -> Initializer:
     PyTorch keeps two biases (`b_ih + b_hh`) that always appear summed; our cells keep one, whose
     distribution is therefore the sum of two uniforms (a triangular distribution), not one uniform.
     """
+    if not inits:
+        raise ValueError("inits: expected at least one initialiser to sum, got none")
+    for i, inner in enumerate(inits):
+        _checks.check_callable(f"inits[{i}]", inner, "an initialiser (key, shape, dtype) -> array")
 
     def init(key, shape, dtype=jnp.float32):
         keys = jax.random.split(key, len(inits))
@@ -131,6 +143,8 @@ def blockwise(inner: Initializer, num_blocks: int) -> Initializer:
     matrix orthogonal, as Flax does (one Dense per gate); plain `orthogonal()` makes the fused
     `(H, 4H)` matrix semi-orthogonal instead, as Keras does.
     """
+    _checks.check_callable("inner", inner, "an initialiser (key, shape, dtype) -> array")
+    _checks.check_int("num_blocks", num_blocks)
 
     def init(key, shape, dtype=jnp.float32):
         *lead, cols = shape
@@ -153,6 +167,9 @@ def spectral_radius(matrix: jax.Array) -> jax.Array:
     Returns:
       <float>[] the spectral radius, in the matrix's dtype.
     """
+    shape = jnp.shape(matrix)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"matrix: expected a square matrix [H, H], got shape {shape}")
 
     def host(m):
         m = np.asarray(m)
@@ -175,10 +192,16 @@ def rescale_recurrent(
     Returns:
       <float>[H, num_blocks * H].
     """
+    _checks.check_int("num_blocks", num_blocks)
+    _checks.check_number("gain", gain, minimum=0)
+    _checks.check_number("spectral_radius", radius, minimum=0, optional=True)
+    shape = jnp.shape(w_hh)
+    if len(shape) != 2 or shape[1] != num_blocks * shape[0]:
+        raise ValueError(
+            f"w_hh: expected shape [H, {num_blocks}·H] ({num_blocks} square gate blocks), got {shape}"
+        )
     if radius is None:
         return w_hh if gain == 1.0 else w_hh * jnp.asarray(gain, w_hh.dtype)
-    if not radius >= 0:
-        raise ValueError(f"spectral_radius: expected a non-negative number, got {radius!r}")
     blocks = jnp.split(w_hh, num_blocks, axis=-1)
     scaled = []
     for block in blocks:
@@ -261,6 +284,6 @@ PRESETS: dict[str, Preset] = {
 
 def preset(name: str) -> Preset:
     """Look up an initialisation preset: "default", "keras", "pytorch" or "flax"."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
     return PRESETS[name]

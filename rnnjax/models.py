@@ -19,13 +19,14 @@ Params tree: `{"embed": {"embedding"}}` (embedded tokens only), `{"rnn": {"layer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rnnjax import readout
-from rnnjax._checks import check_indices
-from rnnjax.cells import Cell
+from rnnjax import _checks, readout
+from rnnjax.cells import Cell, check_cell, check_params
 from rnnjax.diagnostics import perturbed
 from rnnjax.unrolling import BidirectionalParams, unroll_stack
 
@@ -34,12 +35,66 @@ __all__ = ["POOLINGS", "RNNModel", "RecurrentStack", "classifier", "language_mod
 POOLINGS = (None, "last", "mean")
 
 
-def _check_cell(cell) -> Cell:
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            f"cell: expected an rnnjax.cells.Cell (e.g. rnnjax.cells.make('lstm', 128)), got {cell!r}"
+def _check_stack_options(module: nn.Module) -> None:
+    """The stack's attributes (of a `RecurrentStack` or an `RNNModel`), checked when the module is built."""
+    check_cell(module.cell)
+    if isinstance(module.num_layers, bool) or not isinstance(module.num_layers, int) or module.num_layers < 1:
+        raise ValueError(f"num_layers: expected an int >= 1, got {module.num_layers!r}")
+    if not 0.0 <= _checks.check_number("dropout", module.dropout) < 1.0:
+        raise ValueError(f"dropout: expected a rate in [0, 1), got {module.dropout!r}")
+    _checks.check_bool("bidirectional", module.bidirectional)
+
+
+def _param_path(module: nn.Module, *names: str) -> str:
+    """How a parameter is reached from the params tree, e.g. "params['rnn']['layer_0']"."""
+    return "params" + "".join(f"[{name!r}]" for name in (*module.path, *names))
+
+
+def _check_entries(module: nn.Module, expected: set[str]) -> None:
+    """At apply time: the params given for `module` hold exactly the `expected` entries (Flax itself would
+    ignore extra entries, e.g. a second layer given to a one-layer model, and fail deep inside on missing
+    ones)."""
+    if module.is_initializing():
+        return
+    given = module.variables.get("params", {})
+    if not isinstance(given, Mapping) or set(given) != expected:
+        got = sorted(given) if isinstance(given, Mapping) else type(given).__name__
+        raise ValueError(
+            f"{_param_path(module)}: expected the entries {sorted(expected)} of this model's params, got "
+            f"{got} (params of another model: other num_layers, bidirectional or embedding?)"
         )
-    return cell
+
+
+def _check_shape(path: str, value, want: tuple[int, ...], from_what: str) -> None:
+    """A parameter (reached by `path`) has shape `want`, set by the model's `from_what`."""
+    if jnp.shape(value) != want:
+        raise ValueError(
+            f"{path}: expected shape {want} (from the model's {from_what}), got {jnp.shape(value)}"
+        )
+
+
+def _check_layer(module: nn.Module, cell: Cell, name: str, n_in: int) -> None:
+    """At apply time: the params of one recurrent layer fit `cell` and read `n_in` features (each direction
+    of a bidirectional layer). Static shapes only."""
+    if module.is_initializing():
+        return
+    value, path = module.get_variable("params", name), _param_path(module, name)
+    owner = f"the model's {cell.kind} cell"
+    if module.bidirectional:
+        if not isinstance(value, BidirectionalParams):
+            raise TypeError(
+                f"{path}: a bidirectional layer expected BidirectionalParams, got {type(value).__name__}"
+            )
+        parts = ((f"{path}.forward", value.forward), (f"{path}.backward", value.backward))
+    else:
+        parts = ((path, value),)
+    for where, p in parts:
+        input_size = check_params(cell, p, name=where, owner=owner)
+        if input_size is not None and input_size != n_in:
+            raise ValueError(
+                f"{where}.w_ih: expected shape ({n_in}, {jnp.shape(p.w_ih)[1]}) (this layer reads {n_in} "
+                f"features), got {jnp.shape(p.w_ih)}"
+            )
 
 
 class RecurrentStack(nn.Module):
@@ -56,13 +111,15 @@ class RecurrentStack(nn.Module):
     dropout: float = 0.0
     bidirectional: bool = False
 
+    def __post_init__(self):
+        _check_stack_options(self)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, xs, carries=None, *, lengths=None, train: bool = False, perturbations=None):
-        cell = _check_cell(self.cell)
-        if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 1:
-            raise ValueError(f"num_layers: expected an int >= 1, got {self.num_layers!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
+        cell = self.cell
+        _checks.check_bool("train", train)
+        _check_entries(self, {f"layer_{k}" for k in range(self.num_layers)})
         layer_cell = cell
         if perturbations is not None:
             if self.bidirectional:
@@ -88,6 +145,7 @@ class RecurrentStack(nn.Module):
                 def init(key, n=n_in):
                     return cell.init(key, n)
 
+            _check_layer(self, cell, f"layer_{k}", n_in)
             params.append(self.param(f"layer_{k}", init))
         drop = nn.Dropout(self.dropout, deterministic=not train)
 
@@ -132,6 +190,15 @@ class RNNModel(nn.Module):
     embed_size: int | None = None
     pooling: str | None = None
 
+    def __post_init__(self):
+        _check_stack_options(self)
+        _checks.check_int("output_size", self.output_size)
+        _checks.check_int("vocab_size", self.vocab_size, optional=True)
+        _checks.check_int("embed_size", self.embed_size, optional=True)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {POOLINGS}, got {self.pooling!r}")
+        super().__post_init__()
+
     def features(self, inputs):
         """The stack's input sequence <float>[B, T, I] from `inputs` (embedded or one-hot tokens)."""
         if self.vocab_size is None:
@@ -142,7 +209,7 @@ class RNNModel(nn.Module):
                     f"{xs.dtype}{list(xs.shape)}"
                 )
             return xs
-        tokens = check_indices("tokens", inputs, self.vocab_size, "token ids")
+        tokens = _checks.check_indices("tokens", inputs, self.vocab_size, "token ids")
         if tokens.ndim != 2:
             raise ValueError(f"tokens: expected shape [batch, time], got {tokens.shape}")
         if self.embed_size is None:
@@ -151,8 +218,13 @@ class RNNModel(nn.Module):
 
     @nn.compact
     def __call__(self, inputs, carries=None, *, lengths=None, train: bool = False, perturbations=None):
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected one of {POOLINGS}, got {self.pooling!r}")
+        embedded = self.vocab_size is not None and self.embed_size is not None
+        _check_entries(self, {"rnn", "readout"} | ({"embed"} if embedded else set()))
+        if embedded and not self.is_initializing():
+            table = self.variables["params"]["embed"]
+            table = table.get("embedding") if isinstance(table, Mapping) else table
+            path = _param_path(self, "embed", "embedding")
+            _check_shape(path, table, (self.vocab_size, self.embed_size), "vocab_size, embed_size")
         xs = self.features(inputs)
         stack = RecurrentStack(self.cell, self.num_layers, self.dropout, self.bidirectional, name="rnn")
         ys, finals = stack(xs, carries, lengths=lengths, train=train, perturbations=perturbations)
@@ -162,11 +234,34 @@ class RNNModel(nn.Module):
             n = ys.shape[-2] if lengths is None else jnp.asarray(lengths)[..., None]
             ys = jnp.sum(ys, axis=-2) / n
         width, dtype = ys.shape[-1], ys.dtype  # the head in the stack's compute dtype
+        if not self.is_initializing():
+            head, path = self.get_variable("params", "readout"), _param_path(self, "readout")
+            if not isinstance(head, readout.DenseParams):
+                raise TypeError(f"{path}: expected rnnjax.readout.DenseParams, got {type(head).__name__}")
+            _check_shape(f"{path}.w", head.w, (width, self.output_size), "stack width and output_size")
+            _check_shape(f"{path}.b", head.b, (self.output_size,), "output_size")
         head = self.param("readout", lambda k: readout.dense_init(k, width, self.output_size, dtype=dtype))
         return readout.dense(head, ys), finals
 
+    @nn.nowrap
+    def apply(self, variables, *args, **kwargs):
+        """Flax's `apply`, after checking that `variables` is the `{"params": params}` dict that `init`
+        returns (a bare params tree is the usual mistake, which Flax reports in its own terms)."""
+        if not isinstance(variables, Mapping) or "params" not in variables:
+            got = (
+                f"the entries {sorted(variables)}"
+                if isinstance(variables, Mapping)
+                else type(variables).__name__
+            )
+            raise ValueError(
+                f"variables: expected {{'params': params}} (what model.init returns), got {got}; "
+                "pass model.apply({'params': params}, ...)"
+            )
+        return super().apply(variables, *args, **kwargs)
+
     def zero_carries(self, batch_size: int, dtype=jnp.float32) -> tuple:
         """One zero carry per layer for `batch_size` streams (unidirectional stacks)."""
+        _checks.check_int("batch_size", batch_size)
         return tuple(self.cell.initial_carry((batch_size,), dtype) for _ in range(self.num_layers))
 
 
@@ -175,9 +270,8 @@ def language_model(
 ) -> RNNModel:
     """Next-token model: tokens <int>[B, T] → logits <float>[B, T, vocab_size] (embed_size None: one-hot
     inputs, the classic char-rnn)."""
-    return RNNModel(
-        _check_cell(cell), vocab_size, num_layers, dropout, vocab_size=vocab_size, embed_size=embed_size
-    )
+    _checks.check_int("vocab_size", vocab_size)
+    return RNNModel(cell, vocab_size, num_layers, dropout, vocab_size=vocab_size, embed_size=embed_size)
 
 
 def classifier(
@@ -194,9 +288,9 @@ def classifier(
     """Many-to-one classifier: tokens <int>[B, T] (right-padded, `lengths` <int>[B]) → logits <[B, C]>."""
     if pooling not in ("last", "mean"):
         raise ValueError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
-    return RNNModel(
-        _check_cell(cell), num_classes, num_layers, dropout, bidirectional, vocab_size, embed_size, pooling
-    )
+    _checks.check_int("vocab_size", vocab_size)
+    _checks.check_int("num_classes", num_classes)
+    return RNNModel(cell, num_classes, num_layers, dropout, bidirectional, vocab_size, embed_size, pooling)
 
 
 def sequence_model(
@@ -204,4 +298,4 @@ def sequence_model(
 ) -> RNNModel:
     """Float features <[B, T, I]> → outputs at every step <[B, T, output_size]> (pooling None), or one per
     sequence (pooling "last" / "mean"): the synthetic long-range tasks and the Keras-style walkthroughs."""
-    return RNNModel(_check_cell(cell), output_size, num_layers, pooling=pooling)
+    return RNNModel(cell, output_size, num_layers, pooling=pooling)

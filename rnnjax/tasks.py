@@ -18,13 +18,14 @@ Every task reads the network's outputs at *every* step, `<float>[batch, length, 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from rnnjax import readout
+from rnnjax import _checks, readout
 
 __all__ = [
     "SUCCESS_RATIO",
@@ -80,6 +81,11 @@ class Task(NamedTuple):
 
     def success(self, loss) -> bool:
         """Whether `loss` (a finite number) is below `success_ratio * baseline`; NaN and inf fail."""
+        scalar_array = (
+            hasattr(loss, "dtype") and jnp.shape(loss) == () and jnp.issubdtype(loss.dtype, jnp.number)
+        )
+        if isinstance(loss, bool) or not (isinstance(loss, numbers.Real) or scalar_array):
+            raise TypeError(f"loss: expected a scalar number (the task's loss), got {loss!r}")
         loss = float(loss)
         return math.isfinite(loss) and loss < self.success_ratio * self.baseline
 
@@ -96,6 +102,26 @@ def _check_seq_len(name: str, seq_len, minimum: int) -> int:
     return seq_len
 
 
+def _check_sample_args(key, batch_size) -> int:
+    """`sample`'s arguments: one PRNG key and a positive Python int batch size."""
+    _checks.check_key("key", key)
+    return _check_batch_size(batch_size)
+
+
+def _check_targets(task_name: str, targets, batch: int, shape: tuple[int, ...], num_classes: int | None):
+    """Targets for `batch` examples: floats of shape [batch, *shape], or class ids in [0, num_classes)."""
+    if num_classes is None:
+        targets = _checks.check_float_array("targets", targets)
+    else:
+        targets = _checks.check_indices("targets", targets, num_classes, "class ids")
+    if targets.shape != (batch, *shape):
+        raise ValueError(
+            f"targets: {task_name} expected shape {(batch, *shape)} (one target per example of outputs), "
+            f"got {targets.shape}"
+        )
+    return targets
+
+
 def _check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive Python int, got {batch_size!r}")
@@ -103,7 +129,7 @@ def _check_batch_size(batch_size) -> int:
 
 
 def _check_outputs(task_name: str, outputs, length: int, output_size: int) -> jax.Array:
-    outputs = jnp.asarray(outputs)
+    outputs = _checks.check_float_array("outputs", outputs)
     if outputs.ndim != 3 or outputs.shape[1:] != (length, output_size):
         raise ValueError(
             f"outputs: {task_name} expected shape [batch, {length}, {output_size}] "
@@ -139,7 +165,7 @@ def adding(seq_len: int) -> Task:
     half = T // 2
 
     def sample(key, batch_size):
-        batch_size = _check_batch_size(batch_size)
+        batch_size = _check_sample_args(key, batch_size)
         k_values, k_first, k_second = jax.random.split(key, 3)
         values = jax.random.uniform(k_values, (batch_size, T), jnp.float32)
         first = jax.random.randint(k_first, (batch_size,), 0, half, dtype=jnp.int32)
@@ -152,6 +178,7 @@ def adding(seq_len: int) -> Task:
 
     def loss(outputs, targets):
         outputs = _check_outputs("adding", outputs, T, 1)
+        targets = _check_targets("adding", targets, outputs.shape[0], (), None)
         prediction = outputs[:, -1, 0]  # (B,)
         return jnp.mean((prediction - targets) ** 2)
 
@@ -193,7 +220,7 @@ def copy_memory(seq_len: int) -> Task:
     num_classes = COPY_SYMBOLS + 1
 
     def sample(key, batch_size):
-        batch_size = _check_batch_size(batch_size)
+        batch_size = _check_sample_args(key, batch_size)
         symbols = jax.random.randint(
             key, (batch_size, COPY_LENGTH), 1, COPY_SYMBOLS + 1, dtype=jnp.int32
         )  # (B, 10)
@@ -208,6 +235,7 @@ def copy_memory(seq_len: int) -> Task:
 
     def loss(outputs, targets):
         outputs = _check_outputs("copy", outputs, length, num_classes)
+        targets = _check_targets("copy", targets, outputs.shape[0], (length,), num_classes)
         return jnp.mean(readout.cross_entropy(outputs, targets))
 
     baseline = COPY_LENGTH * math.log(COPY_SYMBOLS) / length
@@ -261,7 +289,7 @@ def temporal_order(seq_len: int) -> Task:
     num_tokens = ORDER_END + 1
 
     def sample(key, batch_size):
-        batch_size = _check_batch_size(batch_size)
+        batch_size = _check_sample_args(key, batch_size)
         k_noise, k_t1, k_t2, k_s1, k_s2 = jax.random.split(key, 5)
         tokens = jax.random.randint(k_noise, (batch_size, T), 0, ORDER_DISTRACTORS, dtype=jnp.int32)
         tokens = tokens.at[:, 0].set(ORDER_START).at[:, -1].set(ORDER_END)
@@ -275,6 +303,7 @@ def temporal_order(seq_len: int) -> Task:
 
     def loss(outputs, targets):
         outputs = _check_outputs("temporal_order", outputs, T, 4)
+        targets = _check_targets("temporal_order", targets, outputs.shape[0], (), 4)
         return jnp.mean(readout.cross_entropy(outputs[:, -1], targets))
 
     return Task("temporal_order", T, T, num_tokens, 4, "many_to_one", sample, loss, math.log(4))
@@ -298,6 +327,6 @@ def make(name: str, seq_len: int) -> Task:
     Returns:
       The `Task`.
     """
-    if name not in TASKS:
+    if not isinstance(name, str) or name not in TASKS:
         raise ValueError(f"name: expected one of {sorted(TASKS)}, got {name!r}")
     return TASKS[name](seq_len)

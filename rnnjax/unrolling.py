@@ -8,10 +8,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from rnnjax._checks import is_traced
-from rnnjax.cells import Cell
+from rnnjax import _checks
+from rnnjax.cell_types import check_carry
+from rnnjax.cells import Cell, check_cell, check_params
 
 __all__ = ["BidirectionalCarry", "BidirectionalParams", "unroll", "unroll_bidirectional", "unroll_stack"]
 
@@ -35,38 +35,19 @@ def _check_xs(xs) -> jax.Array:
     return xs
 
 
-def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> jax.Array:
-    lengths = jnp.asarray(lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"lengths: expected an integer array, got dtype {lengths.dtype}")
-    if lengths.shape != batch_shape:
-        raise ValueError(
-            f"lengths: expected shape {batch_shape} (the batch shape of xs), got {lengths.shape}"
-        )
-    if not is_traced(lengths):
-        values = np.asarray(lengths)
-        bad = (values < 1) | (values > T)
-        if bad.any():
-            raise ValueError(
-                f"lengths: expected every length in [1, T={T}], got {values[bad].tolist()} "
-                f"at batch index {np.argwhere(bad).tolist()}"
-            )
-    return lengths
-
-
 def _check_carry(cell: Cell, carry, batch_shape: tuple[int, ...]) -> None:
-    reference = cell.initial_carry(batch_shape)
-    if type(carry) is not type(reference):
-        raise TypeError(
-            f"carry: {cell.kind} cell expected a {type(reference).__name__}{reference._fields}, "
-            f"got {type(carry).__name__}"
-        )
-    for field, want, got in zip(reference._fields, reference, carry):
-        if jnp.shape(got) != want.shape:
-            raise ValueError(
-                f"carry.{field}: expected shape {want.shape} (batch shape of xs + hidden_size), "
-                f"got {jnp.shape(got)}"
-            )
+    carry_type = type(cell.initial_carry())
+    want = (*batch_shape, cell.hidden_size)
+    check_carry(carry, carry_type, want, kind=cell.kind, why=" (batch shape of xs + hidden_size)")
+
+
+def _check_options(time_major, reverse, unroll, return_carries, remat) -> None:
+    """The flags of `unroll`: booleans only (a truthy "no" must not act as True), and scan's unroll."""
+    for name, value in (
+        ("time_major", time_major), ("reverse", reverse), ("return_carries", return_carries), ("remat", remat)
+    ):  # fmt: skip
+        _checks.check_bool(name, value)
+    _checks.check_scan_unroll(unroll)
 
 
 def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool) -> bool:
@@ -190,14 +171,25 @@ def unroll(
       `(final_carry, ys)` with ys <float>[*batch, T, H] (or [T, *batch, H]); with `return_carries`,
       `(carries, ys)` where every field of `carries` is <float>[*batch, T, H] (same layout as ys) and
       holds the carry after reading step t (for reverse runs the final carry is at t = 0).
+    Raises:
+      TypeError or ValueError naming the argument, before anything runs: a `cell` that is not a `Cell`,
+      params of another cell kind or size, xs whose features the params do not read, a carry of the wrong
+      type or shape, a flag that is not a bool (a truthy "no" never acts as True), bad `lengths`. Only
+      static shapes, dtypes and Python values are read, so under `jit` the checks run once, at trace time.
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
+    check_cell(cell)
+    _check_options(time_major, reverse, unroll, return_carries, remat)
+    input_size = check_params(cell, params)
     xs = _check_xs(xs)
     t_axis = _time_axis(xs.ndim, time_major)
     T = xs.shape[t_axis]
     if T < 1:
         raise ValueError(f"xs: expected at least one time step, got shape {xs.shape}")
+    if input_size is not None and xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs: expected {input_size} features per step (input_size={input_size}, what params.w_ih reads; "
+            f"each step's x: [*batch, {input_size}]), got shape {xs.shape}"
+        )
     batch_shape = xs.shape[:t_axis] + xs.shape[t_axis + 1 : -1]
 
     # Compute in the widest dtype of inputs and params so the scan carry keeps one dtype.
@@ -243,7 +235,7 @@ def unroll(
 
         scanned = xs
     else:
-        lengths = _check_lengths(lengths, batch_shape, T)
+        lengths = _checks.check_lengths(lengths, batch_shape, T)
 
         def body(c, inputs):
             x, t = inputs
@@ -260,7 +252,7 @@ def unroll(
         body = jax.checkpoint(body)
     final, out = jax.lax.scan(body, carry, scanned, reverse=reverse, unroll=unroll)
 
-    if lengths is not None and is_traced(lengths):
+    if lengths is not None and _checks.is_traced(lengths):
         poison = jnp.any((lengths < 1) | (lengths > T))
         final, out = jax.tree_util.tree_map(lambda a: jnp.where(poison, jnp.nan, a), (final, out))
 
@@ -300,15 +292,27 @@ def unroll_stack(
     Returns:
       `(tuple of per-layer final carries (or all carries with return_carries), ys of the last layer)`.
     """
-    cells, params = tuple(cells), tuple(params)
-    if not cells or len(cells) != len(params):
+    cells, params = _sequence("cells", cells), _sequence("params", params)
+    if not cells:
+        raise ValueError("cells: expected at least one layer, got an empty sequence")
+    for k, layer in enumerate(cells):
+        if isinstance(layer, tuple) and len(layer) == 2:
+            check_cell(layer[0], f"cells[{k}][0]")
+            check_cell(layer[1], f"cells[{k}][1]")
+        elif not isinstance(layer, Cell):
+            raise TypeError(
+                f"cells[{k}]: expected an rnnjax.cells.Cell or a (forward, backward) pair of them, "
+                f"got {type(layer).__name__}"
+            )
+    if len(cells) != len(params):
         raise ValueError(
             f"params: expected one params value per cell ({len(cells)} cells), got {len(params)}"
         )
     if carries is None:
         carries = (None,) * len(cells)
-    elif len(carries) != len(cells):
+    elif len(_sequence("carries", carries)) != len(cells):
         raise ValueError(f"carries: expected {len(cells)} carries (one per layer), got {len(carries)}")
+    _checks.check_callable("between", between, "a function (k, ys) -> ys", optional=True)
     finals = []
     ys = xs
     for k, (layer, p, c) in enumerate(zip(cells, params, carries)):
@@ -320,6 +324,15 @@ def unroll_stack(
             final, ys = unroll_bidirectional(*layer, p, ys, c, **unroll_kwargs)
         finals.append(final)
     return tuple(finals), ys
+
+
+def _sequence(name: str, value) -> tuple:
+    """`value` as a tuple, if it is a list or tuple (one entry per layer) and not a single NamedTuple."""
+    if not isinstance(value, list | tuple) or hasattr(value, "_fields"):
+        raise TypeError(
+            f"{name}: expected a list or tuple with one entry per layer, got {type(value).__name__}"
+        )
+    return tuple(value)
 
 
 class BidirectionalParams(NamedTuple):
@@ -357,6 +370,8 @@ def unroll_bidirectional(
     Returns:
       `(BidirectionalCarry(forward_final, backward_final), merged ys)`.
     """
+    check_cell(forward_cell, "forward_cell")
+    check_cell(backward_cell, "backward_cell")
     if merge not in ("concat", "sum"):
         raise ValueError(f"merge: expected 'concat' or 'sum', got {merge!r}")
     if merge == "sum" and forward_cell.hidden_size != backward_cell.hidden_size:
@@ -369,6 +384,10 @@ def unroll_bidirectional(
     if not isinstance(params, BidirectionalParams):
         raise TypeError(
             f"params: expected BidirectionalParams(forward, backward), got {type(params).__name__}"
+        )
+    if carry is not None and not isinstance(carry, BidirectionalCarry):
+        raise TypeError(
+            f"carry: expected None or BidirectionalCarry(forward, backward), got {type(carry).__name__}"
         )
     carry = carry if carry is not None else BidirectionalCarry(None, None)
     c_f, ys_f = unroll(forward_cell, params.forward, xs, carry.forward, **unroll_kwargs)

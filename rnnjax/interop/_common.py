@@ -7,8 +7,6 @@ from the registry `rnnjax.cells.make`, never kept in a table here.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,11 +55,9 @@ def kind_with_blocks(num_blocks: int) -> str | None:
     return next((kind for kind in cells.KINDS if len(gate_names(kind)) == num_blocks), None)
 
 
-@functools.cache
 def params_type(kind: str) -> type:
-    """The params NamedTuple of a cell of `kind`, traced (not computed) from the registry's cell."""
-    cell = cells.make(kind, 1)
-    return type(jax.eval_shape(functools.partial(cell.init, input_size=1), jax.random.key(0)))
+    """The params NamedTuple of a cell of `kind`, from the registry's cell."""
+    return cells.make(kind, 1).params_type
 
 
 def make_cell(
@@ -107,32 +103,15 @@ def gru_recurrent_bias(b_hn: np.ndarray, dtype) -> np.ndarray:
 
 
 def check_cell_params(cell_name: str, params_name: str, cell, params) -> tuple[int, int]:
-    """Validate one (cell, params) pair; returns (input_size, hidden_size)."""
-    if not isinstance(cell, Cell):
-        raise TypeError(f"{cell_name}: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
-    kind, H = cell.kind, cell.hidden_size
-    if kind not in cells.KINDS:
-        raise ValueError(f"{cell_name}: unknown cell kind {kind!r}; expected one of {sorted(cells.KINDS)}")
-    want_type = params_type(kind)
-    if not isinstance(params, want_type):
-        raise TypeError(
-            f"{params_name}: a {kind} cell expected {want_type.__name__}, got {type(params).__name__}"
+    """Validate one (cell, params) pair (see `rnnjax.cells.check_params`).
+
+    Returns:
+      (input_size, hidden_size).
+    """
+    cells.check_cell(cell, cell_name)
+    if cell.kind not in cells.KINDS:
+        raise ValueError(
+            f"{cell_name}: unknown cell kind {cell.kind!r}; expected one of {sorted(cells.KINDS)}"
         )
-    G = len(cell.gates)
-    w_ih, w_hh, b = (np.asarray(a) for a in (params.w_ih, params.w_hh, params.b))
-    why = f" ({cell_name} has hidden_size={H}, {G} gate blocks)"
-    if w_ih.ndim != 2:
-        raise ValueError(f"{params_name}.w_ih: expected shape [input_size, {G * H}]{why}, got {w_ih.shape}")
-    check_shape(f"{params_name}.w_ih", w_ih, (w_ih.shape[0], G * H), why)
-    check_shape(f"{params_name}.w_hh", w_hh, (H, G * H), why)
-    check_shape(f"{params_name}.b", b, (G * H,), why)
-    if "b_hn" in want_type._fields:  # the GRU: b_hn exactly when reset_after
-        if cell.reset_after and params.b_hn is None:
-            raise ValueError(
-                f"{params_name}.b_hn: a reset_after=True GRU needs b_hn of shape ({H},), got None"
-            )
-        if cell.reset_after:
-            check_shape(f"{params_name}.b_hn", np.asarray(params.b_hn), (H,), f" (hidden_size={H})")
-        elif params.b_hn is not None:
-            raise ValueError(f"{params_name}.b_hn: a reset_after=False GRU has no b_hn, got an array")
-    return w_ih.shape[0], H
+    cell = cell._replace(params_type=params_type(cell.kind))  # the registry's type, whatever the cell holds
+    return cells.check_params(cell, params, name=params_name, owner=cell_name), cell.hidden_size

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import _checks
 from rnnjax.cells import Cell, LSTMCarry, RNNCarry
 from rnnjax.interop._common import (
     RESET_BEFORE_WHY,
@@ -144,10 +145,15 @@ def from_flax(
     Returns:
       `(cell, params)`: an rnnjax `Cell` of hidden size H and its params in the variables' dtype.
     """
+    _checks.check_bool("reset_after", reset_after)
     if reset_after is not True:
         raise ValueError(
             f"reset_after: {RESET_BEFORE_WHY.format(lib='flax.linen.GRUCell')}; got {reset_after!r}"
         )
+    if residual is not None:
+        _checks.check_bool("residual", residual)
+    if activation is not None and not isinstance(activation, str):
+        raise TypeError(f"activation: expected None or an activation name such as 'relu', got {activation!r}")
     kind, act, features = _flax_settings(cell_type, activation, residual)
     if not isinstance(variables, Mapping):
         raise TypeError(f"variables: expected a params dict, got {type(variables).__name__}")
@@ -251,11 +257,11 @@ def carry_from_flax(carry):
     if isinstance(carry, (tuple, list)):
         if len(carry) != 2:
             raise ValueError(f"carry: expected Flax's LSTM carry (c, h), got a sequence of {len(carry)}")
-        c, h = (jnp.asarray(a) for a in carry)
+        c, h = (_checks.check_float_array(f"carry[{i}]", a) for i, a in enumerate(carry))
         if c.shape != h.shape:
             raise ValueError(f"carry: c and h must have the same shape, got {c.shape} and {h.shape}")
         return LSTMCarry(h, c)
-    return RNNCarry(jnp.asarray(carry))
+    return RNNCarry(_checks.check_float_array("carry", carry, "array h or Flax's LSTM carry (c, h)"))
 
 
 def carry_to_flax(carry):

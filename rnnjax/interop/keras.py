@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnjax import _checks
 from rnnjax.cells import Cell
 from rnnjax.interop._common import (
     as_array,
@@ -151,11 +152,8 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
         )
         if recurrent != "sigmoid":
             raise ValueError(f"recurrent_activation: rnnjax's {kind} gates use sigmoid, got {recurrent!r}")
-    use_bias = layer_config.get("use_bias", True)
-    reset_after = layer_config.get("reset_after", True)
-    for name, value in (("use_bias", use_bias), ("reset_after", reset_after)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name}: expected True or False, got {value!r}")
+    use_bias = _checks.check_bool("use_bias", layer_config.get("use_bias", True))
+    reset_after = _checks.check_bool("reset_after", layer_config.get("reset_after", True))
 
     if not isinstance(weights, (list, tuple)):
         raise TypeError(f"weights: expected the list from layer.get_weights(), got {type(weights).__name__}")
@@ -227,8 +225,7 @@ def to_keras(cell: Cell, params, *, use_bias: bool = True) -> list[np.ndarray]:
       <[2, 3H]> for GRU reset_after=True, and no bias when `use_bias=False`.
     """
     check_cell_params("cell", "params", cell, params)
-    if not isinstance(use_bias, bool):
-        raise TypeError(f"use_bias: expected True or False, got {use_bias!r}")
+    _checks.check_bool("use_bias", use_bias)
     w_ih, w_hh, b = (np.array(a) for a in params[:3])
     if cell.kind == "gru":
         w_ih, w_hh, b = _perm_gru(w_ih), _perm_gru(w_hh), _perm_gru(b)
@@ -265,7 +262,7 @@ def from_keras_dense(weights, **layer_config) -> DenseParams:
             raise ValueError(
                 f"{name}: quantised or LoRA Dense layers are not supported, got {layer_config[name]!r}"
             )
-    use_bias = layer_config.get("use_bias", True)
+    use_bias = _checks.check_bool("use_bias", layer_config.get("use_bias", True))
     if not isinstance(weights, (list, tuple)):
         raise TypeError(f"weights: expected the list from layer.get_weights(), got {type(weights).__name__}")
     n = 2 if use_bias else 1
@@ -302,6 +299,7 @@ def to_keras_dense(params: DenseParams, *, use_bias: bool = True) -> list[np.nda
     """
     if not isinstance(params, DenseParams):
         raise TypeError(f"params: expected rnnjax.readout.DenseParams, got {type(params).__name__}")
+    _checks.check_bool("use_bias", use_bias)
     w, b = np.array(params.w), np.array(params.b)
     if w.ndim != 2:
         raise ValueError(f"params.w: expected shape [in, out], got {w.shape}")

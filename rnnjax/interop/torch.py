@@ -40,6 +40,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import _checks
 from rnnjax.cells import KINDS, Cell, LSTMCarry, RNNCarry
 from rnnjax.interop._common import (
     RESET_BEFORE_WHY,
@@ -155,6 +156,7 @@ def from_torch(
       <[H]>) in the state_dict's dtype; a bidirectional layer's are `BidirectionalParams(forward, backward)`.
       Run them like the torch module with `unroll_converted`.
     """
+    _checks.check_bool("reset_after", reset_after)
     if reset_after is not True:
         raise ValueError(f"reset_after: {RESET_BEFORE_WHY.format(lib='torch.nn.GRU')}; got {reset_after!r}")
     if not isinstance(prefix, str):
@@ -337,8 +339,9 @@ def unroll_converted(cells, params, xs, hx=None, *, batch_first: bool = False):
       ([L·D, H] unbatched).
     """
     cells, params, kind, H, D, input_size = _check_stack(cells, params)
+    _checks.check_bool("batch_first", batch_first)
     L = len(cells)
-    xs = jnp.asarray(xs)
+    xs = _checks.check_float_array("xs", xs)
     if xs.ndim not in (2, 3) or xs.shape[-1] != input_size:
         raise ValueError(
             f"xs: expected [T, B, {input_size}] ([B, T, {input_size}] if batch_first) or unbatched "
@@ -410,8 +413,8 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
         raise ValueError(
             f"cells: torch.nn.RNN supports nonlinearity 'tanh' or 'relu', got activation {cell.activation!r}"
         )
-    if not isinstance(bias, bool):
-        raise TypeError(f"bias: expected True or False, got {bias!r}")
+    _checks.check_bool("bias", bias)
+    _checks.check_bool("batch_first", batch_first)
     dtype = np.asarray(_directions(params[0])[0].w_ih).dtype
     if dtype.name not in _TORCH_DTYPES:
         raise TypeError(f"params: expected one of {_TORCH_DTYPES} for torch, got {dtype}")
