@@ -8,12 +8,14 @@ unexpected); 130 interrupted. The traceback (or tyro's full parse report) only w
 Every experiment's config has the same fields, so the same flags work everywhere: `--run NAME` (outputs in
 `results/<experiment>/<NAME>/`, a plain folder name), `--overwrite` (replace an existing run of that
 name; without it an existing run is refused), `--quick` (a smoke run of a few seconds) and
-`--no-progress` (no progress bars, for logs and CI).
+`--no-progress` (no progress bars, for logs and CI). `--quick` sets small values in the fields not given
+on the command line (`quick`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import inspect
 import io
@@ -41,6 +43,7 @@ __all__ = [
     "one_line",
     "output_folder",
     "parse",
+    "quick",
     "run",
     "run_folder",
     "saved_config",
@@ -185,6 +188,14 @@ def named(field: str, *arguments: str):
         except TypeError:  # an exception type that takes more than a message
             renamed = ValueError(field + message[len(name) :])
         raise renamed from None
+
+
+def quick(cfg, settings: dict, defaults=None):
+    """`cfg` with the `--quick` `settings` in the fields the user left at their default (`defaults`, a
+    config of the same type; default: `type(cfg)()`), so explicit flags still win over `--quick`."""
+    defaults = type(cfg)() if defaults is None else defaults
+    keep = {k: v for k, v in settings.items() if getattr(cfg, k) == getattr(defaults, k)}
+    return dataclasses.replace(cfg, **keep)
 
 
 def check_ints(cfg, *names: str, minimum: int = 1) -> None:

@@ -69,8 +69,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "classify"
 # --quick: seconds instead of minutes (a CSV keeps its data and trains one epoch).
-QUICK = dict(hidden_size=16, embed_size=16)
-QUICK_SYNTHETIC = dict(synthetic_n=1000, synthetic_seq_len=30, synthetic_min_len=5, epochs=2)
+QUICK = dict(hidden_size=16, embed_size=16, padding_factors=(2,))
+QUICK_SYNTHETIC = dict(synthetic_n=600, synthetic_seq_len=30, synthetic_min_len=5, epochs=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Config:
     classify: Annotated[ClassifyConfig, tyro.conf.arg(name="")] = ClassifyConfig()
     run: str | None = None  # results/classify/<run>; default: a UTC timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
-    quick: bool = False  # smoke run: 1000 texts of 5-30 words, 2 epochs (1 epoch on a CSV), H=16
+    quick: bool = False  # smoke run: 600 texts of 5-30 words, 2 epochs (1 epoch on a CSV), H=16
     progress: bool = True  # progress bars
     resume: bool = False  # continue the cells of an existing --run from their latest checkpoints
     plot_only: Path | None = None  # redraw the figures of an existing run folder from its saved metrics
@@ -317,7 +317,7 @@ def train(cfg: Config) -> dict:
         return {"out": Path(cfg.plot_only)}
     cc = cfg.classify
     if cfg.quick and not cfg.resume:  # a resumed run keeps its saved (quick) settings
-        cc = dataclasses.replace(cc, **QUICK, **(QUICK_SYNTHETIC if cc.csv is None else dict(epochs=1)))
+        cc = _cli.quick(cc, QUICK | (QUICK_SYNTHETIC if cc.csv is None else dict(epochs=1)))
     wall_start = time.perf_counter()
     data = classify.prepare(cc)
     cells = classify.cells_for(cc)

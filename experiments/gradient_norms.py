@@ -91,7 +91,7 @@ QUICK = dict(
 
 def validate(cfg: Config) -> Config:
     if cfg.quick:
-        cfg = dataclasses.replace(cfg, **QUICK)
+        cfg = _cli.quick(cfg, QUICK)
     for field, allowed in (("cells", sorted(VARIANTS)), ("inits", INITS)):
         if not getattr(cfg, field):
             raise ValueError(f"{field}: expected at least one name from {allowed}, got none")

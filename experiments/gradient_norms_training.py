@@ -33,7 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "gradient_norms_training"
-QUICK = dict(seq_len=10, steps=60, hidden_size=16, profile_batch=32)
+QUICK = dict(cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Config:
     clip_norm: float | None = 1.0
     profile_batch: int = 256  # held-out examples the profile is measured on
     seed: int = 0
-    quick: bool = False  # a smoke run: T=10, 60 steps, H=16, profiles on 32 examples (see QUICK)
+    quick: bool = False  # a smoke run: 2 cells, T=10, 60 steps, H=16, profiles on 32 examples (see QUICK)
     progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/gradient_norms_training/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
@@ -118,7 +118,7 @@ def main(cfg: Config) -> None:
         plot(json.loads((run / "metrics.json").read_text()), run / "profiles.png")
         return
     if cfg.quick:
-        cfg = dataclasses.replace(cfg, **QUICK)
+        cfg = _cli.quick(cfg, QUICK)
     _synthetic.check_cells(cfg.cells)
     _synthetic.check_training(cfg)
     _cli.check_ints(cfg, "profile_batch")

@@ -120,7 +120,7 @@ def run_one(cfg: Config, task_name: str, seq_len: int, cell_name: str, clip: boo
 def check(cfg: Config) -> Config:
     """Refuse bad settings by name before any training; returns `cfg` with the QUICK settings if asked."""
     if cfg.quick:
-        cfg = dataclasses.replace(cfg, **QUICK)
+        cfg = _cli.quick(cfg, QUICK)
     for field in ("tasks", "seq_lens", "cells", "clip"):
         if not getattr(cfg, field):
             raise ValueError(f"{field}: expected at least one value, got {getattr(cfg, field)!r}")

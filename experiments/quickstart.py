@@ -76,7 +76,7 @@ def check_config(cfg: Config) -> Config:
     if not cfg.cells or not set(cfg.cells) <= set(CELLS):
         raise ValueError(f"cells: expected names from {sorted(CELLS)}, got {list(cfg.cells)}")
     _synthetic.check_training(cfg)
-    return dataclasses.replace(cfg, **QUICK) if cfg.quick else cfg
+    return _cli.quick(cfg, QUICK) if cfg.quick else cfg
 
 
 def first_symbol(seq_len: int, alphabet: int) -> tasks.Task:

@@ -250,7 +250,8 @@ def continue_text(model, params, vocab, config: LMConfig, prompt: str, length: i
 def train(args: Train):
     if args.resume:
         check_resume(args)
-    config = dataclasses.replace(args.lm, **QUICK) if args.quick and not args.resume else args.lm
+    level_defaults = LMConfig.for_level(args.lm.level)
+    config = _cli.quick(args.lm, QUICK, level_defaults) if args.quick and not args.resume else args.lm
     parallel.check_batch_size(parallel.data_mesh(config.devices), config.batch_size)  # before any output
     source = read_corpus(args)
     if source.notes:

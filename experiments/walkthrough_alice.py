@@ -114,7 +114,7 @@ def check_config(cfg: Config) -> Config:
             raise FileExistsError(
                 f"run: {folder} holds a trained run; choose a new --run name, or --overwrite to replace it"
             )
-    return dataclasses.replace(cfg, **QUICK) if cfg.quick else cfg
+    return _cli.quick(cfg, QUICK) if cfg.quick else cfg
 
 
 def load_words(cfg: Config) -> list[str]:

@@ -54,8 +54,10 @@ def test_cli_flags_quick_no_progress_and_run(tmp_path, monkeypatch, capsys):
     run = tmp_path / "results" / "gradient_norms" / "x"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["quick"] is True and cfg["progress"] is False and cfg["run"] == "x"
-    for key, value in gradient_norms.QUICK.items():  # --quick replaced the sweep
-        assert cfg[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert cfg["cells"] == ["simple-linear"]  # a flag given on the command line wins over --quick
+    for key, value in gradient_norms.QUICK.items():  # --quick replaced the rest of the sweep
+        if key != "cells":
+            assert cfg[key] == (list(value) if isinstance(value, tuple) else value), key
     assert (run / "decay_heatmap.png").stat().st_size > 0
     m = json.loads((run / "metrics.json").read_text())
     for g in gradient_norms.QUICK["gains"]:
