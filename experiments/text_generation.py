@@ -48,7 +48,7 @@ import matplotlib
 import tyro
 
 from experiments import _cli
-from rnnjax import generate, results
+from rnnjax import results
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
 from rnnjax.train import lm, parallel
@@ -239,14 +239,6 @@ def plot(run: Path) -> None:
     plt.close(fig)
 
 
-def continue_text(model, params, vocab, config: LMConfig, prompt: str, length: int, **options) -> str:
-    """The prompt and `length` generated tokens, tokenised as in training (`generate.sample_text`)."""
-    return generate.sample_text(
-        model, params, vocab, prompt, length, level=config.level, lowercase=config.lowercase,
-        strip_punctuation=config.strip_punctuation, include_prompt=True, **options,
-    )  # fmt: skip
-
-
 def train(args: Train):
     if args.resume:
         check_resume(args)
@@ -284,7 +276,7 @@ def report(
     base = bigram_baseline(corpus, config)
     length = args.sample_length or (QUICK_LENGTH if args.quick else 300 if config.level == "char" else 60)
     texts = [
-        (f"{prompt!r}, {name}", continue_text(model, params, vocab, config, prompt, length, seed=0, **opts))
+        (f"{prompt!r}, {name}", lm.sample_text(model, params, vocab, config, prompt, length, seed=0, **opts))
         for prompt in source.prompts
         for name, opts in (("greedy", dict(greedy=True)), ("T=0.8", dict(temperature=0.8)))
     ]
@@ -336,7 +328,9 @@ def sample(args: Sample) -> list[str]:
     out = []
     for i in range(1 if args.quick else args.num_samples):
         length = QUICK_LENGTH if args.quick else args.length
-        out.append(continue_text(model, params, vocab, config, prompt, length, seed=args.seed + i, **options))
+        out.append(
+            lm.sample_text(model, params, vocab, config, prompt, length, seed=args.seed + i, **options)
+        )
         print(f"--- sample {i + 1} (step {step}) ---\n{out[-1]}")
     return out
 

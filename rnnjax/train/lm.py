@@ -6,6 +6,7 @@ the one loop `rnnjax.train.loop.fit` (progress, `metrics.jsonl`, validation, che
     corpus = lm.prepare(rnnjax.data.corpora.load("tinyshakespeare"), config)
     result = lm.fit(config, corpus, "results/text_generation/run1")
     model, params, vocab, config, step = lm.load("results/text_generation/run1", "best")
+    print(lm.sample_text(model, params, vocab, config, "alice was", 60, temperature=0.8, seed=0))
 
 Everything a step does is a function of the step number and the saved state: the batch of step s is
 `text.stream_batch(rows, s % batches_per_pass, seq_len)` (all carries reset to zeros when a pass starts),
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnnjax import models, readout
+from rnnjax import generate, models, readout
 from rnnjax.data import text as text_lib
 from rnnjax.results import write_json
 from rnnjax.train import loop, parallel
@@ -56,6 +57,7 @@ __all__ = [
     "make_model",
     "make_train_step",
     "prepare",
+    "sample_text",
 ]
 
 LN2 = math.log(2.0)
@@ -414,3 +416,16 @@ def load(path: str | os.PathLike, which: str | int = "best"):
     finally:
         store.close()
     return model, state.params, vocab, config, step
+
+
+def sample_text(model, params, vocab, config: LMConfig, prompt: str, length: int, **options) -> str:
+    """The prompt and `length` generated tokens (`rnnjax.generate.sample_text` with `include_prompt`), the
+    prompt tokenised as in the run's training: `config`'s level, lowercasing and punctuation stripping,
+    so a reloaded model needs no settings retyped. `options`: seed or key, temperature, top_k, top_p,
+    greedy, as in `generate.sample_text`."""
+    if not isinstance(config, LMConfig):
+        raise TypeError(f"config: expected the LMConfig of lm.load, got {type(config).__name__}")
+    return generate.sample_text(
+        model, params, vocab, prompt, length, level=config.level, lowercase=config.lowercase,
+        strip_punctuation=config.strip_punctuation, include_prompt=True, **options,
+    )  # fmt: skip

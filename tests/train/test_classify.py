@@ -214,6 +214,16 @@ def test_confusion_matrix_and_predictions_file_match_loops(easy_data, tmp_path):
         (dict(optimizer="lion"), r"optimizer: expected one of \('adam', 'sgd', 'rmsprop'\), got 'lion'"),
         (dict(padding_factors=(1,)), r"padding_factors: expected ints >= 2, got \(1,\)"),
         (dict(dropout=1.0), r"dropout: expected a rate in \[0, 1\), got 1.0"),
+        (dict(learning_rate=1e39), r"learning_rate: expected a positive number that float32 .* got 1e\+39"),
+        (dict(clip_norm=float("nan")), r"clip_norm: expected None or a positive number, got nan"),
+        (dict(lowercase="no"), r"lowercase: expected True or False, got 'no'"),
+        (dict(synthetic_signal=(5, 2)), r"synthetic_signal: expected two ints lo, hi with 0 <= lo < hi"),
+        (dict(synthetic_min_len=200), r"synthetic_min_len: expected an int in \[synthetic_signal hi = 5, "),
+        (dict(hidden_size=10**9), r"hidden_size: expected a size whose arrays fit in half of this machine's"),
+        (
+            dict(synthetic_n=10**12),
+            r"synthetic_n: expected a size whose arrays fit in half of this machine's",
+        ),
     ],
 )
 def test_bad_config_names_the_argument(change, pattern):

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 import pytest
 
-from rnnjax import readout
+from rnnjax import generate, readout
 from rnnjax.data import text as text_lib
 from rnnjax.train import checkpoint, lm, lm_config, parallel
 
@@ -126,6 +126,42 @@ def test_prepare_rejects_a_corpus_shorter_than_one_batch():
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=rf"^{field}: expected .* got {value!r}"):
         small_config(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value, error, pattern",
+    [
+        ("learning_rate", "3e-3", TypeError, r"expected a positive number, got '3e-3' \(str\)"),
+        (
+            "learning_rate",
+            1e39,
+            ValueError,
+            r"expected a positive number that float32 \(the compute dtype\) holds",
+        ),
+        ("learning_rate", float("nan"), ValueError, r"expected a positive number, got nan"),
+        (
+            "clip_norm",
+            float("inf"),
+            ValueError,
+            r"expected None or a positive number that float32 .*, got inf",
+        ),
+        ("dropout", "0.1", ValueError, r"expected a rate in \[0, 1\), got '0\.1'"),
+        ("lowercase", "no", ValueError, r"expected True or False, got 'no'"),
+        ("seed", -1, ValueError, r"expected an int >= 0, got -1"),
+        ("hidden_size", 10**9, ValueError, r"expected a size whose arrays fit in half of this machine's"),
+    ],
+)
+def test_config_refuses_strings_overflowing_and_unallocatable_values(field, value, error, pattern):
+    with pytest.raises(error, match=rf"^{field}: {pattern}"):
+        small_config(**{field: value})
+
+
+def test_fit_refuses_a_run_path_that_is_a_file_before_any_work(corpus, tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("not a folder\n")
+    with pytest.raises(ValueError, match=r"^run: expected the path of a run folder .* which is a file"):
+        lm.fit(small_config(), corpus, path, progress=False)
+    assert path.read_text() == "not a folder\n"
 
 
 def test_for_level_applies_the_level_defaults_under_the_overrides():
@@ -239,6 +275,11 @@ def test_load_returns_the_saved_model(full_run):
     assert step == 24 and config == small_config()
     assert leaves_equal(params, full_run.state.params)
     assert vocab.tokens == lm.prepare(make_text(), small_config()).vocab.tokens
+    # Sampling a reloaded model takes its tokenisation from the config: the same text as retyping it.
+    retyped = generate.sample_text(
+        model, params, vocab, "the c", 8, level="char", lowercase=False, include_prompt=True, greedy=True
+    )
+    assert lm.sample_text(model, params, vocab, config, "the c", 8, greedy=True) == retyped
 
 
 def test_fit_refuses_to_overwrite_or_to_resume_nothing(corpus, full_run, tmp_path):

@@ -148,5 +148,9 @@ def test_bad_train_arguments_raise():
         synthetic.train(cell, task, steps=1, learning_rate=-1)
     with pytest.raises(ValueError, match="clip_norm: expected a positive number, got 0"):
         synthetic.train(cell, task, steps=1, clip_norm=0)
+    with pytest.raises(ValueError, match=r"learning_rate: expected a positive number that float32 .* 1e\+39"):
+        synthetic.train(cell, task, steps=1, learning_rate=1e39)  # inf in float32: every update inf/NaN
+    with pytest.raises(TypeError, match=r"learning_rate: expected a positive number, got '3e-3' \(str\)"):
+        synthetic.train(cell, task, steps=1, learning_rate="3e-3")
     with pytest.raises(TypeError, match=r"params: expected the model's params"):
         synthetic.train(cell, task, steps=1, params={"w": 1})
