@@ -7,12 +7,31 @@ concrete (outside `jit`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
+
+
+def check_precision(precision) -> str | None:
+    """`precision` if it is None (JAX's default) or a name JAX's `default_matmul_precision` takes."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision: expected None or one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def matmul_precision(precision):
+    """A context in which every matmul traced gets `precision` (nothing changes for None).
+
+    The precision is written into each traced `dot_general`, so it holds however the program is later
+    compiled and whatever the global `jax_default_matmul_precision` says."""
+    check_precision(precision)
+    return contextlib.nullcontext() if precision is None else jax.default_matmul_precision(precision)
 
 
 def is_traced(x) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "lstm",
     "make",
     "simple",
+    "with_precision",
 ]
 
 
@@ -64,6 +65,9 @@ class Cell(NamedTuple):
       gate_values: `(params, carry, x) -> {name: <[*batch, H]>}`, the sigmoid gates of one step (LSTM i, f,
         o; GRU r, z), computed by the same code as `step`; None for the simple cell.
       memory_gate: the gate that keeps the old state per step (LSTM "f", GRU "z"); None for the simple cell.
+      precision: the matmul precision of every matmul of the cell (None: JAX's default, e.g. TF32 on
+        recent NVIDIA GPUs). Every constructor takes `precision=`, e.g. `cells.lstm(64, precision="highest")`;
+        `rnnjax.unroll(..., precision=)` overrides it for one call.
       kernel: `(step, sequence)`: a whole-sequence kernel bound to the step it computes; read it as
         `cell.sequence`. Set it with `with_kernel`.
       params_type: the NamedTuple type of the cell's params (`SimpleParams`, `LSTMParams`, `GRUParams`);
@@ -82,6 +86,7 @@ class Cell(NamedTuple):
     memory_gate: str | None = None
     kernel: tuple[Callable, Callable] | None = None
     params_type: type | None = None
+    precision: str | None = None
 
     @property
     def sequence(self) -> Callable[..., tuple[Carry, jax.Array]] | None:
@@ -112,22 +117,63 @@ def _cached(constructor: Callable[..., Cell]) -> Callable[..., Cell]:
     memo = functools.lru_cache(maxsize=512)(constructor)
 
     @functools.wraps(constructor)
-    def build(*args, **kwargs):
+    def build(*args, precision: str | None = None, **kwargs):
         try:
-            return memo(*args, **kwargs)
+            cell = memo(*args, **kwargs)
         except TypeError as error:
             if "unhashable" not in str(error):
                 raise
-            return constructor(*args, **kwargs)
+            cell = constructor(*args, **kwargs)
+        return cell if precision is None else with_precision(cell, precision)
 
     return build
+
+
+# Cells made by `with_precision` -> the cell they wrap, so a later precision replaces an earlier one.
+_BASE: dict[Cell, Cell] = {}
+
+
+def with_precision(cell: Cell, precision: str | None) -> Cell:
+    """`cell` with every matmul of its step, gate values and kernel (forward and backward) at `precision`:
+    "highest"/"float32" (full float32), "high"/"tensorfloat32", "default"/"bfloat16" (the backend's
+    fastest), or None (back to the cell as built without a precision, following JAX's global default)."""
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell: expected an rnnjax.cells.Cell, got {type(cell).__name__}")
+    base = _BASE.get(cell, cell)
+    if _checks.check_precision(precision) is None:
+        return base
+    return _precise(base, precision)
+
+
+@functools.lru_cache(maxsize=512)
+def _precise(cell: Cell, precision: str) -> Cell:
+    step, gate_values, sequence = cell.step, cell.gate_values, cell.sequence
+
+    def precise_step(params, carry, x):
+        with _checks.matmul_precision(precision):
+            return step(params, carry, x)
+
+    def precise_gates(params, carry, x):
+        with _checks.matmul_precision(precision):
+            return gate_values(params, carry, x)
+
+    def precise_sequence(params, carry, xs, *, reverse=False, unroll=1, precision=precision):
+        return sequence(params, carry, xs, reverse=reverse, unroll=unroll, precision=precision)
+
+    new = cell._replace(
+        step=precise_step,
+        gate_values=None if gate_values is None else precise_gates,
+        precision=precision,
+    ).with_kernel(None if sequence is None else precise_sequence)
+    _BASE[new] = cell
+    return new
 
 
 def _kernel(fn: Callable, **options) -> Callable[..., tuple[Carry, jax.Array]]:
     """The `rnnjax.fused` kernel `fn` with fixed cell options."""
 
-    def sequence(params, carry, xs, *, reverse=False, unroll=1):
-        return fn(params, carry, xs, reverse=reverse, unroll=unroll, **options)
+    def sequence(params, carry, xs, *, reverse=False, unroll=1, precision=None):
+        return fn(params, carry, xs, reverse=reverse, unroll=unroll, precision=precision, **options)
 
     return sequence
 

@@ -9,6 +9,7 @@ range stay meaningful; an exact zero (a gradient that underflowed) becomes -inf,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import _checks
-from rnnjax.cells import Cell, check_cell, check_params
+from rnnjax.cells import Cell, check_cell, check_params, with_precision
 from rnnjax.unrolling import unroll
 
 __all__ = [
@@ -38,6 +39,32 @@ __all__ = [
     "recurrent_spectrum",
     "step_jacobians",
 ]
+
+
+# Diagnostics measure at full float32 matmul precision whatever the global default (TF32 on recent NVIDIA
+# GPUs changes float32 gradients by 1e-4 to 1e-3 relative, and the chaotic regime by more).
+MEASURE_PRECISION = "highest"
+
+
+def _measured(fn):
+    """Add `precision=MEASURE_PRECISION` to a diagnostic: its cell (or model's cell) and every matmul
+    traced inside, forward and backward (the user's `loss_fn` included), run at that precision."""
+
+    @functools.wraps(fn)
+    def measured(subject, *args, precision: str | None = MEASURE_PRECISION, **kwargs):
+        _checks.check_precision(precision)
+        if isinstance(subject, Cell):
+            subject = with_precision(subject, precision)
+        elif isinstance(getattr(subject, "cell", None), Cell) and hasattr(subject, "clone"):  # a model
+            subject = subject.clone(cell=with_precision(subject.cell, precision))
+        with _checks.matmul_precision(precision):
+            return fn(subject, *args, **kwargs)
+
+    measured.__doc__ = (fn.__doc__ or "") + (
+        "\n\n    Every matmul runs at `precision` (default \"highest\", full float32, whatever the global "
+        "default);\n    None follows JAX's default."
+    )
+    return measured
 
 
 def _cast(tree, dtype):
@@ -104,6 +131,7 @@ def _perturbed_loss(cell, params, xs, loss_fn, carry, lengths, time_major, dtype
     return loss, params, eps, unpack
 
 
+@_measured
 def loss_and_hidden_state_grads(
     cell: Cell,
     params,
@@ -134,6 +162,7 @@ def loss_and_hidden_state_grads(
     return value, g_params, unpack(g_eps)
 
 
+@_measured
 def hidden_state_grads(
     cell: Cell, params, xs, loss_fn, carry=None, lengths=None, *, time_major=False, dtype=None
 ):
@@ -151,6 +180,7 @@ def hidden_state_grads(
     return unpack(jax.grad(loss, argnums=1)(params, eps))
 
 
+@_measured
 def model_hidden_state_grads(model, params, inputs, loss_fn, *, lengths=None, carries=None, dtype=None):
     """∂L/∂c_t for every step t of every layer of a model, from one backward pass.
 
@@ -229,6 +259,7 @@ def _trajectory(cell: Cell, params, xs, carry, dtype):
     return params, xs, c_prev  # c_prev[t] = c_{t-1} flattened, <[T, n]>
 
 
+@_measured
 def step_jacobians(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Array:
     """Every step Jacobian J_t = ∂c_t/∂c_{t-1} of one trajectory (memory T·n²: use for short T).
 
@@ -241,6 +272,7 @@ def step_jacobians(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Arr
     return jax.vmap(jax.jacfwd(_flat_step(cell, params)))(c_prev, xs)
 
 
+@_measured
 def jacobian_norms(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Array:
     """log10 ‖∂c_{T-1}/∂c_t‖₂ (spectral norm) for every t, exactly, without underflow or overflow.
 
@@ -279,6 +311,7 @@ class LyapunovResult(NamedTuple):
     log_growth: jax.Array  # [T, k] per-step ln|R_ii| (their running mean shows convergence)
 
 
+@_measured
 def lyapunov(cell: Cell, params, xs, carry=None, *, k: int = 1, key=None, dtype=None) -> LyapunovResult:
     """Leading singular values of the Jacobian product along a trajectory, and Lyapunov exponents, by
     repeated QR re-orthonormalisation (Benettin et al. 1980; as used for RNNs by Vogt et al. 2022).
@@ -351,6 +384,7 @@ def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
     return out
 
 
+@_measured
 def gate_statistics(
     cell: Cell, params, xs, carry=None, lengths=None, *, saturation: float = 0.05, dtype=None
 ) -> dict[str, Any]:

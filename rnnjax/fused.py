@@ -29,6 +29,7 @@ kernel against the NumPy reference (float64, hand-derived BPTT) and against auto
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -110,32 +111,55 @@ def _sigmoid_from_tanh(t):
     return 0.5 + 0.5 * t
 
 
+class _Loop(NamedTuple):
+    """The kernels' static loop options (a hashable non-differentiable argument of each custom_vjp)."""
+
+    unroll: int | bool  # lax.scan's unroll
+    precision: str | None  # matmul precision of the forward and the backward pass
+
+
+def _under_precision(rule):
+    """Trace a kernel's primal, forward or backward rule under its `_Loop`'s matmul precision (JAX traces
+    the backward rule later, outside any context the caller set, so the precision travels with it)."""
+
+    @functools.wraps(rule)
+    def traced(*args):
+        loop = next(a for a in args if isinstance(a, _Loop))
+        with _checks.matmul_precision(loop.precision):
+            return rule(*args)
+
+    return traced
+
+
 # --------------------------------------------------------------------------------------------
 # Simple (Elman) RNN
 
 
-def _simple_forward(activation, reverse, unroll, params: SimpleParams, h0, xs):
+def _simple_forward(activation, reverse, loop, params: SimpleParams, h0, xs):
     phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a}[activation]
 
     def body(h, x):
         h = phi(x @ params.w_ih + h @ params.w_hh + params.b)
         return h, h
 
-    h_final, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
+    h_final, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=loop.unroll)
     return h_final, ys
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _simple(activation, reverse, unroll, params, h0, xs):
-    return _simple_forward(activation, reverse, unroll, params, h0, xs)
+@_under_precision
+def _simple(activation, reverse, loop, params, h0, xs):
+    return _simple_forward(activation, reverse, loop, params, h0, xs)
 
 
-def _simple_fwd(activation, reverse, unroll, params, h0, xs):
-    h_final, ys = _simple_forward(activation, reverse, unroll, params, h0, xs)
+@_under_precision
+def _simple_fwd(activation, reverse, loop, params, h0, xs):
+    h_final, ys = _simple_forward(activation, reverse, loop, params, h0, xs)
     return (h_final, ys), (params, h0, xs, ys)
 
 
-def _simple_bwd(activation, reverse, unroll, residuals, cotangents):
+@_under_precision
+def _simple_bwd(activation, reverse, loop, residuals, cotangents):
     params, h0, xs, ys = residuals
     d_final, d_ys = cotangents
     w_hh_t = params.w_hh.T
@@ -151,7 +175,7 @@ def _simple_bwd(activation, reverse, unroll, residuals, cotangents):
             da = dh
         return da @ w_hh_t, da
 
-    dh0, das = jax.lax.scan(body, d_final, (d_ys, ys), reverse=not reverse, unroll=unroll)
+    dh0, das = jax.lax.scan(body, d_final, (d_ys, ys), reverse=not reverse, unroll=loop.unroll)
     h_prev = _previous(h0, ys, reverse)
     d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, das, das)
     return SimpleParams(d_w_ih, d_w_hh, d_b), dh0, das @ params.w_ih.T
@@ -160,7 +184,9 @@ def _simple_bwd(activation, reverse, unroll, residuals, cotangents):
 _simple.defvjp(_simple_fwd, _simple_bwd)
 
 
-def simple_sequence(params: SimpleParams, carry: RNNCarry, xs, *, activation="tanh", reverse=False, unroll=1):
+def simple_sequence(
+    params: SimpleParams, carry: RNNCarry, xs, *, activation="tanh", reverse=False, unroll=1, precision=None
+):
     """Elman RNN over a whole sequence (equations of `rnnjax.cells.simple`).
 
     Args:
@@ -169,13 +195,15 @@ def simple_sequence(params: SimpleParams, carry: RNNCarry, xs, *, activation="ta
       xs: <[T, *batch, I]> (time-major).
       activation: "tanh", "relu" or "linear".
       reverse, unroll: as in `jax.lax.scan`.
+      precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
     if activation not in ("tanh", "relu", "linear"):
         raise ValueError(f"activation: expected 'tanh', 'relu' or 'linear', got {activation!r}")
+    _checks.check_precision(precision)
     xs = _check_args("simple", params, SimpleParams, 1, carry, RNNCarry, xs, reverse, unroll)
-    h_final, ys = _simple(activation, reverse, unroll, params, carry.h, xs)
+    h_final, ys = _simple(activation, reverse, _Loop(unroll, precision), params, carry.h, xs)
     return RNNCarry(h_final), ys
 
 
@@ -183,7 +211,7 @@ def simple_sequence(params: SimpleParams, carry: RNNCarry, xs, *, activation="ta
 # LSTM
 
 
-def _lstm_forward(reverse, unroll, params: LSTMParams, h0, c0, xs, keep: bool):
+def _lstm_forward(reverse, loop, params: LSTMParams, h0, c0, xs, keep: bool):
     """Final carry and ys; with `keep`, also the stacked cell states and gate activations."""
     scale = _lstm_scale(h0.shape[-1], xs.dtype)
 
@@ -196,7 +224,7 @@ def _lstm_forward(reverse, unroll, params: LSTMParams, h0, c0, xs, keep: bool):
         h = _sigmoid_from_tanh(t_o) * jnp.tanh(c)
         return (h, c), ((h, c, t) if keep else h)
 
-    (h_final, c_final), out = jax.lax.scan(body, (h0, c0), xs, reverse=reverse, unroll=unroll)
+    (h_final, c_final), out = jax.lax.scan(body, (h0, c0), xs, reverse=reverse, unroll=loop.unroll)
     if not keep:
         return (h_final, c_final, out), None
     ys, cs, ts = out
@@ -204,16 +232,19 @@ def _lstm_forward(reverse, unroll, params: LSTMParams, h0, c0, xs, keep: bool):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _lstm(reverse, unroll, params, h0, c0, xs):
-    return _lstm_forward(reverse, unroll, params, h0, c0, xs, keep=False)[0]
+@_under_precision
+def _lstm(reverse, loop, params, h0, c0, xs):
+    return _lstm_forward(reverse, loop, params, h0, c0, xs, keep=False)[0]
 
 
-def _lstm_fwd(reverse, unroll, params, h0, c0, xs):
-    out, (cs, ts) = _lstm_forward(reverse, unroll, params, h0, c0, xs, keep=True)
+@_under_precision
+def _lstm_fwd(reverse, loop, params, h0, c0, xs):
+    out, (cs, ts) = _lstm_forward(reverse, loop, params, h0, c0, xs, keep=True)
     return out, (params, h0, c0, xs, out[2], cs, ts)
 
 
-def _lstm_bwd(reverse, unroll, residuals, cotangents):
+@_under_precision
+def _lstm_bwd(reverse, loop, residuals, cotangents):
     params, h0, c0, xs, ys, cs, ts = residuals
     dh_final, dc_final, d_ys = cotangents
     w_hh_t = params.w_hh.T
@@ -238,7 +269,7 @@ def _lstm_bwd(reverse, unroll, residuals, cotangents):
         return (dz @ w_hh_t, dc * _sigmoid_from_tanh(t_f)), dz
 
     (dh0, dc0), dzs = jax.lax.scan(
-        body, (dh_final, dc_final), (d_ys, ts, cs, c_prev), reverse=not reverse, unroll=unroll
+        body, (dh_final, dc_final), (d_ys, ts, cs, c_prev), reverse=not reverse, unroll=loop.unroll
     )
     h_prev = _previous(h0, ys, reverse)
     d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, dzs, dzs)
@@ -248,7 +279,7 @@ def _lstm_bwd(reverse, unroll, residuals, cotangents):
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
-def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, unroll=1):
+def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, unroll=1, precision=None):
     """LSTM over a whole sequence (equations of `rnnjax.cells.lstm`).
 
     Args:
@@ -256,11 +287,13 @@ def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, un
       carry: `LSTMCarry(h, c)`, each <[*batch, H]>.
       xs: <[T, *batch, I]> (time-major).
       reverse, unroll: as in `jax.lax.scan`.
+      precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `LSTMCarry`, ys <[T, *batch, H]>).
     """
+    _checks.check_precision(precision)
     xs = _check_args("lstm", params, LSTMParams, 4, carry, LSTMCarry, xs, reverse, unroll)
-    h_final, c_final, ys = _lstm(reverse, unroll, params, carry.h, carry.c, xs)
+    h_final, c_final, ys = _lstm(reverse, _Loop(unroll, precision), params, carry.h, carry.c, xs)
     return LSTMCarry(h_final, c_final), ys
 
 
@@ -268,7 +301,7 @@ def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, un
 # GRU (reset_after=True)
 
 
-def _gru_forward(reverse, unroll, params: GRUParams, h0, xs, keep: bool):
+def _gru_forward(reverse, loop, params: GRUParams, h0, xs, keep: bool):
     """Final h and ys; with `keep`, also the stacked [tanh(a_r/2), tanh(a_z/2), n, h W_hn + b_hn]."""
     H = h0.shape[-1]
 
@@ -282,7 +315,7 @@ def _gru_forward(reverse, unroll, params: GRUParams, h0, xs, keep: bool):
         h = n + z * (h - n)  # (1 - z) n + z h
         return h, ((h, jnp.concatenate([s, n, hn], axis=-1)) if keep else h)
 
-    h_final, out = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
+    h_final, out = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=loop.unroll)
     if not keep:
         return (h_final, out), None
     ys, saved = out
@@ -290,16 +323,19 @@ def _gru_forward(reverse, unroll, params: GRUParams, h0, xs, keep: bool):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _gru(reverse, unroll, params, h0, xs):
-    return _gru_forward(reverse, unroll, params, h0, xs, keep=False)[0]
+@_under_precision
+def _gru(reverse, loop, params, h0, xs):
+    return _gru_forward(reverse, loop, params, h0, xs, keep=False)[0]
 
 
-def _gru_fwd(reverse, unroll, params, h0, xs):
-    out, saved = _gru_forward(reverse, unroll, params, h0, xs, keep=True)
+@_under_precision
+def _gru_fwd(reverse, loop, params, h0, xs):
+    out, saved = _gru_forward(reverse, loop, params, h0, xs, keep=True)
     return out, (params, h0, xs, out[1], saved)
 
 
-def _gru_bwd(reverse, unroll, residuals, cotangents):
+@_under_precision
+def _gru_bwd(reverse, loop, residuals, cotangents):
     params, h0, xs, ys, saved = residuals
     d_final, d_ys = cotangents
     w_hh_t = params.w_hh.T
@@ -319,7 +355,7 @@ def _gru_bwd(reverse, unroll, residuals, cotangents):
         return dh * z + d_rec @ w_hh_t, (d_in, d_rec)
 
     dh0, (d_ins, d_recs) = jax.lax.scan(
-        body, d_final, (d_ys, saved, h_prev), reverse=not reverse, unroll=unroll
+        body, d_final, (d_ys, saved, h_prev), reverse=not reverse, unroll=loop.unroll
     )
     d_w_ih, d_w_hh, d_b = _weight_grads(xs, h_prev, d_ins, d_recs)
     H = h0.shape[-1]
@@ -330,7 +366,7 @@ def _gru_bwd(reverse, unroll, residuals, cotangents):
 _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
-def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unroll=1):
+def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unroll=1, precision=None):
     """GRU (reset_after=True) over a whole sequence (equations of `rnnjax.cells.gru`).
 
     Args:
@@ -338,9 +374,11 @@ def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unrol
       carry: `RNNCarry(h)` with h <[*batch, H]>.
       xs: <[T, *batch, I]> (time-major).
       reverse, unroll: as in `jax.lax.scan`.
+      precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
+    _checks.check_precision(precision)
     xs = _check_args("gru", params, GRUParams, 3, carry, RNNCarry, xs, reverse, unroll, reset_after=True)
-    h_final, ys = _gru(reverse, unroll, params, carry.h, xs)
+    h_final, ys = _gru(reverse, _Loop(unroll, precision), params, carry.h, xs)
     return RNNCarry(h_final), ys

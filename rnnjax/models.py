@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks, readout
-from rnnjax.cells import Cell, check_cell, check_params
+from rnnjax.cells import Cell, check_cell, check_params, with_precision
 from rnnjax.diagnostics import perturbed
 from rnnjax.unrolling import BidirectionalParams, unroll_stack
 
@@ -241,7 +241,7 @@ class RNNModel(nn.Module):
             _check_shape(f"{path}.w", head.w, (width, self.output_size), "stack width and output_size")
             _check_shape(f"{path}.b", head.b, (self.output_size,), "output_size")
         head = self.param("readout", lambda k: readout.dense_init(k, width, self.output_size, dtype=dtype))
-        return readout.dense(head, ys), finals
+        return readout.dense(head, ys, precision=self.cell.precision), finals
 
     @nn.nowrap
     def apply(self, variables, *args, **kwargs):
@@ -265,12 +265,25 @@ class RNNModel(nn.Module):
         return tuple(self.cell.initial_carry((batch_size,), dtype) for _ in range(self.num_layers))
 
 
+def _precise(cell, precision):
+    """The model's cell at `precision` (every matmul of the model follows its cell's precision)."""
+    return cell if precision is None or not isinstance(cell, Cell) else with_precision(cell, precision)
+
+
 def language_model(
-    vocab_size: int, cell: Cell, *, num_layers: int = 2, embed_size: int | None = 64, dropout: float = 0.0
+    vocab_size: int,
+    cell: Cell,
+    *,
+    num_layers: int = 2,
+    embed_size: int | None = 64,
+    dropout: float = 0.0,
+    precision: str | None = None,
 ) -> RNNModel:
     """Next-token model: tokens <int>[B, T] → logits <float>[B, T, vocab_size] (embed_size None: one-hot
-    inputs, the classic char-rnn)."""
+    inputs, the classic char-rnn). `precision`: of every matmul (the cell's and the head's), see
+    `rnnjax.unroll`; None keeps the cell's."""
     _checks.check_int("vocab_size", vocab_size)
+    cell = _precise(cell, precision)
     return RNNModel(cell, vocab_size, num_layers, dropout, vocab_size=vocab_size, embed_size=embed_size)
 
 
@@ -284,8 +297,11 @@ def classifier(
     dropout: float = 0.0,
     pooling: str = "last",
     bidirectional: bool = False,
+    precision: str | None = None,
 ) -> RNNModel:
-    """Many-to-one classifier: tokens <int>[B, T] (right-padded, `lengths` <int>[B]) → logits <[B, C]>."""
+    """Many-to-one classifier: tokens <int>[B, T] (right-padded, `lengths` <int>[B]) → logits <[B, C]>.
+    `precision` as in `language_model`."""
+    cell = _precise(cell, precision)
     if pooling not in ("last", "mean"):
         raise ValueError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
     _checks.check_int("vocab_size", vocab_size)
@@ -294,8 +310,15 @@ def classifier(
 
 
 def sequence_model(
-    cell: Cell, output_size: int, *, num_layers: int = 1, pooling: str | None = None
+    cell: Cell,
+    output_size: int,
+    *,
+    num_layers: int = 1,
+    pooling: str | None = None,
+    precision: str | None = None,
 ) -> RNNModel:
     """Float features <[B, T, I]> → outputs at every step <[B, T, output_size]> (pooling None), or one per
-    sequence (pooling "last" / "mean"): the synthetic long-range tasks and the Keras-style walkthroughs."""
+    sequence (pooling "last" / "mean"): the synthetic long-range tasks and the Keras-style walkthroughs.
+    `precision` as in `language_model`."""
+    cell = _precise(cell, precision)
     return RNNModel(cell, output_size, num_layers, pooling=pooling)

@@ -61,11 +61,13 @@ def _check_features(name: str, value, width: int, what: str) -> jax.Array:
     return value
 
 
-def dense(params: DenseParams, h: jax.Array) -> jax.Array:
-    """logits = h W + b for h <float>[..., in]; returns <float>[..., out]."""
+def dense(params: DenseParams, h: jax.Array, *, precision: str | None = None) -> jax.Array:
+    """logits = h W + b for h <float>[..., in]; returns <float>[..., out]. `precision`: the matmul's
+    precision (see `rnnjax.unroll`); None follows JAX's default."""
     in_features, _ = _check_dense(params)
     h = _check_features("h", h, in_features, "the readout's in_features, params.w.shape[0]")
-    return h @ params.w + params.b
+    with _checks.matmul_precision(precision):
+        return h @ params.w + params.b
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import _checks
+from rnnjax import _checks, cells
 from rnnjax.cell_types import check_carry
 from rnnjax.cells import Cell, check_cell, check_params
 
@@ -127,6 +127,7 @@ def unroll(
     remat: bool = False,
     fast: bool | None = None,
     checkpoint_every: int | None = None,
+    precision: str | None = None,
 ):
     """Run `cell.step` over a sequence with `jax.lax.scan`.
 
@@ -160,6 +161,10 @@ def unroll(
         forward mode, and forward mode applied *outside* a `jit` that calls `unroll` is invisible
         here: pass `fast=False` for `jax.jacfwd(jax.jit(f))`. True requires the kernel (raises if
         it cannot be used); False always scans `cell.step`.
+      precision: matmul precision of every step, forward and backward ("highest", "high", "default" or
+        their dtype names "float32", "tensorfloat32", "bfloat16"); None keeps the cell's own
+        (`cells.with_precision`, or `precision=` of its constructor), else JAX's default. On NVIDIA GPUs
+        JAX's default float32 matmul is TF32 (about 1e-3 relative error; see the README).
       checkpoint_every: if given, run the sequence as consecutive chunks of this many steps (the last
         one shorter when it does not divide T), each chunk an `unroll` under `jax.checkpoint`. The
         backward pass then keeps only the carries between chunks (and the outputs ys) and rebuilds
@@ -180,6 +185,8 @@ def unroll(
     check_cell(cell)
     _check_options(time_major, reverse, unroll, return_carries, remat)
     input_size = check_params(cell, params)
+    if precision is not None:
+        cell = cells.with_precision(cell, precision)  # the step and the kernel's backward pass alike
     xs = _check_xs(xs)
     t_axis = _time_axis(xs.ndim, time_major)
     T = xs.shape[t_axis]

@@ -1,11 +1,15 @@
-"""Shared test set-up: float64 enabled for JAX, the cell forms under test, and conversions to the
-NumPy reference's plain-dict conventions."""
+"""Shared test set-up: float64 enabled for JAX, float32 matmuls pinned at full precision, the cell forms
+under test, and conversions to the NumPy reference's plain-dict conventions."""
 
 import os
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# float32 tolerances must mean the same on every backend: without this, XLA's default float32 matmul on
+# recent NVIDIA GPUs is TF32 (errors of 1e-4 to 1.6e-3 in 27 float32 tests on an H200). Tests of the
+# precision policy itself set other defaults locally (tests/test_precision.py).
+jax.config.update("jax_default_matmul_precision", "highest")
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
