@@ -20,6 +20,7 @@ import errno
 import inspect
 import io
 import json
+import os
 import re
 import sys
 import traceback
@@ -55,7 +56,7 @@ __all__ = [
 # was expected, so the user needs no traceback.
 BAD_INPUT = (ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
              IsADirectoryError)  # fmt: skip
-EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 1, 130, 141
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BOX = "│┃╭╮╰╯┌┐└┘├┤|+ \t"  # the frame of tyro's error panel, stripped from each line
 _RULE = re.compile(r"[─━\-=]{3,}")  # a horizontal rule inside tyro's panel
@@ -145,6 +146,9 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
         if debug:
             raise
         _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error on exit
+        raise SystemExit(EXIT_BROKEN_PIPE) from None
     except BAD_INPUT as e:
         if debug:
             raise

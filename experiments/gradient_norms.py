@@ -344,8 +344,7 @@ def main(cfg: Config) -> Path:
     cfg = validate(cfg)
     if cfg.float64:
         jax.config.update("jax_enable_x64", True)
-    out = _cli.run_folder(EXPERIMENT, cfg)
-    results.write_json(out / "config.json", cfg)
+    out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
     raw = {}
     for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not cfg.progress):

@@ -124,8 +124,7 @@ def main(cfg: Config) -> None:
     _cli.check_ints(cfg, "profile_batch")
     with _cli.named("task", "name"):
         task = tasks.make(cfg.task, cfg.seq_len)
-    out = _cli.run_folder(EXPERIMENT, cfg)
-    results.write_json(out / "config.json", cfg)
+    out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
     xs, targets = task.sample(jax.random.key(10_000 + cfg.seed), cfg.profile_batch)  # never trained on
     metrics = dict(task=cfg.task, seq_len=cfg.seq_len, steps=cfg.steps, baseline=task.baseline, cells={})

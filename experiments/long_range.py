@@ -57,6 +57,7 @@ import matplotlib
 import numpy as np
 
 from experiments import _cli, _synthetic
+from experiments._plots import save
 from rnnjax import results, tasks
 from rnnjax.train import synthetic
 from rnnjax.train.optimizers import check_positive
@@ -140,8 +141,7 @@ def main(cfg: Config) -> None:
         report(_cli.saved_run(cfg.replot, EXPERIMENT, what="replot"))
         return
     cfg = check(cfg)
-    out = _cli.run_folder(EXPERIMENT, cfg)
-    results.write_json(out / "config.json", cfg)
+    out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
     runs = []
     for task_name in cfg.tasks:
@@ -183,6 +183,16 @@ def _grid(runs: list[dict], cfg: dict):
     return fig, axes, task_names, seq_lens
 
 
+def _finish(fig, axes, title: str, path: Path, *, legend_at: float, bottom: float) -> None:
+    """The first panel's legend centred below the grid (at height `legend_at`, in figure coordinates), the
+    title, a layout leaving the bottom `bottom` to the legend, and the figure saved and closed."""
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, legend_at))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    save(fig, path)
+
+
 def _label(r: dict) -> str:
     return f"{r['cell']}{', clip' if r['clip'] else ', no clip'}"
 
@@ -207,12 +217,9 @@ def plot_loss(runs: list[dict], cfg: dict, path: Path) -> None:
                 ax.set_ylabel("loss (log scale)\nMSE" if task_name == "adding" else "loss (log scale)\nnats")
             if i == len(task_names) - 1:
                 ax.set_xlabel("training step")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Training loss (running mean over {SMOOTH} steps)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    results.save_figure(fig, path)
-    plt.close(fig)
+    _finish(
+        fig, axes, f"Training loss (running mean over {SMOOTH} steps)", path, legend_at=-0.02, bottom=0.06
+    )
 
 
 def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
@@ -232,12 +239,14 @@ def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
                 ax.set_ylabel("global gradient norm\nbefore clipping (log)")
             if i == len(task_names) - 1:
                 ax.set_xlabel("training step")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Global L2 norm of the gradient at every step, before clipping")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    results.save_figure(fig, path)
-    plt.close(fig)
+    _finish(
+        fig,
+        axes,
+        "Global L2 norm of the gradient at every step, before clipping",
+        path,
+        legend_at=-0.02,
+        bottom=0.06,
+    )
 
 
 def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
@@ -273,12 +282,14 @@ def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set(title=task_name, xlabel="time lag T (steps, log scale)")
         ax.set_ylabel("held-out loss (log scale), " + ("MSE" if task_name == "adding" else "nats"))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle(f"Loss after {cfg['steps']} steps vs T (x: training diverged)")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    results.save_figure(fig, path)
-    plt.close(fig)
+    _finish(
+        fig,
+        axes,
+        f"Loss after {cfg['steps']} steps vs T (x: training diverged)",
+        path,
+        legend_at=-0.04,
+        bottom=0.08,
+    )
 
 
 def _fmt(x) -> str:

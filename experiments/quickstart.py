@@ -185,8 +185,7 @@ def plot(metrics: dict, cfg: Config, path) -> None:
 def main(cfg: Config) -> dict:
     """Check one gradient, train every cell, write the run folder; returns the metrics (and "out")."""
     cfg = check_config(cfg)
-    out = _cli.run_folder(EXPERIMENT, cfg)
-    results.write_json(out / "config.json", cfg)
+    out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
     task = first_symbol(cfg.seq_len, cfg.alphabet)
     err = gradient_check(task)

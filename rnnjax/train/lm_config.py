@@ -100,8 +100,8 @@ class LMConfig:
     valid_fraction: float = 0.1  # the last fraction of the tokens, as one block, for validation
     cell: Literal[tuple(cells.KINDS)] = "lstm"  # the recurrent cell (rnnjax.cells.KINDS)
     activation: str = "tanh"  # the simple cell's activation: "tanh", "relu" or "linear"
-    hidden_size: int = 256
-    num_layers: int = 2
+    hidden_size: int = 256  # units per recurrent layer
+    num_layers: int = 2  # stacked recurrent layers
     embed_size: int | None = 64  # token embedding width; None: one-hot inputs
     dropout: float = 0.0  # between layers and before the readout, during training
     carry_reset: float = 0.05  # per row and step, the chance of restarting from zero carries
