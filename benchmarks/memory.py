@@ -279,10 +279,7 @@ def table(points: list[dict]) -> str:
 def plot(record: dict, path) -> None:
     """Log-log plot from a saved record: XLA temp bytes (solid) and measured peak RSS (dashed) vs T."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from experiments._plots import plt  # matplotlib on Agg, imported only to plot
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, m in enumerate(record["config"]["methods"]):

@@ -465,10 +465,7 @@ def table(rows: list[dict], peak_gflops: float) -> str:
 def plot(record: dict, path) -> None:
     """Bar chart from a saved record: tokens/s per contender, one panel per (mode, cell), groups = shapes."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from experiments._plots import plt  # matplotlib on Agg, imported only to plot
 
     rows = record["rows"]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
