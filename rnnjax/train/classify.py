@@ -501,8 +501,8 @@ def _check_resume(meta: dict):
         if changed:
             raise ValueError(
                 f"resume: the checkpoint was trained with other {', '.join(changed)} "
-                f"({', '.join(f'{k}={saved_cfg.get(k)!r}' for k in changed)}); "
-                f"only {RESUMABLE_FIELDS} may change"
+                f"({'; '.join(f'{k}: saved {saved_cfg.get(k)!r}, given {cfg[k]!r}' for k in changed)}); "
+                f"only {', '.join(RESUMABLE_FIELDS)} may change"
             )
 
     return check
