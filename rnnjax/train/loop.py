@@ -335,7 +335,9 @@ def _loop(
                 t_window = time.perf_counter()  # evaluation time is not training throughput
                 if not math.isfinite(valid["loss"]):  # only finite checkpoints: stop before saving it
                     status = "diverged"
-                    message = _divergence_message(desc, done, f"evaluation loss {valid['loss']}", store)
+                    message = _divergence_message(
+                        desc, done, f"evaluation loss {valid['loss']}", store, returned="the one evaluated"
+                    )
                     warnings.warn(message, RuntimeWarning, stacklevel=3)
                     break
             if save:
@@ -367,12 +369,14 @@ def _loop(
     return FitResult(jax.device_get(state), history, status, message, valid, best, done, run)
 
 
-def _divergence_message(desc: str, step: int, what: str, store: Checkpoints | None) -> str:
+def _divergence_message(
+    desc: str, step: int, what: str, store: Checkpoints | None, returned: str = "the last finite one"
+) -> str:
     good = store.intact_steps() if store is not None else []
     where = f"; the newest finite checkpoint is step {good[-1]} in {str(store.directory)!r}" if good else ""
     return (
         f"{desc}: stopped at step {step}: {what} (not finite). Nothing was saved for this step; the state "
-        f"returned is the last finite one{where}. Try a lower learning rate or gradient clipping."
+        f"returned is {returned}{where}. Try a lower learning rate or gradient clipping."
     )
 
 
