@@ -38,6 +38,7 @@ __all__ = [
     "gru",
     "lstm",
     "make",
+    "perturbed",
     "simple",
     "with_precision",
 ]
@@ -127,6 +128,26 @@ def _cached(constructor: Callable[..., Cell]) -> Callable[..., Cell]:
         return cell if precision is None else with_precision(cell, precision)
 
     return build
+
+
+def perturbed(cell: Cell) -> Cell:
+    """The same cell whose input carries, after the real features, an additive perturbation of the new
+    carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass.
+
+    Its input is wider than its params' w_ih reads, so it has no `params_type`: the wrapped step checks
+    the params and the real input x itself."""
+    check_cell(cell)
+    fields = len(cell.initial_carry()._fields)
+    width = fields * cell.hidden_size
+
+    def step(params, carry, x_and_eps):
+        x, eps = x_and_eps[..., :-width], x_and_eps[..., -width:]
+        new, _ = cell.step(params, carry, x)
+        new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
+        return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
+
+    # A new step: the cell's whole-sequence kernel no longer applies.
+    return cell._replace(step=step, params_type=None)
 
 
 # Cells made by `with_precision` -> the cell they wrap, so a later precision replaces an earlier one.

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import _checks
-from rnnjax.cells import Cell, check_cell, check_params, with_precision
+from rnnjax.cells import Cell, check_cell, check_params, perturbed, with_precision
 from rnnjax.unrolling import unroll
 
 __all__ = [
@@ -76,26 +76,6 @@ def _cast(tree, dtype):
             "dtype: float64 diagnostics need 64-bit JAX; call jax.config.update('jax_enable_x64', True) first"
         )
     return jax.tree_util.tree_map(lambda a: None if a is None else jnp.asarray(a, dtype), tree)
-
-
-def perturbed(cell: Cell) -> Cell:
-    """The same cell whose input carries, after the real features, an additive perturbation of the new
-    carry. Differentiating at zero perturbation gives ∂L/∂c_t for every t from one backward pass.
-
-    Its input is wider than its params' w_ih reads, so it has no `params_type`: the wrapped step checks
-    the params and the real input x itself."""
-    check_cell(cell)
-    fields = len(cell.initial_carry()._fields)
-    width = fields * cell.hidden_size
-
-    def step(params, carry, x_and_eps):
-        x, eps = x_and_eps[..., :-width], x_and_eps[..., -width:]
-        new, _ = cell.step(params, carry, x)
-        new = type(new)(*(c + e for c, e in zip(new, jnp.split(eps, fields, axis=-1))))
-        return new, new.h  # every rnnjax cell outputs y_t = h_t, so y_t sees the perturbation too
-
-    # A new step: the cell's whole-sequence kernel no longer applies.
-    return cell._replace(step=step, params_type=None)
 
 
 def _scalar_loss(loss_fn, outputs) -> jax.Array:

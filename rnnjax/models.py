@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks, readout
-from rnnjax.cells import Cell, check_cell, check_params, with_precision
-from rnnjax.diagnostics import perturbed
+from rnnjax.cells import Cell, check_cell, check_params, perturbed, with_precision
 from rnnjax.unrolling import BidirectionalParams, unroll_stack
 
 __all__ = ["POOLINGS", "RNNModel", "RecurrentStack", "classifier", "language_model", "sequence_model"]

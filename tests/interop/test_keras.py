@@ -12,18 +12,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from interop.comparisons import (  # noqa: E402
-    INSTALL,
-    B,
-    H,
-    I,
-    T,
-    assert_trees_equal,
-    close,
-    print_max_abs_diff,
-    random_params,
-    uniform,
-)
+from interop import comparisons  # noqa: E402
+from interop.comparisons import assert_trees_equal, close, print_max_abs_diff, random_params, uniform  # noqa: E402
+
+INSTALL, B, H, I, T = comparisons.INSTALL, comparisons.B, comparisons.H, comparisons.I, comparisons.T
 
 from rnnjax import cells, interop, unroll  # noqa: E402
 from rnnjax.cells import GRUParams, LSTMCarry, RNNCarry  # noqa: E402

@@ -60,6 +60,15 @@ def train(folder: str) -> None:
     np.savez(Path(folder) / "final.npz", *leaves)
 
 
+def _steps(folder: Path) -> list[int]:
+    ckpt = folder / "checkpoints"
+    return [int(p.name) for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.is_dir() else []
+
+
+def _sealed_steps(folder: Path) -> list[int]:
+    return [s for s in _steps(folder) if (folder / "checkpoints" / str(s) / "CHECKSUMS.json").exists()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=20)
@@ -80,9 +89,14 @@ def main() -> None:
     while True:
         proc = subprocess.Popen([*me, str(folder), "--train"])
         runs += 1
-        if killed < args.kills:
-            # jax import + compile take ~3-5 s; the 40 steps with 40 saves take a few seconds more
-            time.sleep(rng.uniform(2.0, 9.0))
+        start = max(_sealed_steps(folder), default=0)
+        if killed < args.kills and start + 1 <= STEPS - 8:
+            # Kill at a random moment after a random step's checkpoint appeared: a step takes tens of
+            # milliseconds and a save about as long, so the moment often falls inside a save.
+            target = rng.randint(start + 1, STEPS - 8)
+            while proc.poll() is None and max(_steps(folder), default=0) < target:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.2))
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
