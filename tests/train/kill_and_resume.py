@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = 40
+STEPS = 120
 
 
 def train(folder: str) -> None:
@@ -93,7 +93,7 @@ def main() -> None:
         if killed < args.kills and start + 1 <= STEPS - 8:
             # Kill at a random moment after a random step's checkpoint appeared: a step takes tens of
             # milliseconds and a save about as long, so the moment often falls inside a save.
-            target = rng.randint(start + 1, STEPS - 8)
+            target = min(start + rng.randint(1, 3), STEPS - 8)
             while proc.poll() is None and max(_steps(folder), default=0) < target:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0.0, 0.2))
