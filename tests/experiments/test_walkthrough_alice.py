@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import _cli, walkthrough_alice
+from experiments import walkthrough_alice
 from rnnjax import reference
 
 # The walkthrough computes in float32 and recomputes in float64 from the same float32 weights: the two
@@ -159,11 +159,4 @@ def test_alice_bad_settings_raise(tmp_path, monkeypatch):
         walkthrough_alice.main(walkthrough_alice.Config(hidden_size=0, run="t"))
     assert not (tmp_path / "results").exists()  # refused before anything is written
 
-
-def test_alice_command_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        argv = ["--epochs", "0", "--quick", "--no-progress"]
-        _cli.run(walkthrough_alice.Config, walkthrough_alice.main, argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: epochs: expected an int >= 1, got 0\n"
+# One-line errors of this command: its rows in tests/experiments/test_command_bad_inputs.py.

@@ -86,13 +86,4 @@ def test_step_cli_flags_write_named_run(tmp_path, monkeypatch, capsys):
     assert json.loads((run / "metrics.json").read_text())["agree"] is True
     assert "All three agree" in capsys.readouterr().out
 
-
-def test_step_cli_bad_value_prints_one_error_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        argv = ["--matrices", '{"x": [1, 2]}', "--run", "x"]
-        _cli.run(walkthrough_step.Config, walkthrough_step.main, argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: w_ih: expected shape (2, 2)") and err.count("\n") == 1, err
-    assert not (tmp_path / "results").exists()
+# One-line errors of this command: its rows in tests/experiments/test_command_bad_inputs.py.
