@@ -220,7 +220,9 @@ def fit(
     eval_every = _check_count("eval_every", eval_every, allow_none=True)
     save_every = _check_count("save_every", save_every, allow_none=True)
     stop_after = _check_count("stop_after", stop_after, 0, allow_none=True)
-    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
+    if time_limit is not None and (
+        isinstance(time_limit, bool) or not (isinstance(time_limit, int | float) and time_limit > 0)
+    ):
         raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
     if run is None and (resume or save_every is not None):
         raise ValueError("run: resume and save_every need a run folder, got run=None")

@@ -119,6 +119,8 @@ def test_bad_arguments_are_refused(tmp_path):
         fit(step, w, batches, steps=0)
     with pytest.raises(ValueError, match="time_limit: expected None or a positive number"):
         fit(step, w, batches, steps=1, time_limit=float("nan"))
+    with pytest.raises(ValueError, match="time_limit: expected None or a positive number"):
+        fit(step, w, batches, steps=1, time_limit=True)  # a bool is not a number of seconds
     with pytest.raises(ValueError, match="run: resume and save_every need a run folder"):
         fit(step, w, batches, steps=1, resume=True)
     (tmp_path / "file").write_text("x")
