@@ -59,7 +59,7 @@ class Cell(NamedTuple):
         y <float>[*batch, hidden_size] (y is the new hidden state h for every cell here).
       kind: "simple", "lstm" or "gru" (a key of `KINDS`).
       hidden_size: H.
-      activation: "tanh", "relu" or "linear" (the simple cell's φ; "tanh" for LSTM and GRU).
+      activation: "tanh", "relu", "linear" or "sigmoid" (the simple cell's φ; "tanh" for LSTM and GRU).
       reset_after: GRU form (see `gru`); None for other kinds.
       gates: names of the gate blocks of the fused kernels, in order: ("h",) for the simple cell,
         ("i", "f", "g", "o") for the LSTM, ("r", "z", "n") for the GRU.
@@ -203,6 +203,7 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
     "linear": lambda a: a,
+    "sigmoid": jax.nn.sigmoid,
 }
 
 
@@ -351,12 +352,14 @@ def simple(
     """Elman (simple) recurrent cell (Elman, 1990).
 
         a_t = x_t W_ih + h_{t-1} W_hh + b
-        h_t = φ(a_t),      y_t = h_t,      φ ∈ {tanh, relu, linear}
+        h_t = φ(a_t),      y_t = h_t,      φ ∈ {tanh, relu, linear, sigmoid}
 
     Args:
       hidden_size: H.
-      activation: "tanh", "relu" or "linear". `relu` with `recurrent_init=initializers.identity()` is the
-        IRNN of Le, Jaitly & Hinton (2015).
+      activation: "tanh", "relu", "linear" or "sigmoid". `relu` with
+        `recurrent_init=initializers.identity()` is the IRNN of Le, Jaitly & Hinton (2015). `sigmoid` is the
+        logistic unit of the early vanishing-gradient analyses (Hochreiter 1991; Bengio et al. 1994):
+        its derivative is at most γ = 1/4, so the gradient shrinks at least as fast as (σ_max(W_hh)/4)^lag.
       preset: default initialisers: "default" (glorot input, orthogonal recurrent, zero bias),
         "keras", "pytorch" or "flax" (reproducing those libraries' defaults in distribution).
       kernel_init, recurrent_init, bias_init: override the preset's initialisers of W_ih <[I, H]>,

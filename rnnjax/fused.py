@@ -136,7 +136,7 @@ def _under_precision(rule):
 
 
 def _simple_forward(activation, reverse, loop, params: SimpleParams, h0, xs):
-    phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a}[activation]
+    phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a, "sigmoid": jax.nn.sigmoid}[activation]
 
     def body(h, x):
         h = phi(x @ params.w_ih + h @ params.w_hh + params.b)
@@ -171,6 +171,8 @@ def _simple_bwd(activation, reverse, loop, residuals, cotangents):
             da = dh * (1 - h * h)
         elif activation == "relu":
             da = jnp.where(h > 0, dh, 0)
+        elif activation == "sigmoid":
+            da = dh * h * (1 - h)
         else:
             da = dh
         return da @ w_hh_t, da
@@ -199,8 +201,8 @@ def simple_sequence(
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
-    if activation not in ("tanh", "relu", "linear"):
-        raise ValueError(f"activation: expected 'tanh', 'relu' or 'linear', got {activation!r}")
+    if activation not in ("tanh", "relu", "linear", "sigmoid"):
+        raise ValueError(f"activation: expected 'tanh', 'relu', 'linear' or 'sigmoid', got {activation!r}")
     _checks.check_precision(precision)
     xs = _check_args("simple", params, SimpleParams, 1, carry, RNNCarry, xs, reverse, unroll)
     h_final, ys = _simple(activation, reverse, _Loop(unroll, precision), params, carry.h, xs)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 _KINDS = ("simple", "lstm", "gru")
-_ACTIVATIONS = ("tanh", "relu", "linear")
+_ACTIVATIONS = ("tanh", "relu", "linear", "sigmoid")
 _MODES = ("many_to_many", "many_to_one")
 
 
@@ -114,6 +114,8 @@ def _act(activation, a):
         return np.tanh(a)
     if activation == "relu":
         return np.maximum(a, 0.0)
+    if activation == "sigmoid":
+        return _sigmoid(a)
     return a
 
 
@@ -123,6 +125,8 @@ def _act_grad(activation, a, h):
         return 1.0 - h**2
     if activation == "relu":
         return (a > 0).astype(np.float64)  # 0 at exactly a == 0
+    if activation == "sigmoid":
+        return h * (1.0 - h)
     return np.ones_like(a)
 
 
@@ -374,7 +378,7 @@ def forward(kind, params, xs, carry0=None, *, lengths=None, activation="tanh", r
         None means zeros.
       lengths: (B,) ints in [1, T], or None for all T. Steps t >= lengths[b]
         are padding: the carry is unchanged there and the output is zero.
-      activation: "tanh", "relu" or "linear" (used by kind "simple").
+      activation: "tanh", "relu", "linear" or "sigmoid" (used by kind "simple").
       reset_after: GRU form; True applies the reset gate after the recurrent
         matmul (PyTorch/cuDNN/Keras), False before it (Cho et al. 2014).
 

@@ -21,6 +21,7 @@ CELL_FORMS = {
     "simple-tanh": lambda h, dtype=jnp.float64: cells.simple(h, "tanh", dtype=dtype),
     "simple-relu": lambda h, dtype=jnp.float64: cells.simple(h, "relu", dtype=dtype),
     "simple-linear": lambda h, dtype=jnp.float64: cells.simple(h, "linear", dtype=dtype),
+    "simple-sigmoid": lambda h, dtype=jnp.float64: cells.simple(h, "sigmoid", dtype=dtype),
     "lstm": lambda h, dtype=jnp.float64: cells.lstm(h, dtype=dtype),
     "gru-reset-after": lambda h, dtype=jnp.float64: cells.gru(h, reset_after=True, dtype=dtype),
     "gru-reset-before": lambda h, dtype=jnp.float64: cells.gru(h, reset_after=False, dtype=dtype),

@@ -126,7 +126,7 @@ def test_wrong_carry_type_is_a_type_error():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: cells.simple(4, "sigmoid"), r"activation: expected one of .*'sigmoid'"),
+        (lambda: cells.simple(4, "softsign"), r"activation: expected one of .*'softsign'"),
         (lambda: cells.simple(0), r"hidden_size: expected a positive int, got 0"),
         (lambda: cells.lstm(2.5), r"hidden_size: expected a positive int, got 2.5"),
         (lambda: cells.gru(4, reset_after="yes"), r"reset_after: expected True or False"),

@@ -14,6 +14,7 @@ CELL_FORMS = {
     "simple-tanh": ("simple", "tanh", True),
     "simple-relu": ("simple", "relu", True),
     "simple-linear": ("simple", "linear", True),
+    "simple-sigmoid": ("simple", "sigmoid", True),
     "lstm": ("lstm", "tanh", True),
     "gru-reset_after": ("gru", "tanh", True),
     "gru-reset_before": ("gru", "tanh", False),
@@ -152,7 +153,7 @@ def test_single_step_matches_spec_equations(form):
     kind, opts, p, _, xs, carry0, _ = make_problem(form)
     x, h = xs[:, 0], carry0["h"]
     if kind == "simple":
-        act = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "linear": lambda a: a}
+        act = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "linear": lambda a: a, "sigmoid": _sig}
         want = {"h": act[opts["activation"]](x @ p["w_ih"] + h @ p["w_hh"] + p["b"])}
     elif kind == "lstm":
         z = x @ p["w_ih"] + h @ p["w_hh"] + p["b"]
@@ -218,8 +219,8 @@ def test_errors_name_the_argument():
     kind, opts, params, readout, xs, carry0, labels = make_problem("simple-tanh")
     with pytest.raises(ValueError, match="kind.*'rnn'"):
         ref.forward("rnn", params, xs)
-    with pytest.raises(ValueError, match="activation.*'sigmoid'"):
-        ref.forward("simple", params, xs, activation="sigmoid")
+    with pytest.raises(ValueError, match="activation.*'softsign'"):
+        ref.forward("simple", params, xs, activation="softsign")
     with pytest.raises(ValueError, match="mode.*'seq2seq'"):
         ref.loss("simple", params, readout, xs, labels["many_to_many"], mode="seq2seq")
     for bad in ([0, 1, 1], [1, 1, T + 1]):
