@@ -136,7 +136,8 @@ def _under_precision(rule):
 
 
 def _simple_forward(activation, reverse, loop, params: SimpleParams, h0, xs):
-    phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a, "sigmoid": jax.nn.sigmoid}[activation]
+    phi = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda a: a, "sigmoid": jax.nn.sigmoid}
+    phi = phi[activation]
 
     def body(h, x):
         h = phi(x @ params.w_ih + h @ params.w_hh + params.b)

@@ -28,6 +28,8 @@ __all__ = [
     "replicate",
     "replicated",
     "shard_batch",
+    "sweep_map",
+    "sweep_mesh",
 ]
 
 AXIS = "data"  # the mesh axis the batch is split along
@@ -90,6 +92,55 @@ def shard_batch(mesh: Mesh, tree):
 def replicate(mesh: Mesh, tree):
     """Place every array of `tree` whole on each device of the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def sweep_mesh() -> Mesh:
+    """A one-axis mesh named `AXIS` over every device of the run: all local devices, and in a
+    `jax.distributed` run the devices of every process."""
+    return Mesh(np.array(jax.devices()), (AXIS,))
+
+
+def _global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A `jax.Array` with `sharding` whose value is `host`; every process holds the same whole `host` and
+    contributes the shards of its own devices (so this works in a multi-process run too)."""
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def sweep_map(fn, tree, *, mesh: Mesh | None = None):
+    """`jax.vmap(fn)` over the leading axis of every array of `tree` (the sweep points: seeds, gains, ...),
+    the points split across the devices of `mesh` (default `sweep_mesh()`: every device of the run), and
+    the results gathered whole onto the host of every process as NumPy arrays.
+
+    The number of points need not divide the device count: the last point is repeated to fill the last
+    device and the copies are dropped from the result. Every process must call it with the same `tree`.
+
+    Args:
+      fn: a function of one point (a pytree of arrays without the leading axis), traceable by JAX.
+      tree: a pytree of arrays sharing a leading axis of length N >= 1.
+      mesh: a one-axis mesh named `AXIS`.
+    Returns:
+      The pytree `jax.vmap(fn)(tree)` would give, as NumPy arrays with leading axis N.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    if not leaves:
+        raise ValueError("tree: expected at least one array of sweep points, got an empty tree")
+    host = [np.asarray(leaf) for leaf in leaves]
+    sizes = {a.shape[0] if a.ndim else None for a in host}
+    if len(sizes) != 1 or None in sizes or 0 in sizes:
+        shapes = [a.shape for a in host]
+        raise ValueError(f"tree: expected arrays sharing a leading axis of length >= 1, got shapes {shapes}")
+    n = sizes.pop()
+    mesh = sweep_mesh() if mesh is None else mesh
+    pad = -n % mesh.devices.size
+    host = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a for a in host]
+    sharding = batch_sharding(mesh)
+    points = jax.tree_util.tree_unflatten(treedef, [_global_array(a, sharding) for a in host])
+    out = jax.jit(jax.vmap(fn), out_shardings=sharding)(points)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        out = multihost_utils.process_allgather(out, tiled=True)
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], out)
 
 
 def physical_memory() -> int | None:
