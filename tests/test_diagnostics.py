@@ -360,3 +360,58 @@ def test_decay_stats_against_polyfit_per_profile():
     assert stats["seeds_nonfinite"] == 1
     with pytest.raises(ValueError, match=r"log10_norms: expected shape \[n, T\]"):
         diagnostics.decay_stats(np.zeros(4))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit windows clear of the float limits
+
+
+def test_fit_bounds_are_the_dtype_limits_less_the_margin():
+    low, high = diagnostics.fit_bounds(np.float32, margin=6.0)
+    assert low == pytest.approx(np.log10(np.finfo(np.float32).tiny) + 6.0)
+    assert high == pytest.approx(np.log10(np.finfo(np.float32).max) - 6.0)
+    assert diagnostics.fit_bounds(jnp.float64) == pytest.approx((-307.65 + 6.0, 308.25 - 6.0), abs=0.01)
+    with pytest.raises(TypeError, match="dtype: expected a floating-point dtype, got <class 'numpy.int32'>"):
+        diagnostics.fit_bounds(np.int32)
+    with pytest.raises(ValueError, match=r"margin: expected a finite number of decades >= 0, got -1.0"):
+        diagnostics.fit_bounds(np.float32, margin=-1)
+
+
+def test_bounded_fit_stops_at_the_first_lag_outside_the_window():
+    """A straight line of slope -0.5 that bends down near the lower bound, then wanders back inside: the
+    bounded fit uses only the lags before the first one outside, so it recovers -0.5 exactly."""
+    lags = np.arange(40)
+    y = -0.5 * lags
+    y[30:] -= 0.3 * (lags[30:] - 29) ** 2  # the bend below the window (from lag 30: y < -15.3)
+    y[35] = -2.0  # back inside the window, but downstream of the damage
+    y[38] = -np.inf
+    fit = diagnostics.decay_rate(lags[::-1], y[::-1], bounds=(-15.0, 10.0))  # lag order does not matter
+    assert fit.slope == pytest.approx(-0.5, abs=1e-12)
+    assert (fit.points, fit.last_fitted_lag, fit.first_underflow_lag) == (30, 29, 38)
+    unbounded = diagnostics.decay_rate(lags, y)
+    assert unbounded.slope < -0.6 and unbounded.points == 39  # every finite point: the bend drags it down
+    stats = diagnostics.decay_stats(np.stack([y, -0.5 * lags]), bounds=(-15.0, 10.0))
+    assert stats["fit_lags"] == [29, 30]  # the second profile leaves the window at lag 31 (-15.5)
+    with pytest.raises(ValueError, match=r"bounds: expected \(low, high\) with low < high, got \(1.0, 0.0\)"):
+        diagnostics.decay_rate(lags, y, bounds=(1.0, 0.0))
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.9])
+def test_float32_linear_slope_is_log10_gain_within_2e_5_at_T_1000(gain):
+    """The linear cell with orthogonal W_hh = g Q shrinks every back-propagated vector by exactly g per
+    step, so log10 g is the exact slope (an independent, analytic value). In float32 the profile reaches
+    the float limits long before lag 999 (lag ~120 at g = 0.5); the window keeps the fit off them."""
+    H, I, T = 64, 8, 1000
+    cell = cells.simple(H, "linear", gain=gain, dtype=jnp.float32)
+    k_cell, k_x, k_u = jax.random.split(jax.random.key(0), 3)
+    params = cell.init(k_cell, I)
+    xs = jax.random.normal(k_x, (T, I), jnp.float32)
+    u = jax.random.normal(k_u, (H,), jnp.float32)
+    u = u / jnp.linalg.norm(u)
+    _, _, g_carry = diagnostics.loss_and_hidden_state_grads(cell, params, xs, lambda ys: ys[-1] @ u)
+    log_norms = diagnostics.log10_norm(np.asarray(g_carry.h))[::-1]  # lag 0 first
+    fit = diagnostics.decay_rate(np.arange(T), log_norms, bounds=diagnostics.fit_bounds(jnp.float32))
+    assert abs(fit.slope - np.log10(gain)) < 2e-5, fit
+    assert fit.last_fitted_lag >= 100  # a real window, not two points
+    if fit.first_underflow_lag is not None:
+        assert fit.last_fitted_lag < fit.first_underflow_lag
