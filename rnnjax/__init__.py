@@ -10,7 +10,7 @@ Models (`rnnjax.models`) assemble cells one way, as Flax modules over `unroll`; 
 one training loop; `rnnjax.diagnostics` measures gradients of cells and of trained models.
 """
 
-from rnnjax import cells, diagnostics, fused, initializers, interop, models, readout
+from rnnjax import backend, cells, diagnostics, fused, initializers, interop, models, readout
 from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.unrolling import (
     BidirectionalCarry,
@@ -24,6 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [  # fmt: skip
     "BidirectionalCarry", "BidirectionalParams", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNCarry",
-    "SimpleParams", "cells", "diagnostics", "fused", "initializers", "interop", "models", "readout",
-    "unroll", "unroll_bidirectional", "unroll_stack",
+    "SimpleParams", "backend", "cells", "diagnostics", "fused", "initializers", "interop", "models",
+    "readout", "unroll", "unroll_bidirectional", "unroll_stack",
 ]

@@ -178,7 +178,7 @@ def _precise(cell: Cell, precision: str) -> Cell:
         with _checks.matmul_precision(precision):
             return gate_values(params, carry, x)
 
-    def precise_sequence(params, carry, xs, *, reverse=False, unroll=1, precision=precision):
+    def precise_sequence(params, carry, xs, *, reverse=False, unroll=None, precision=precision):
         return sequence(params, carry, xs, reverse=reverse, unroll=unroll, precision=precision)
 
     new = cell._replace(
@@ -193,7 +193,7 @@ def _precise(cell: Cell, precision: str) -> Cell:
 def _kernel(fn: Callable, **options) -> Callable[..., tuple[Carry, jax.Array]]:
     """The `rnnjax.fused` kernel `fn` with fixed cell options."""
 
-    def sequence(params, carry, xs, *, reverse=False, unroll=1, precision=None):
+    def sequence(params, carry, xs, *, reverse=False, unroll=None, precision=None):
         return fn(params, carry, xs, reverse=reverse, unroll=unroll, precision=precision, **options)
 
     return sequence

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import _checks
+from rnnjax import _checks, backend
 from rnnjax.cell_types import (
     GRUParams,
     LSTMCarry,
@@ -59,7 +59,7 @@ def _check_args(
     """The arguments of a public kernel (static shapes and Python values only: free under `jit`); returns
     xs as an array. The hidden size is the carry's; the params must fit it and read xs' features."""
     _checks.check_bool("reverse", reverse)
-    _checks.check_scan_unroll(unroll)
+    backend.scan_unroll(unroll)
     xs = _checks.check_float_array("xs", xs, "array [T, *batch, I]")
     if xs.ndim < 2 or xs.shape[0] < 1:
         raise ValueError(f"xs: expected time-major inputs [T, *batch, I] with T >= 1, got shape {xs.shape}")
@@ -188,7 +188,14 @@ _simple.defvjp(_simple_fwd, _simple_bwd)
 
 
 def simple_sequence(
-    params: SimpleParams, carry: RNNCarry, xs, *, activation="tanh", reverse=False, unroll=1, precision=None
+    params: SimpleParams,
+    carry: RNNCarry,
+    xs,
+    *,
+    activation="tanh",
+    reverse=False,
+    unroll=None,
+    precision=None,
 ):
     """Elman RNN over a whole sequence (equations of `rnnjax.cells.simple`).
 
@@ -196,8 +203,10 @@ def simple_sequence(
       params: `SimpleParams` in the compute dtype.
       carry: `RNNCarry(h)` with h <[*batch, H]>.
       xs: <[T, *batch, I]> (time-major).
-      activation: "tanh", "relu" or "linear".
-      reverse, unroll: as in `jax.lax.scan`.
+      activation: "tanh", "relu", "linear" or "sigmoid".
+      reverse: as in `jax.lax.scan`.
+      unroll: steps per loop iteration, as in `jax.lax.scan`; None: the backend's default
+        (`rnnjax.backend.SCAN_UNROLL`).
       precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
@@ -206,7 +215,8 @@ def simple_sequence(
         raise ValueError(f"activation: expected 'tanh', 'relu', 'linear' or 'sigmoid', got {activation!r}")
     _checks.check_precision(precision)
     xs = _check_args("simple", params, SimpleParams, 1, carry, RNNCarry, xs, reverse, unroll)
-    h_final, ys = _simple(activation, reverse, _Loop(unroll, precision), params, carry.h, xs)
+    loop = _Loop(backend.scan_unroll(unroll), precision)
+    h_final, ys = _simple(activation, reverse, loop, params, carry.h, xs)
     return RNNCarry(h_final), ys
 
 
@@ -282,21 +292,24 @@ def _lstm_bwd(reverse, loop, residuals, cotangents):
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
-def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, unroll=1, precision=None):
+def lstm_sequence(params: LSTMParams, carry: LSTMCarry, xs, *, reverse=False, unroll=None, precision=None):
     """LSTM over a whole sequence (equations of `rnnjax.cells.lstm`).
 
     Args:
       params: `LSTMParams` in the compute dtype.
       carry: `LSTMCarry(h, c)`, each <[*batch, H]>.
       xs: <[T, *batch, I]> (time-major).
-      reverse, unroll: as in `jax.lax.scan`.
+      reverse: as in `jax.lax.scan`.
+      unroll: steps per loop iteration, as in `jax.lax.scan`; None: the backend's default
+        (`rnnjax.backend.SCAN_UNROLL`).
       precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `LSTMCarry`, ys <[T, *batch, H]>).
     """
     _checks.check_precision(precision)
     xs = _check_args("lstm", params, LSTMParams, 4, carry, LSTMCarry, xs, reverse, unroll)
-    h_final, c_final, ys = _lstm(reverse, _Loop(unroll, precision), params, carry.h, carry.c, xs)
+    loop = _Loop(backend.scan_unroll(unroll), precision)
+    h_final, c_final, ys = _lstm(reverse, loop, params, carry.h, carry.c, xs)
     return LSTMCarry(h_final, c_final), ys
 
 
@@ -369,19 +382,21 @@ def _gru_bwd(reverse, loop, residuals, cotangents):
 _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
-def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unroll=1, precision=None):
+def gru_sequence(params: GRUParams, carry: RNNCarry, xs, *, reverse=False, unroll=None, precision=None):
     """GRU (reset_after=True) over a whole sequence (equations of `rnnjax.cells.gru`).
 
     Args:
       params: `GRUParams` with b_hn, in the compute dtype.
       carry: `RNNCarry(h)` with h <[*batch, H]>.
       xs: <[T, *batch, I]> (time-major).
-      reverse, unroll: as in `jax.lax.scan`.
+      reverse: as in `jax.lax.scan`.
+      unroll: steps per loop iteration, as in `jax.lax.scan`; None: the backend's default
+        (`rnnjax.backend.SCAN_UNROLL`).
       precision: matmul precision of the forward and backward passes (see `rnnjax.unroll`).
     Returns:
       (final `RNNCarry`, ys <[T, *batch, H]>).
     """
     _checks.check_precision(precision)
     xs = _check_args("gru", params, GRUParams, 3, carry, RNNCarry, xs, reverse, unroll, reset_after=True)
-    h_final, ys = _gru(reverse, _Loop(unroll, precision), params, carry.h, xs)
+    h_final, ys = _gru(reverse, _Loop(backend.scan_unroll(unroll), precision), params, carry.h, xs)
     return RNNCarry(h_final), ys

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnnjax import _checks, cells
+from rnnjax import _checks, backend, cells
 from rnnjax.cell_types import check_carry
 from rnnjax.cells import Cell, check_cell, check_params
 
@@ -47,7 +47,7 @@ def _check_options(time_major, reverse, unroll, return_carries, remat) -> None:
         ("time_major", time_major), ("reverse", reverse), ("return_carries", return_carries), ("remat", remat)
     ):  # fmt: skip
         _checks.check_bool(name, value)
-    _checks.check_scan_unroll(unroll)
+    backend.scan_unroll(unroll)
 
 
 def _use_fast(fast, cell: Cell, lengths, return_carries: bool, remat: bool) -> bool:
@@ -122,7 +122,7 @@ def unroll(
     time_major: bool = False,
     reverse: bool = False,
     lengths=None,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     return_carries: bool = False,
     remat: bool = False,
     fast: bool | None = None,
@@ -146,7 +146,8 @@ def unroll(
         at its last valid step (forward) or first step (reverse). Out-of-range lengths raise a
         ValueError when concrete; under `jit` (where they cannot be inspected) they turn every output
         into NaN rather than a silently wrong answer.
-      unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully).
+      unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully). None (the default):
+        the backend's measured default, `rnnjax.backend.SCAN_UNROLL` (1 on CPU, 16 on GPU).
       return_carries: also return the carry after every step.
       remat: checkpoint the scan body (`jax.checkpoint`), so the backward pass stores only the carries
         and recomputes each step's internals: less memory for long sequences, one extra forward.
@@ -184,6 +185,7 @@ def unroll(
     """
     check_cell(cell)
     _check_options(time_major, reverse, unroll, return_carries, remat)
+    unroll = backend.scan_unroll(unroll)
     input_size = check_params(cell, params)
     if precision is not None:
         cell = cells.with_precision(cell, precision)  # the step and the kernel's backward pass alike
