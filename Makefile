@@ -17,7 +17,7 @@ EXTRAS ?= dev,compare
 # Test workers: 2 suits a 2-core machine.
 WORKERS ?= 2
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean gpu-check
 
 setup: $(STAMP)
 
@@ -35,6 +35,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -n $(WORKERS) tests
+
+# On a machine with an NVIDIA GPU (set up as in docs/gpu.md): the test suite, then the GPU grid of
+# benchmarks.throughput at both matmul precisions, and the ratios. Without a GPU it says so and fails,
+# running nothing. Options of benchmarks/gpu_check.py go in GPU_CHECK_ARGS, e.g. "--skip-tests".
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --workers $(WORKERS) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis
