@@ -26,6 +26,8 @@ __all__ = [
     "DecayFit",
     "FIT_MARGIN_DECADES",
     "LyapunovResult",
+    "NUM_FRAMES",
+    "WARMUP_FRACTION",
     "decay_rate",
     "decay_stats",
     "fit_bounds",
@@ -288,50 +290,112 @@ def jacobian_norms(cell: Cell, params, xs, carry=None, *, dtype=None) -> jax.Arr
 
 
 class LyapunovResult(NamedTuple):
-    exponents: jax.Array  # [k] Lyapunov exponents, natural log per step, largest first
-    log10_growth: jax.Array  # [k] Σ_t log10|R_ii|: log10 σ_i(J_{T-1} ⋯ J_0) up to an O(1) term
-    log_growth: jax.Array  # [T, k] per-step ln|R_ii| (their running mean shows convergence)
+    exponents: jax.Array  # [k] Lyapunov exponents, natural log per step, largest first (mean over frames)
+    log10_growth: jax.Array  # [k] Σ_{t≥warmup} log10|R_ii| (mean over frames): see `lyapunov`
+    log_growth: jax.Array  # [T − warmup, k] per-step ln|R_ii| (mean over frames; running mean: convergence)
+    frame_exponents: jax.Array  # [num_frames, k] the exponents from each random initial frame Q_0
+    spread: jax.Array  # [k] max − min of frame_exponents over frames; NaN with one frame (not measured)
+
+
+# The default warm-up of `lyapunov`: this fraction of the trajectory's steps (rounded down).
+WARMUP_FRACTION = 0.2
+# The default number of random initial frames Q_0 whose exponents `lyapunov` averages.
+NUM_FRAMES = 4
+
+
+def _check_warmup(warmup, steps: int) -> int:
+    if warmup is None:
+        return int(WARMUP_FRACTION * steps)
+    if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or not 0 <= warmup < steps:
+        raise ValueError(
+            f"warmup: expected None or an int in [0, {steps - 1}] (steps before the last one of xs), "
+            f"got {warmup!r}"
+        )
+    return int(warmup)
 
 
 @_measured
-def lyapunov(cell: Cell, params, xs, carry=None, *, k: int = 1, key=None, dtype=None) -> LyapunovResult:
-    """Leading singular values of the Jacobian product along a trajectory, and Lyapunov exponents, by
-    repeated QR re-orthonormalisation (Benettin et al. 1980; as used for RNNs by Vogt et al. 2022).
+def lyapunov(
+    cell: Cell,
+    params,
+    xs,
+    carry=None,
+    *,
+    k: int = 1,
+    key=None,
+    warmup: int | None = None,
+    num_frames: int = NUM_FRAMES,
+    dtype=None,
+) -> LyapunovResult:
+    """Leading Lyapunov exponents of the Jacobian products along a trajectory, by repeated QR
+    re-orthonormalisation (Benettin et al. 1980; as used for RNNs by Vogt et al. 2022), after a warm-up
+    and averaged over several random initial frames.
 
-    Q_0 is a random n×k orthonormal frame; each step computes J_t Q_t by k Jacobian-vector products and
-    factors it as Q_{t+1} R_t. Each step's growth is kept as a log, so no product ever under- or
-    overflows. Σ_t ln|diag R_t| grows like the logs of the k leading singular values of J_{T-1} ⋯ J_0, but
-    differs from them by an O(1) term set by how Q_0 meets the leading directions (exact when every
-    direction grows alike, e.g. W = g·Q); its mean per step, the Lyapunov exponents, therefore converges
-    as O(1/T). For the exact spectral norm of the product at every lag use `jacobian_norms`.
+    A frame Q_0 is a random n×k orthonormal matrix; each step computes J_t Q_t by k Jacobian-vector products
+    and factors it as Q_{t+1} R_t. Each step's growth is kept as a log, so no product ever under- or
+    overflows. Started from a random Q_0, Σ_t ln|diag R_t| differs from the logs of the k leading singular
+    values of J_{T-1} ⋯ J_0 by an O(1) term set by how Q_0 meets the leading directions (zero when every
+    direction grows alike, e.g. W = g·Q), so the mean per step converges only as O(1/T) and another Q_0
+    gives other exponents. Hence:
+
+    - warm-up: the first `warmup` steps only rotate Q towards the leading directions (and let the state
+      leave its initial carry); their growth is discarded and the exponents are the mean per step over the
+      remaining T − warmup steps;
+    - frames: `num_frames` independent Q_0 are run side by side; the exponents are their mean, and their
+      `spread` (max − min) says how much the result still depends on Q_0. A spread as large as the gaps
+      between exponents means the warm-up was too short for the trajectory.
+
+    `warmup=0, num_frames=1` is the plain estimate from `key`'s frame alone. For the exact spectral norm of
+    the product at every lag use `jacobian_norms`.
 
     Args:
       xs: <float>[T, I], one unbatched trajectory; carry: initial carry (default zeros).
-      k: number of leading directions (≤ n).
-      key: PRNG key for Q_0 (default `jax.random.key(0)`).
+      k: number of leading directions (≤ n; n = H, or 2H for the LSTM's [h, c]).
+      key: PRNG key of the frames (default `jax.random.key(0)`): frame 0 is drawn with `key` itself, frame
+        f ≥ 1 with `jax.random.fold_in(key, f)`, so more frames only add frames.
+      warmup: steps of xs whose growth is discarded; None (default) is `int(WARMUP_FRACTION · T)`
+        (20 % of the steps). An int in [0, T − 1].
+      num_frames: number of random initial frames averaged (default `NUM_FRAMES` = 4), an int ≥ 1.
     Returns:
-      `LyapunovResult`.
+      `LyapunovResult`: exponents <[k]>, log10_growth <[k]>, log_growth <[T − warmup, k]> (means over
+      frames), frame_exponents <[num_frames, k]> and spread <[k]>.
     """
     params, xs, c_prev = _trajectory(cell, params, xs, carry, dtype)
-    n = c_prev.shape[-1]
+    n, steps = c_prev.shape[-1], xs.shape[0]
     if isinstance(k, bool) or not (isinstance(k, int) and 1 <= k <= n):
         raise ValueError(f"k: expected an int in [1, {n}] (the state size), got {k!r}")
+    warmup = _check_warmup(warmup, steps)
+    num_frames = _checks.check_int("num_frames", num_frames)
     f = _flat_step(cell, params)
     if key is not None:
         _checks.check_key("key", key)
     key = jax.random.key(0) if key is None else key
-    q0, _ = jnp.linalg.qr(jax.random.normal(key, (n, k), xs.dtype))
+    keys = [key] + [jax.random.fold_in(key, i) for i in range(1, num_frames)]
+    q0, _ = jnp.linalg.qr(jnp.stack([jax.random.normal(kf, (n, k), xs.dtype) for kf in keys]))  # [F, n, k]
 
     def body(q, inputs):
         c, x = inputs
-        jq = jax.vmap(lambda v: jax.jvp(lambda c_: f(c_, x), (c,), (v,))[1], in_axes=1, out_axes=1)(q)
-        q, r = jnp.linalg.qr(jq)
-        return q, jnp.log(jnp.abs(jnp.diagonal(r)))
+        flat = q.transpose(1, 0, 2).reshape(n, num_frames * k)  # every frame's k tangents side by side
+        jq = jax.vmap(lambda v: jax.jvp(lambda c_: f(c_, x), (c,), (v,))[1], in_axes=1, out_axes=1)(flat)
+        q, r = jnp.linalg.qr(jq.reshape(n, num_frames, k).transpose(1, 0, 2))  # batched over frames
+        return q, jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1)))  # [F, k]
 
+    # One scan over every step (one loop body to compile); the warm-up steps' growth is dropped after it.
     _, log_growth = jax.lax.scan(body, q0, (c_prev, xs))
-    total = jnp.sum(log_growth, axis=0)
-    order = jnp.argsort(-total)
-    return LyapunovResult(total[order] / xs.shape[0], total[order] / math.log(10), log_growth[:, order])
+    log_growth = log_growth[warmup:]  # [T − warmup, F, k]
+    total = jnp.sum(log_growth, axis=0)  # [F, k]
+    order = jnp.argsort(-total, axis=-1)
+    total = jnp.take_along_axis(total, order, axis=-1)
+    log_growth = jnp.take_along_axis(log_growth, order[None], axis=-1)
+    per_frame = total / (steps - warmup)
+    spread = jnp.max(per_frame, 0) - jnp.min(per_frame, 0)
+    return LyapunovResult(
+        exponents=jnp.mean(per_frame, 0),
+        log10_growth=jnp.mean(total, 0) / math.log(10),
+        log_growth=jnp.mean(log_growth, 1),
+        frame_exponents=per_frame,
+        spread=spread if num_frames > 1 else jnp.full_like(spread, jnp.nan),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

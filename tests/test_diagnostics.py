@@ -241,15 +241,18 @@ def test_lyapunov_exponents_of_known_linear_systems():
     xs = jnp.zeros((50, 3))
     res = diagnostics.lyapunov(cell, params, xs, k=3)
     assert np.max(np.abs(np.asarray(res.exponents) - np.log(1.3))) <= TOL_F64
-    assert np.max(np.abs(np.asarray(res.log10_growth) - 50 * np.log10(1.3))) <= TOL_F64
+    measured = 50 - int(diagnostics.WARMUP_FRACTION * 50)  # the default warm-up's growth is discarded
+    assert np.max(np.abs(np.asarray(res.log10_growth) - measured * np.log10(1.3))) <= TOL_F64
+    assert np.asarray(res.frame_exponents).shape == (diagnostics.NUM_FRAMES, 3)
+    assert np.max(np.asarray(res.spread)) <= TOL_F64  # every frame grows alike: no dependence on Q_0
     # Symmetric W = U diag(d) Uᵀ: exponents ln|d_i|, reached at rate O(1/T) from a random frame.
     d = np.array([1.2, -0.7, 0.4, 0.1])
     u, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))
     cell = cells.simple(4, "linear", dtype=jnp.float64)
     params = cell.init(jax.random.key(0), 3)._replace(w_hh=jnp.asarray(u @ np.diag(d) @ u.T))
     err = {}
-    for steps in (200, 800):
-        res = diagnostics.lyapunov(cell, params, jnp.zeros((steps, 3)), k=4)
+    for steps in (200, 800):  # the plain estimate: no warm-up, one frame
+        res = diagnostics.lyapunov(cell, params, jnp.zeros((steps, 3)), k=4, warmup=0, num_frames=1)
         err[steps] = np.max(np.abs(np.asarray(res.exponents) - np.log(np.abs(d))))
         # the O(1) offset of the summed growth does not grow with T
         offset = np.asarray(res.log10_growth) - steps * np.log10(np.abs(d))
@@ -415,3 +418,117 @@ def test_float32_linear_slope_is_log10_gain_within_2e_5_at_T_1000(gain):
     assert fit.last_fitted_lag >= 100  # a real window, not two points
     if fit.first_underflow_lag is not None:
         assert fit.last_fitted_lag < fit.first_underflow_lag
+
+
+# ---------------------------------------------------------------------------------------------
+# Lyapunov exponents: warm-up and averaging over initial frames, against an independent NumPy QR iteration
+
+
+def reference_step_jacobians(cell, params, xs, carry):
+    """J_t = ∂c_t/∂c_{t-1} <[T, n, n]> from the NumPy reference's hand-written backward pass (no JAX): row j
+    of J_t is the gradient of c_t[j] with respect to c_{t-1}, one batch row per j."""
+    p, kw = as_dict(params), reference_kwargs(cell)
+    c = {k: v[None] for k, v in as_dict(carry).items()}  # batch of 1; keys in the carry's field order
+    h = c["h"].shape[-1]
+    n = h * len(c)
+    eye = np.eye(n)
+    jacs = []
+    for x in np.asarray(xs):
+        x_t = np.repeat(x[None, None], n, 0)  # <[n, 1, I]>
+        g = reference.backward(
+            params=p,
+            xs=x_t,
+            dys=np.zeros((n, 1, h)),
+            carry0={k: np.repeat(v, n, 0) for k, v in c.items()},
+            d_final_carry={k: eye[:, i * h : (i + 1) * h] for i, k in enumerate(c)},
+            **kw,
+        )
+        jacs.append(np.concatenate([g["carry0"][k] for k in c], -1))
+        c = reference.forward(params=p, xs=x_t[:1], carry0=c, **kw)[0]
+    return np.stack(jacs)
+
+
+def numpy_lyapunov(jacs, frames, warmup):
+    """Benettin's QR iteration in float64 NumPy from each initial frame <[n, k]>: per-frame exponents
+    <[F, k]> (largest first) and the per-step ln|R_ii| after the warm-up, averaged over frames."""
+    exponents, logs = [], []
+    for q in frames:
+        log = []
+        for jac in jacs:
+            q, r = np.linalg.qr(jac @ q)
+            log.append(np.log(np.abs(np.diag(r))))
+        log = np.array(log[warmup:])
+        order = np.argsort(-log.sum(0))
+        exponents.append(log.sum(0)[order] / len(log))
+        logs.append(log[:, order])
+    return np.array(exponents), np.mean(logs, 0)
+
+
+def initial_frames(key, n, k, num_frames):
+    """The frames `lyapunov` starts from (frame 0 from `key`, frame f from fold_in(key, f)), orthonormalised
+    by NumPy."""
+    keys = [key] + [jax.random.fold_in(key, f) for f in range(1, num_frames)]
+    return [np.linalg.qr(np.asarray(jax.random.normal(kf, (n, k), jnp.float64)))[0] for kf in keys]
+
+
+@pytest.mark.parametrize("form", ["simple-tanh", "lstm", "gru-reset-after"])
+def test_lyapunov_equals_an_independent_numpy_qr_iteration(form):
+    cell = CELL_FORMS[form](H)
+    k_p, k_x, k_c, k_f = jax.random.split(jax.random.key(7), 4)
+    params = perturb_params(cell.init(k_p, I), k_p)
+    xs = jax.random.normal(k_x, (30, I), jnp.float64)
+    carry = perturb_params(cell.initial_carry((), jnp.float64), k_c, 0.5)
+    res = diagnostics.lyapunov(cell, params, xs, carry, k=3, key=k_f, warmup=10, num_frames=3)
+    jacs = reference_step_jacobians(cell, params, xs, carry)
+    want, want_log = numpy_lyapunov(jacs, initial_frames(k_f, jacs.shape[-1], 3, 3), warmup=10)
+    np.testing.assert_allclose(np.asarray(res.frame_exponents), want, rtol=0, atol=TOL_F64)
+    np.testing.assert_allclose(np.asarray(res.exponents), want.mean(0), rtol=0, atol=TOL_F64)
+    np.testing.assert_allclose(np.asarray(res.spread), np.ptp(want, 0), rtol=0, atol=TOL_F64)
+    np.testing.assert_allclose(np.asarray(res.log_growth), want_log, rtol=0, atol=TOL_F64)
+    np.testing.assert_allclose(np.asarray(res.log10_growth), want.mean(0) * 20 / np.log(10), atol=TOL_F64)
+
+
+def test_lyapunov_frames_add_to_the_first_and_one_frame_has_no_spread():
+    cell = CELL_FORMS["simple-tanh"](H)
+    params = perturb_params(cell.init(jax.random.key(0), I), jax.random.key(1))
+    xs = jax.random.normal(jax.random.key(2), (40, I), jnp.float64)
+    one = diagnostics.lyapunov(cell, params, xs, k=2, key=jax.random.key(3), warmup=5, num_frames=1)
+    three = diagnostics.lyapunov(cell, params, xs, k=2, key=jax.random.key(3), warmup=5, num_frames=3)
+    np.testing.assert_array_equal(np.asarray(three.frame_exponents)[0], np.asarray(one.exponents))
+    assert np.all(np.isnan(np.asarray(one.spread)))  # not measured with one frame, never a made-up 0
+    assert np.asarray(one.log_growth).shape == (35, 2)
+
+
+def test_warm_up_removes_the_dependence_on_the_initial_frame():
+    """Symmetric W = U diag(d) Uᵀ with distinct |d_i|: without warm-up the exponents from 100 steps depend
+    on Q_0 by O(1)/T; after a 200-step warm-up Q_0 has aligned with the leading eigenvectors (to
+    (0.4/0.7)^200 ≈ 1e-49), so every frame gives ln|d_1|, ln|d_2| exactly, step by step."""
+    d = np.array([1.2, -0.7, 0.4, 0.1])
+    u, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))
+    cell = cells.simple(4, "linear", dtype=jnp.float64)
+    params = cell.init(jax.random.key(0), 3)._replace(w_hh=jnp.asarray(u @ np.diag(d) @ u.T))
+    want = np.log(np.abs(d[:2]))
+    cold = diagnostics.lyapunov(cell, params, jnp.zeros((100, 3)), k=2, warmup=0, num_frames=6)
+    warm = diagnostics.lyapunov(cell, params, jnp.zeros((300, 3)), k=2, warmup=200, num_frames=6)
+    assert np.min(np.asarray(cold.spread)) > 1e-3  # the plain estimate depends on Q_0
+    assert np.max(np.abs(np.asarray(cold.exponents) - want)) > 1e-3
+    assert np.max(np.asarray(warm.spread)) <= TOL_F64
+    assert np.max(np.abs(np.asarray(warm.frame_exponents) - want)) <= TOL_F64
+    assert np.max(np.abs(np.asarray(warm.log_growth) - want)) <= TOL_F64  # every step after the warm-up
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(warmup=-1), ValueError, r"warmup: expected None or an int in \[0, 8\] .*got -1"),
+        (dict(warmup=9), ValueError, r"warmup: expected None or an int in \[0, 8\] .*got 9"),
+        (dict(warmup=True), ValueError, r"warmup: expected None or an int in \[0, 8\] .*got True"),
+        (dict(warmup=2.0), ValueError, r"warmup: expected None or an int in \[0, 8\] .*got 2.0"),
+        (dict(num_frames=0), ValueError, r"num_frames: expected an int >= 1, got 0"),
+        (dict(num_frames=True), TypeError, r"num_frames: expected an int >= 1, got True"),
+    ],
+)
+def test_bad_lyapunov_warmup_and_frames(kwargs, error, message):
+    cell, params, xs, *_ = setup("simple-tanh")
+    with pytest.raises(error, match=message):
+        diagnostics.lyapunov(cell, params, xs[0], **kwargs)
