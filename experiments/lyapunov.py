@@ -1,0 +1,499 @@
+"""Experiment: the largest Lyapunov exponent of the forward dynamics against the measured per-step decay of
+the backward gradient, per cell, gain and input scale; and the leading Lyapunov spectrum of each cell.
+
+    python -m experiments.lyapunov                          # the default sweep (run time: README)
+    python -m experiments.lyapunov --quick --run smoke      # a few seconds; results/lyapunov/smoke/
+    python -m experiments.lyapunov --plot-only results/lyapunov/<run>   # redraw from metrics.json
+
+`--no-progress` hides the progress bar; bad input prints one line `error: ...` (`--debug`: traceback).
+
+Sweep: every cell variant of `experiments.gradient_norms` × recurrent gain g (W_hh = g·Q, Q orthogonal per
+gate block) × input scale s (x_t ~ N(0, s²)) × seeds, one trajectory of `length` steps each. On the same
+weights and the same trajectory, two independent measurements of how fast perturbations grow per step:
+
+- forward: λ_max / ln 10 from `rnnjax.diagnostics.lyapunov` (QR re-orthonormalisation of J_t Q_t after
+  a warm-up, averaged over random initial frames Q_0, whose spread is recorded);
+- backward: the slope of log10 ‖∂L_T/∂h_t‖ against the lag T − t for L_T = ⟨u, h_T⟩ (u a random unit
+  vector), fitted on the lags whose norms stay inside `diagnostics.fit_bounds(dtype)` (clear of the
+  float limits).
+
+The product of step Jacobians has one top growth rate whichever way it is applied, so the two should agree
+up to finite-length effects. Beside them: σ_max and the spectral radius ρ of W_hh (`recurrent_spectrum`,
+largest over gate blocks; for the simple cells λ_max/ln 10 ≤ log10 σ_max, the Pascanu et al. 2013 bound),
+and, for the first seed at every point, the slope of the exact product norm log10 ‖∂c_{T-1}/∂c_t‖
+(`jacobian_norms`, never underflows: a third estimate, over every lag). The spectrum part runs the cells at
+g = 1, input scale 1 and a small hidden size with k = n exponents (n = H, or 2H for the LSTM's [h, c]),
+with λ_1 checked against the exact norm growth log10 ‖J_{T-1} ⋯ J_1‖ / (T − 1).
+
+Outputs in `results/lyapunov/<run>/`: config.json, metrics.json (every plotted number),
+lyapunov_vs_gradient.png, lyapunov_vs_gain.png, lyapunov_spectrum.png, summary.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from experiments import _cli
+from experiments._plots import colors, nan_if_none, panels, save
+from experiments.gradient_norms import VARIANTS
+from rnnjax import cells, diagnostics, results
+from rnnjax.train import parallel
+from rnnjax.train.optimizers import check_positive
+
+EXPERIMENT = "lyapunov"
+LN10 = math.log(10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The sweep. Expected run time on a 2-core CPU: README (about 2 minutes); --quick a few seconds."""
+
+    cells: tuple[str, ...] = tuple(VARIANTS)  # the cell variants of experiments.gradient_norms
+    gains: tuple[float, ...] = (0.5, 0.8, 1.0, 1.2, 1.5, 2.0)  # W_hh = g·Q
+    input_scales: tuple[float, ...] = (0.1, 1.0, 3.0)  # x_t ~ N(0, s²)
+    seeds: int = 4
+    hidden_size: int = 64
+    input_size: int = 8
+    length: int = 1000  # steps T of every trajectory
+    warmup: int | None = None  # Lyapunov warm-up steps; None: diagnostics' default (20 % of length)
+    frames: int = 4  # random initial frames Q_0 averaged per trajectory
+    spectrum_hidden_size: int = 16  # the hidden size of the spectrum part (k = n exponents)
+    seed: int = 0
+    float64: bool = False  # compute in float64 (later underflow, slower)
+    quick: bool = False  # a smoke run of seconds: 2 cells, 2 gains, one input scale, T = 200, H = 16
+    progress: bool = True  # a progress bar over the cells
+    run: str | None = None  # results/lyapunov/<run>; default: a timestamp
+    overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
+    plot_only: Path | None = None  # redraw the figures of an existing run from its metrics.json
+
+
+QUICK = dict(
+    cells=("simple-linear", "simple-tanh"),
+    gains=(0.8, 1.2),
+    input_scales=(1.0,),
+    seeds=2,
+    hidden_size=16,
+    length=200,
+    spectrum_hidden_size=4,
+)
+
+
+def validate(cfg: Config) -> Config:
+    if cfg.quick:
+        cfg = _cli.quick(cfg, QUICK)
+    if not cfg.cells:
+        raise ValueError(f"cells: expected at least one name from {sorted(VARIANTS)}, got none")
+    for name in cfg.cells:
+        if name not in VARIANTS:
+            raise ValueError(f"cells: expected names from {sorted(VARIANTS)}, got {name!r}")
+    for field in ("gains", "input_scales"):
+        values = getattr(cfg, field)
+        if not values:
+            raise ValueError(f"{field}: expected at least one positive number, got none")
+        for value in values:
+            check_positive(field, value)  # NaN, inf, <= 0 and values float32 cannot hold
+    _cli.check_ints(cfg, "seeds", "hidden_size", "input_size", "frames", "spectrum_hidden_size")
+    _cli.check_ints(cfg, "length", minimum=3)
+    _cli.check_ints(cfg, "seed", minimum=0)
+    if cfg.warmup is not None and (isinstance(cfg.warmup, bool) or not 0 <= cfg.warmup < cfg.length - 1):
+        raise ValueError(
+            f"warmup: expected None or an int in [0, {cfg.length - 2}] (at least 2 measured steps of "
+            f"length={cfg.length}), got {cfg.warmup!r}"
+        )
+    # ∂L/∂h_t of every trajectory of one cell: <[gains·scales·seeds, T, H]>, on the device and the host.
+    n = len(cfg.gains) * len(cfg.input_scales) * cfg.seeds
+    nbytes = 12.0 * n * cfg.length * cfg.hidden_size
+    parallel.check_memory("hidden_size", cfg.hidden_size, nbytes, f"the gradients of {n} trajectories")
+    return cfg
+
+
+def _warmup(cfg: Config) -> int:
+    """The warm-up steps used (the diagnostics' default when `cfg.warmup` is None)."""
+    return int(diagnostics.WARMUP_FRACTION * cfg.length) if cfg.warmup is None else cfg.warmup
+
+
+def _dtype(cfg: Config):
+    return jnp.float64 if cfg.float64 else jnp.float32
+
+
+def _draw(cell, cfg: Config, hidden: int, key):
+    """Weights (gain 1), a standard-normal input trajectory <[T, I]>, a unit vector u <[H]> and a key for
+    the Lyapunov frames, for one seed."""
+    k_cell, k_x, k_u, k_frames = jax.random.split(key, 4)
+    params = cell.init(k_cell, cfg.input_size)  # W_hh orthogonal per gate block (the default preset)
+    xs = jax.random.normal(k_x, (cfg.length, cfg.input_size), _dtype(cfg))
+    u = jax.random.normal(k_u, (hidden,), _dtype(cfg))
+    return params, xs, u / jnp.linalg.norm(u), k_frames
+
+
+def sweep_cell(cfg: Config, name: str) -> dict:
+    """Every gain × input scale × seed of one cell: λ_max (forward) and ∂L_T/∂h_t (backward) in one
+    compiled, vmapped call; the exact product norms for seed 0; σ_max and ρ of W_hh on the host.
+
+    Returns NumPy arrays indexed [gain, scale, seed, ...]: "lam10" λ_max/ln 10 (mean over frames),
+    "frame_spread10" max − min over frames of λ_max/ln 10, "slope" the fitted backward slope, "fit_last_lag"
+    and "first_underflow_lag" (-1: none) of that fit; [gain, scale]: "exact_slope" (seed 0); [gain, seed]:
+    "sigma_max", "spectral_radius".
+    """
+    kind, options = VARIANTS[name]
+    dtype, H = _dtype(cfg), cfg.hidden_size
+    cell = cells.make(kind, H, dtype=dtype, **options)
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)  # the same seeds for every cell
+    params, xs, u, k_frames = jax.jit(jax.vmap(lambda k: _draw(cell, cfg, H, k)))(keys)
+    G, S, R = len(cfg.gains), len(cfg.input_scales), cfg.seeds
+    gi, si, ri = (a.ravel() for a in np.meshgrid(np.arange(G), np.arange(S), np.arange(R), indexing="ij"))
+    gains = jnp.asarray(np.asarray(cfg.gains)[gi], dtype)
+    scales = jnp.asarray(np.asarray(cfg.input_scales)[si], dtype)
+    batch = jax.tree_util.tree_map(lambda a: a[ri], (params, xs, u, k_frames))
+    warmup = _warmup(cfg)
+
+    def one(p, xs_, u_, key, gain, scale):
+        p = p._replace(w_hh=gain * p.w_hh)
+        xs_ = scale * xs_
+        lyap = diagnostics.lyapunov(cell, p, xs_, k=1, key=key, warmup=warmup, num_frames=cfg.frames)
+        g_h = diagnostics.hidden_state_grads(cell, p, xs_, lambda ys: ys[-1] @ u_).h  # <[T, H]>
+        return lyap.frame_exponents[:, 0], g_h
+
+    frame_lam, g_h = jax.jit(jax.vmap(one))(*batch, gains, scales)
+    frame_lam = np.asarray(frame_lam, np.float64).reshape(G, S, R, cfg.frames) / LN10
+    log_norms = diagnostics.log10_norm(np.asarray(g_h, np.float64))[..., ::-1]  # lag 0 first, <[N, T]>
+    bounds = diagnostics.fit_bounds(dtype)
+    fits = [diagnostics.decay_rate(np.arange(cfg.length), y, bounds=bounds) for y in log_norms]
+
+    def grid(values):
+        return np.asarray(values, np.float64).reshape(G, S, R)
+
+    # Third estimate, seed 0 only (n² work per step): slope of the exact log10 ‖∂c_{T-1}/∂c_t‖ over all lags.
+    def exact_norms(p, xs_, gain, scale):
+        return diagnostics.jacobian_norms(cell, p._replace(w_hh=gain * p.w_hh), scale * xs_)
+
+    first = ri == 0
+    seed0 = jax.tree_util.tree_map(lambda a: a[first], batch[:2])
+    exact = jax.jit(jax.vmap(exact_norms))(*seed0, gains[first], scales[first])
+    exact = np.asarray(exact, np.float64)[:, ::-1]  # lag 0 first, never -inf (renormalised products)
+    exact_slope = [diagnostics.decay_rate(np.arange(cfg.length), y).slope for y in exact]
+
+    # σ_max and ρ of W_hh, largest over gate blocks, per gain and seed (host, float64).
+    spectra = np.zeros((G, R, 2))
+    for (i, gain), r in itertools.product(enumerate(cfg.gains), range(R)):
+        p_r = jax.tree_util.tree_map(lambda a, r=r: a[r], params)
+        spec = diagnostics.recurrent_spectrum(cell, p_r._replace(w_hh=(gain * p_r.w_hh).astype(dtype)))
+        spectra[i, r] = [max(b[k] for b in spec.values()) for k in ("sigma_max", "spectral_radius")]
+    return dict(
+        lam10=frame_lam.mean(-1),
+        frame_spread10=frame_lam.max(-1) - frame_lam.min(-1),
+        slope=grid([f.slope for f in fits]),
+        fit_last_lag=grid([-1 if f.last_fitted_lag is None else f.last_fitted_lag for f in fits]),
+        first_underflow_lag=grid(
+            [-1 if f.first_underflow_lag is None else f.first_underflow_lag for f in fits]
+        ),
+        exact_slope=np.asarray(exact_slope).reshape(G, S),
+        sigma_max=spectra[..., 0],
+        spectral_radius=spectra[..., 1],
+    )
+
+
+def spectrum_cell(cfg: Config, name: str) -> dict:
+    """The leading Lyapunov spectrum (k = n, all of it) of one cell at g = 1 and input scale 1, hidden size
+    `spectrum_hidden_size`, per seed; with λ_1 checked against the exact norm growth of the product.
+
+    Returns NumPy arrays: "exponents10" <[seed, n]> λ_i/ln 10 (mean over frames), "spread10" <[seed, n]>
+    (max − min over frames), "exact_top10" <[seed]> log10 ‖J_{T-1} ⋯ J_1‖ / (T − 1).
+    """
+    kind, options = VARIANTS[name]
+    H = cfg.spectrum_hidden_size
+    cell = cells.make(kind, H, dtype=_dtype(cfg), **options)
+    n = len(cell.initial_carry()) * H
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
+    warmup = _warmup(cfg)
+
+    def one(key):
+        params, xs, _, k_frames = _draw(cell, cfg, H, key)
+        lyap = diagnostics.lyapunov(cell, params, xs, k=n, key=k_frames, warmup=warmup, num_frames=cfg.frames)
+        exact = diagnostics.jacobian_norms(cell, params, xs)[0] / (cfg.length - 1)
+        return lyap.frame_exponents, exact
+
+    frames, exact = jax.jit(jax.vmap(one))(keys)
+    frames = np.asarray(frames, np.float64) / LN10  # [seed, frame, n]
+    return dict(
+        exponents10=frames.mean(1),
+        spread10=frames.max(1) - frames.min(1),
+        exact_top10=np.asarray(exact, np.float64),
+    )
+
+
+def _stats(values) -> dict:
+    a = np.asarray(values, np.float64)
+    return dict(mean=float(np.mean(a)), sd=float(np.std(a)), min=float(np.min(a)), max=float(np.max(a)))
+
+
+def summarise(cfg: Config, raw: dict, spectra: dict) -> dict:
+    """The metrics: one entry per (cell, gain, input scale) with its per-seed numbers, the agreement of
+    λ_max/ln 10 with the backward slope (overall, per cell, the largest differences), and the spectra."""
+    points, diffs = [], []
+    for name in cfg.cells:
+        r = raw[name]
+        for (gi, gain), (si, scale) in itertools.product(enumerate(cfg.gains), enumerate(cfg.input_scales)):
+            p = dict(cell=name, gain=gain, input_scale=scale)
+            for key in ("lam10", "frame_spread10", "slope"):
+                p[key] = r[key][gi, si].tolist()
+            for key in ("fit_last_lag", "first_underflow_lag"):  # -1: none
+                p[key] = r[key][gi, si].astype(int).tolist()
+            p["exact_slope_seed0"] = float(r["exact_slope"][gi, si])
+            p["log10_sigma_max"] = np.log10(r["sigma_max"][gi]).tolist()
+            p["log10_spectral_radius"] = np.log10(r["spectral_radius"][gi]).tolist()
+            p["diff"] = (r["slope"][gi, si] - r["lam10"][gi, si]).tolist()  # backward − forward, per seed
+            points.append(p)
+            diffs += [(abs(d), name, gain, scale, seed) for seed, d in enumerate(p["diff"])]
+    finite = [d for d in diffs if np.isfinite(d[0])]
+    by_cell = {
+        name: dict(
+            max=float(max(d[0] for d in finite if d[1] == name)),
+            median=float(np.median([d[0] for d in finite if d[1] == name])),
+        )
+        for name in cfg.cells
+    }
+    worst = sorted(finite, reverse=True)[:10]
+    return dict(
+        length=cfg.length,
+        warmup=_warmup(cfg),
+        frames=cfg.frames,
+        fit_bounds=list(diagnostics.fit_bounds(_dtype(cfg))),
+        dtype="float64" if cfg.float64 else "float32",
+        points=points,
+        agreement=dict(
+            max_abs_diff=float(max(d[0] for d in finite)),
+            median_abs_diff=float(np.median([d[0] for d in finite])),
+            nonfinite=len(diffs) - len(finite),
+            per_cell=by_cell,
+            worst=[dict(abs_diff=d, cell=c, gain=g, input_scale=s, seed=k) for d, c, g, s, k in worst],
+        ),
+        spectrum=dict(
+            hidden_size=cfg.spectrum_hidden_size,
+            cells={name: {k: v.tolist() for k, v in s.items()} for name, s in spectra.items()},
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (from the saved metrics only)
+
+MARKERS = "o^sDvP*X"
+
+
+def plot_vs_gradient(m: dict, path: Path) -> None:
+    """λ_max/ln 10 against the backward slope, one point per trajectory, coloured by cell, shaped by input
+    scale, with the identity line; right: the difference against λ_max/ln 10."""
+    names = list(dict.fromkeys(p["cell"] for p in m["points"]))
+    scales = list(dict.fromkeys(p["input_scale"] for p in m["points"]))
+    fig, axes = panels(1, 2, 5.0, 4.4)
+    for p in m["points"]:
+        color = f"C{names.index(p['cell'])}"
+        marker = MARKERS[scales.index(p["input_scale"]) % len(MARKERS)]
+        x, y = nan_if_none(p["lam10"]), nan_if_none(p["slope"])
+        axes[0, 0].scatter(x, y, s=14, color=color, marker=marker, alpha=0.7, lw=0)
+        axes[0, 1].scatter(x, y - x, s=14, color=color, marker=marker, alpha=0.7, lw=0)
+    lim = [
+        min(min(nan_if_none(p["lam10"]).min(), np.nanmin(nan_if_none(p["slope"]))) for p in m["points"]),
+        max(max(nan_if_none(p["lam10"]).max(), np.nanmax(nan_if_none(p["slope"]))) for p in m["points"]),
+    ]
+    axes[0, 0].plot(lim, lim, "k--", lw=0.8, label="identity")
+    for i, name in enumerate(names):
+        axes[0, 0].scatter([], [], color=f"C{i}", label=name)
+    for j, scale in enumerate(scales):
+        axes[0, 0].scatter(
+            [], [], color="gray", marker=MARKERS[j % len(MARKERS)], label=f"input scale {scale}"
+        )
+    axes[0, 0].set(
+        xlabel="λ_max / ln 10 (log10 per step, forward QR)",
+        ylabel="backward slope d log10‖∂L_T/∂h_t‖ / d lag (per step)",
+    )
+    axes[0, 0].legend(fontsize=7)
+    axes[0, 1].axhline(0, color="k", lw=0.8)
+    axes[0, 1].set(xlabel="λ_max / ln 10 (log10 per step)", ylabel="backward slope − λ_max / ln 10")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    a = m["agreement"]
+    fig.suptitle(
+        f"Largest Lyapunov exponent vs backward-gradient decay (T={m['length']}, warm-up {m['warmup']}, "
+        f"{m['frames']} frames; |diff| max {a['max_abs_diff']:.4f}, median {a['median_abs_diff']:.4f})"
+    )
+    save(fig, path)
+
+
+def plot_vs_gain(m: dict, path: Path) -> None:
+    """Per cell: λ_max/ln 10 (mean over seeds) and the backward slope against the gain, one colour per
+    input scale, with log10 σ_max and log10 ρ of W_hh."""
+    names = list(dict.fromkeys(p["cell"] for p in m["points"]))
+    scales = list(dict.fromkeys(p["input_scale"] for p in m["points"]))
+    fig, axes = panels(1, len(names), 3.3, 3.6, sharey=True)
+    for ax, name in zip(axes[0], names):
+        rows = [p for p in m["points"] if p["cell"] == name]
+        for color, scale in zip(colors(len(scales)), scales):
+            at = [p for p in rows if p["input_scale"] == scale]
+            gains = [p["gain"] for p in at]
+            ax.plot(
+                gains,
+                [np.nanmean(nan_if_none(p["lam10"])) for p in at],
+                "o-",
+                ms=3,
+                color=color,
+                label=f"λ_max/ln10, s={scale}",
+            )
+            ax.plot(
+                gains,
+                [np.nanmean(nan_if_none(p["slope"])) for p in at],
+                "x",
+                ms=6,
+                color=color,
+                label=f"backward slope, s={scale}",
+            )
+        at = [p for p in rows if p["input_scale"] == scales[0]]
+        gains = [p["gain"] for p in at]
+        ax.plot(gains, [np.mean(p["log10_sigma_max"]) for p in at], "k--", lw=1, label="log10 σ_max(W_hh)")
+        ax.plot(gains, [np.mean(p["log10_spectral_radius"]) for p in at], "k:", lw=1, label="log10 ρ(W_hh)")
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set(title=name, xlabel="recurrent gain g")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("log10 growth per step")
+    axes[0, -1].legend(fontsize=6)
+    fig.suptitle("λ_max / ln 10 and the backward slope vs gain, per input scale, with σ_max and ρ of W_hh")
+    save(fig, path)
+
+
+def plot_spectrum(m: dict, path: Path) -> None:
+    """The leading Lyapunov spectrum of each cell at g = 1 (mean over seeds; error bars: the largest
+    spread over frames of any seed; band: min–max over seeds)."""
+    spectra = m["spectrum"]["cells"]
+    fig, axes = panels(1, 1, 6.5, 4.2)
+    ax = axes[0, 0]
+    for i, (name, s) in enumerate(spectra.items()):
+        e = np.asarray(s["exponents10"])  # [seed, n]
+        idx = np.arange(1, e.shape[1] + 1)
+        ax.errorbar(
+            idx,
+            e.mean(0),
+            yerr=np.asarray(s["spread10"]).max(0),
+            color=f"C{i}",
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=name,
+        )
+        ax.fill_between(idx, e.min(0), e.max(0), color=f"C{i}", alpha=0.15)
+        ax.plot([1], [np.mean(s["exact_top10"])], marker="*", ms=11, color=f"C{i}", mec="k")
+    ax.set(xlabel="exponent index i", ylabel="λ_i / ln 10 (log10 per step)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(
+        f"Lyapunov spectrum at g = 1, input scale 1, H = {m['spectrum']['hidden_size']} "
+        "(★: exact ‖∏J‖ growth; bars: spread over Q0)"
+    )
+    save(fig, path)
+
+
+def plot_all(run: Path) -> None:
+    m = json.loads((run / "metrics.json").read_text())
+    plot_vs_gradient(m, run / "lyapunov_vs_gradient.png")
+    plot_vs_gain(m, run / "lyapunov_vs_gain.png")
+    plot_spectrum(m, run / "lyapunov_spectrum.png")
+
+
+def _fmt(values, digits: int = 4) -> str:
+    a = nan_if_none(values)
+    if not np.isfinite(a).any():
+        return "n/a"
+    return f"{np.nanmean(a):.{digits}f} ± {np.nanstd(a):.{digits}f}"
+
+
+def summary_table(m: dict) -> str:
+    """The measured table: per (cell, gain, input scale), λ_max/ln 10, the backward slope, their
+    difference, the frame spread, the exact-norm slope (seed 0) and log10 σ_max, ρ of W_hh."""
+    a = m["agreement"]
+    lines = [
+        f"T = {m['length']}, warm-up {m['warmup']} steps, {m['frames']} random frames Q0, {m['dtype']}; "
+        f"backward fit window: log10 norms in [{m['fit_bounds'][0]:.2f}, {m['fit_bounds'][1]:.2f}].",
+        "Units: log10 per step (mean ± sd over seeds). diff = backward slope − λ_max/ln10.",
+        f"|diff| over all trajectories: max {a['max_abs_diff']:.4f}, median {a['median_abs_diff']:.4f}"
+        + (f" ({a['nonfinite']} trajectories without a finite slope)" if a["nonfinite"] else ""),
+        "",
+        "| cell | |diff| max | |diff| median |",
+        "|---|---|---|",
+        *[f"| {c} | {v['max']:.4f} | {v['median']:.4f} |" for c, v in a["per_cell"].items()],
+        "",
+        "Largest differences: "
+        + "; ".join(
+            f"{w['cell']} g={w['gain']} s={w['input_scale']} seed {w['seed']}: {w['abs_diff']:.4f}"
+            for w in a["worst"][:6]
+        ),
+        "",
+        "| cell | g | input scale | λ_max/ln10 | backward slope | diff | frame spread (max) | fit lags | "
+        "exact-norm slope (seed 0) | log10 σ_max | log10 ρ |",
+        "|---" * 11 + "|",
+    ]
+    for p in m["points"]:
+        spread = nan_if_none(p["frame_spread10"])
+        lines.append(
+            f"| {p['cell']} | {p['gain']} | {p['input_scale']} | {_fmt(p['lam10'])} | {_fmt(p['slope'])} | "
+            f"{_fmt(p['diff'])} | {np.nanmax(spread):.1e} | 0–{min(p['fit_last_lag'])}"
+            f"{'' if max(p['first_underflow_lag']) < 0 else ' (zero reached)'} | "
+            f"{p['exact_slope_seed0']:.4f} | {np.mean(p['log10_sigma_max']):.4f} | "
+            f"{np.mean(p['log10_spectral_radius']):.4f} |"
+        )
+    lines += [
+        "",
+        f"### Lyapunov spectrum at g = 1, input scale 1, H = {m['spectrum']['hidden_size']}",
+        "",
+        "| cell | λ_1..λ_4 / ln10 (mean over seeds) | λ_n / ln10 | max spread over Q0 | "
+        "exact ‖∏J‖ growth (log10/step) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in m["spectrum"]["cells"].items():
+        e = np.asarray(s["exponents10"])
+        lines.append(
+            f"| {name} | {', '.join(f'{v:.4f}' for v in e.mean(0)[:4])} | {e.mean(0)[-1]:.4f} | "
+            f"{np.max(s['spread10']):.1e} | {_fmt(s['exact_top10'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main(cfg: Config) -> Path:
+    """Run the sweep (or only redraw, with `plot_only`); returns the run folder."""
+    if cfg.plot_only is not None:
+        run = _cli.saved_run(cfg.plot_only, EXPERIMENT)
+        plot_all(run)
+        print(f"redrew figures in {run}")
+        return run
+    cfg = validate(cfg)
+    if cfg.float64:
+        jax.config.update("jax_enable_x64", True)
+    out = _cli.new_run(EXPERIMENT, cfg)
+    start = time.perf_counter()
+    raw, spectra = {}, {}
+    for name in tqdm(cfg.cells, desc=EXPERIMENT, unit="cell", disable=not cfg.progress):
+        raw[name] = sweep_cell(cfg, name)
+        spectra[name] = spectrum_cell(cfg, name)
+    metrics = summarise(cfg, raw, spectra)
+    metrics["wall_time_s"] = time.perf_counter() - start
+    metrics["devices"] = [str(d) for d in jax.devices()]
+    results.write_json(out / "metrics.json", metrics)
+    plot_all(out)
+    table = summary_table(json.loads((out / "metrics.json").read_text()))
+    results.atomic_write_text(out / "summary.md", f"# lyapunov\n\n{table}\n")
+    print(table)
+    print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    return out
+
+
+if __name__ == "__main__":
+    _cli.run(Config, main)
