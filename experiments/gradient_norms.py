@@ -1,30 +1,47 @@
-"""Experiment 1: how gradient norms vanish or explode with lag, at initialisation, per cell, gain and init.
+"""Experiment 1: how gradient norms vanish or explode with lag, at initialisation, per cell, gain, input scale
+and initialisation.
 
     python -m experiments.gradient_norms                          # the default sweep (run time: README)
-    python -m experiments.gradient_norms --quick --run smoke      # ~8 s; results/gradient_norms/smoke/
+    python -m experiments.gradient_norms --quick --run smoke      # seconds; results/gradient_norms/smoke/
+    python -m experiments.gradient_norms --preset pytorch --hidden-size 128 --input-size 32 --gains 1
     python -m experiments.gradient_norms --plot-only results/gradient_norms/<run>   # redraw from JSON
 
 `--no-progress` hides the progress bar; bad input prints one line `error: ...` (`--debug`: traceback).
 
-Sweep: cell ∈ {simple-linear, simple-tanh, lstm (forget bias 0), lstm (forget bias 1), gru} × recurrent gain
-g ∈ {0.5, 0.9, 1.0, 1.1, 1.5, 2.0} × init ∈ {orthogonal, gaussian} × T ∈ {10, 30, 100, 300, 1000} × 8 seeds.
-W_hh is g·Q (Q orthogonal per gate block) or g·G with G_ij ~ N(0, 1/H) (spectral radius ≈ g by the
-circular law). The loss is on the last step only: L_T = ⟨u, h_T⟩ with u a random unit vector (the default)
-or, with `--loss cross_entropy`, the softmax cross-entropy of a dense readout of h_T with a random label;
-so ∂L_T/∂h_t measures how much of the error signal reaches t, T − t steps back. All of ∂L_T/∂c_t
-(t = 1..T) and ∂L_T/∂W_hh come from one backward pass (`rnnjax.diagnostics`).
+Sweep: cell ∈ {simple-linear, simple-tanh, simple-sigmoid, lstm (forget bias 0), lstm (forget bias 1), gru}
+× recurrent gain g ∈ {0.5, 0.9, 1.0, 1.1, 1.5, 2.0} × init ∈ {orthogonal, gaussian} × input scale
+s ∈ {0.01, 0.1, 1, 3} × T ∈ {10, 30, 100, 300, 1000} × 8 seeds. W_hh is g·Q (Q orthogonal per gate block)
+or g·G with G_ij ~ N(0, 1/H); the inputs are x_t = s·z_t with z_t ~ N(0, I) drawn once per seed (the same
+z for every s, g and init). The loss is on the last step only: L_T = ⟨u, h_T⟩ with u a random unit vector
+(the default) or, with `--loss cross_entropy`, the softmax cross-entropy of a dense readout of h_T with a
+random label; so ∂L_T/∂h_t measures how much of the error signal reaches t, T − t steps back. All of
+∂L_T/∂h_t (t = 1..T) and ∂L_T/∂W_hh come from one backward pass (`rnnjax.diagnostics`), the sweep points
+split over every device of the run (`parallel.sweep_map`).
 
-Expected: the linear RNN's log-norm falls by exactly log10 g per step (orthogonal init), the Pascanu et al.
-(2013) bound (γ σ_max(W_hh))^lag with γ = 1; tanh decays at or below that bound and, for g > 1, saturation
-stops the explosion (the norm still decays); LSTM with forget bias 1 keeps the signal longest. See the run's
-summary.md for the measured decay rates.
+`--preset pytorch` (or keras, flax) draws every parameter with that library's default initialisers
+(`cells.make(..., preset=)`); W_hh is then the library's own draw times each gain (g = 1: the library's
+default), and the init axis has that one entry, named after the preset (`--inits` is for the default preset).
+
+Decay rates are least-squares slopes of log10 ‖∂L_T/∂h_t‖ against lag on a window clear of the float limits
+(`diagnostics.fit_bounds`: from lag 0 to the last lag before the norm leaves [log10 smallest normal + 6,
+log10 largest − 6]); the window and the lags fitted are in metrics.json and on the figures.
+`--linear-float64` (on by default) also runs the linear cell in float64 on the same matrices (T = max, s = 1)
+to show what float32's exact zeros hide. The summary says whether the backend that ran flushes float32
+subnormals to zero (XLA:CPU does; NVIDIA GPUs keep gradual underflow), which sets the lag of the first zero.
+
+Expected: the linear RNN's log-norm falls by log10 ρ(W_hh) per step (log10 g for orthogonal W), within the
+Pascanu et al. (2013) bound (γ σ_max(W_hh))^lag with γ = max|φ'| = 1; tanh decays at or below that bound
+(more, the stronger the drive); the sigmoid cell has γ = 1/4 (Bengio, Simard & Frasconi 1994); LSTM with
+forget bias 1 keeps the signal longest. See the run's summary.md for the measured rates.
 
 Outputs in `results/gradient_norms/<run>/`: config.json, metrics.json (every plotted number),
-norm_vs_lag_<init>.png, grad_whh_vs_T.png, decay_vs_gain.png, decay_heatmap.png, summary.md.
+norm_vs_lag_<init>.png, grad_whh_vs_T.png, decay_vs_gain.png, decay_heatmap.png, decay_vs_input_scale.png,
+rate_vs_radius.png, summary.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -38,7 +55,7 @@ from tqdm import tqdm
 
 from experiments import _cli
 from experiments._plots import colors, heatmap, nan_if_none, panels, quartile_band, save
-from rnnjax import cells, diagnostics, readout, results
+from rnnjax import cells, diagnostics, initializers, readout, reference, results
 from rnnjax.train import parallel
 from rnnjax.train.optimizers import check_positive
 
@@ -47,32 +64,38 @@ EXPERIMENT = "gradient_norms"
 VARIANTS = {
     "simple-linear": ("simple", dict(activation="linear")),
     "simple-tanh": ("simple", dict(activation="tanh")),
+    "simple-sigmoid": ("simple", dict(activation="sigmoid")),
     "lstm-fb0": ("lstm", dict(forget_bias=0.0)),
     "lstm-fb1": ("lstm", dict(forget_bias=1.0)),
     "gru": ("gru", {}),
 }
 INITS = ("orthogonal", "gaussian")
+PRESETS = tuple(initializers.PRESETS)
+LAYOUT = 2  # metrics.json layout: curves/decay keyed [cell][init][input scale][gain]
+# The drive of the figures that show one input scale: this one if swept, else the swept scale nearest it.
+REFERENCE_SCALE = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The sweep (gradient norms at initialisation). Expected run time on a 2-core CPU: about 62 s for the
-    default sweep (README); --quick about 8 s."""
+    """The sweep (gradient norms at initialisation). Expected run time on a 2-core CPU: a few minutes for the
+    default sweep (README); --quick under 15 s."""
 
     cells: tuple[str, ...] = tuple(VARIANTS)
     gains: tuple[float, ...] = (0.5, 0.9, 1.0, 1.1, 1.5, 2.0)
     inits: tuple[str, ...] = INITS
+    input_scales: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0)  # x_t = scale · N(0, I)
     lengths: tuple[int, ...] = (10, 30, 100, 300, 1000)
     seeds: int = 8
     hidden_size: int = 64
     input_size: int = 8
+    preset: str = "default"  # initialisers of: default (rnnjax), pytorch, keras, flax (W_hh = gain · draw)
     loss: str = "linear"  # "linear": L_T = <u, h_T>; "cross_entropy": softmax CE of a readout of h_T
     classes: int = 10  # readout size of the cross-entropy loss
     seed: int = 0
     float64: bool = False  # compute in float64 (later underflow, slower)
-    quick: bool = (
-        False  # a smoke run of seconds: 2 cells, 2 gains, orthogonal init, T = 10 and 50, 2 seeds, H = 16
-    )
+    linear_float64: bool = True  # also the linear cell in float64 (same matrices, longest T, scale 1)
+    quick: bool = False  # a smoke run of seconds: 2 cells, 2 gains, 2 scales, T = 10, 50, 2 seeds, H = 16
     progress: bool = True  # a progress bar over the cells
     run: str | None = None  # results/gradient_norms/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
@@ -83,13 +106,26 @@ QUICK = dict(
     cells=("simple-linear", "lstm-fb1"),
     gains=(0.9, 1.5),
     inits=("orthogonal",),
+    input_scales=(0.1, 1.0),
     lengths=(10, 50),
     seeds=2,
     hidden_size=16,
 )
 
 
+def _distinct(name: str, values: tuple) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}: expected distinct values, got {values}")
+
+
 def validate(cfg: Config) -> Config:
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {list(PRESETS)}, got {cfg.preset!r}")
+    if cfg.preset != "default" and tuple(cfg.inits) != INITS:
+        raise ValueError(
+            f"inits: --preset {cfg.preset} draws W_hh with the library's own initialiser (times each gain); "
+            f"--inits applies to --preset default only, got {cfg.inits}"
+        )
     if cfg.quick:
         cfg = _cli.quick(cfg, QUICK)
     for field, allowed in (("cells", sorted(VARIANTS)), ("inits", INITS)):
@@ -104,16 +140,22 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"gains: expected positive numbers, got {cfg.gains}")
     for gain in cfg.gains:
         check_positive("gains", gain)  # NaN, inf and values float32 cannot hold
+    if not cfg.input_scales or min(cfg.input_scales) <= 0:
+        raise ValueError(f"input_scales: expected positive numbers, got {cfg.input_scales}")
+    for scale in cfg.input_scales:
+        check_positive("input_scales", scale)
     if not cfg.lengths or min(cfg.lengths) < 2:
         raise ValueError(f"lengths: expected sequence lengths >= 2, got {cfg.lengths}")
+    for name in ("cells", "inits", "gains", "input_scales", "lengths"):
+        _distinct(name, tuple(getattr(cfg, name)))
     if cfg.seeds < 1 or cfg.hidden_size < 1:
         raise ValueError(f"seeds, hidden_size: expected >= 1, got {cfg.seeds}, {cfg.hidden_size}")
     _cli.check_ints(cfg, "input_size")
     _cli.check_ints(cfg, "classes", minimum=2)
     _cli.check_ints(cfg, "seed", minimum=0)
-    # One batch of trajectories per cell: ∂L/∂h_t <[gains, inits, lengths, seeds, T, H]>, float32 on the
-    # device and float64 on the host.
-    n = len(cfg.gains) * len(cfg.inits) * len(cfg.lengths) * cfg.seeds
+    # The largest call: ∂L/∂h_t <[gains, inits, scales, seeds, T_max, H]>, float32 on the device and
+    # float64 on the host.
+    n = len(cfg.gains) * len(cfg.inits) * len(cfg.input_scales) * cfg.seeds
     nbytes = 12.0 * n * max(cfg.lengths) * cfg.hidden_size
     parallel.check_memory(
         "hidden_size", cfg.hidden_size, nbytes, f"the hidden-state gradients of {n} trajectories"
@@ -121,71 +163,160 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def sweep_cell(cfg: Config, cell_name: str) -> dict:
-    """Every gain × init × T × seed of one cell, as one batch of trajectories in one compiled call.
+def init_names(cfg: Config) -> tuple[str, ...]:
+    """The init axis: `cfg.inits` for the default preset, else the preset's own W_hh, named after it."""
+    return tuple(cfg.inits) if cfg.preset == "default" else (cfg.preset,)
 
-    Each length T runs as a right-padded sequence of length max(T) with `lengths=T`, so one compilation
-    serves all lengths (the padded steps cost compute, not accuracy: they leave the carry unchanged).
-    Weights are drawn per seed (the same draws for every gain, init and length) and scaled on the host;
-    the gradients are one `vmap` over the flattened batch. (A four-level vmap of the whole pipeline,
-    initialisation and SVD included, wedged XLA:CPU's runtime in about half of our runs.)
 
-    Returns a dict keyed by T of NumPy arrays indexed [gain, init, seed, ...]: "log10_norm_by_lag"
-    log10 ‖∂L_T/∂h_t‖ at lag T − t <[..., T]>, "log10_grad_w_hh" log10 ‖∂L_T/∂W_hh‖_F, and "sigma_max"
-    σ_max of W_hh (largest over gate blocks).
-    """
-    dtype = jnp.float64 if cfg.float64 else jnp.float32
-    H, I, T_max = cfg.hidden_size, cfg.input_size, max(cfg.lengths)
+def make_cell(cfg: Config, cell_name: str, dtype=None) -> cells.Cell:
     kind, options = VARIANTS[cell_name]
-    cell = cells.make(kind, H, dtype=dtype, **options)
+    dtype = dtype or (jnp.float64 if cfg.float64 else jnp.float32)
+    return cells.make(kind, cfg.hidden_size, dtype=dtype, preset=cfg.preset, **options)
 
-    def draw(key):
-        k_cell, k_w, k_head, k_x, k_label = jax.random.split(key, 5)
-        params = cell.init(k_cell, I)  # W_hh: orthogonal per gate block (the default preset)
-        gauss = jax.random.normal(k_w, params.w_hh.shape, dtype) / jnp.sqrt(H)  # entries N(0, 1/H)
-        xs = jax.random.normal(k_x, (T_max, I), dtype)
-        u = jax.random.normal(k_head, (H,), dtype)
-        head = readout.dense_init(k_head, H, cfg.classes, dtype=dtype)
-        label = jax.random.randint(k_label, (), 0, cfg.classes)
-        return params, gauss, xs, u / jnp.linalg.norm(u), head, label
 
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)  # the same seeds for every cell and gain
-    params, gauss, xs, u, head, label = jax.device_get(jax.jit(jax.vmap(draw))(keys))  # leading axis: seed
+def max_slope(activation: str) -> float:
+    """γ = max |φ'| of a simple cell's activation, by central differences of the NumPy reference cell
+    (`rnnjax.reference`, float64) on a grid of pre-activations in [−8, 8] that includes 0."""
+    a = np.linspace(-8.0, 8.0, 1601)
+    eps = 1e-6
 
-    # W_hh for every (gain, init, seed), and its σ_max (largest over gate blocks), on the host.
+    def phi(x):  # h_1 = φ(x·1 + 0) of a one-unit cell with W_hh = 0
+        one = dict(w_ih=np.ones((1, 1)), w_hh=np.zeros((1, 1)), b=np.zeros(1))
+        return reference.forward("simple", one, x[:, None, None], activation=activation)[1][:, 0, 0]
+
+    return round(float(np.max(np.abs(phi(a + eps) - phi(a - eps)) / (2 * eps))), 6)
+
+
+def draws(cfg: Config, cell: cells.Cell) -> dict:
+    """Per seed (leading axis, the same seeds for every cell): the preset's params (JAX, key `seed`), and
+    from NumPy's generator seeded (seed, i): G <[seed, H, G·H]> with entries N(0, 1/H), unit-scale inputs
+    z <[seed, T_max, I]>, the unit vector u <[seed, H]>; with the cross-entropy loss also a readout head
+    and a label."""
+    H, I, T_max = cfg.hidden_size, cfg.input_size, max(cfg.lengths)
+    dtype = np.dtype(cell.initial_carry().h.dtype)
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
+    d = dict(params=jax.device_get(jax.jit(jax.vmap(lambda k: cell.init(k, I)))(keys)))
+    gauss, z, u = [], [], []
+    for i in range(cfg.seeds):
+        rng = np.random.default_rng([cfg.seed, i])
+        gauss.append(rng.standard_normal(d["params"].w_hh.shape[1:]) / np.sqrt(H))
+        z.append(rng.standard_normal((T_max, I)))
+        u.append(rng.standard_normal(H))
+    u = np.asarray(u)
+    d.update(
+        gauss=np.asarray(gauss, dtype),
+        z=np.asarray(z, dtype),
+        u=(u / np.linalg.norm(u, axis=-1, keepdims=True)).astype(dtype),
+    )
+    if cfg.loss == "cross_entropy":
+        head_keys = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), 1), cfg.seeds)
+        d["head"] = jax.device_get(
+            jax.jit(jax.vmap(lambda k: readout.dense_init(k, H, cfg.classes, dtype=dtype)))(head_keys)
+        )
+        d["label"] = np.asarray(
+            [np.random.default_rng([cfg.seed, i, 1]).integers(cfg.classes) for i in range(cfg.seeds)]
+        )
+    return d
+
+
+def recurrent_matrices(cfg: Config, d: dict) -> np.ndarray:
+    """W_hh <[gain, init, seed, H, G·H]>: gain × (the preset's W_hh, or G for "gaussian")."""
+    w = np.stack([d["gauss"] if name == "gaussian" else d["params"].w_hh for name in init_names(cfg)])
     gains = np.asarray(cfg.gains)[:, None, None, None, None]
-    w = np.stack([gauss if name == "gaussian" else params.w_hh for name in cfg.inits])  # [init, seed, H, GH]
-    w_hh = (gains * w[None]).astype(dtype)  # [gain, init, seed, H, G*H]
-    w_blocks = np.stack(np.split(w_hh.astype(np.float64), len(cell.gates), axis=-1))
-    sigma = np.linalg.norm(w_blocks, ord=2, axis=(-2, -1)).max(axis=0)  # [gain, init, seed]
+    return (gains * w[None]).astype(w.dtype)
 
-    # Flatten (gain, init, T, seed) into one batch axis N.
-    G, Ii, nT, S = len(cfg.gains), len(cfg.inits), len(cfg.lengths), cfg.seeds
-    gi, ii, ti, si = (a.ravel() for a in np.meshgrid(*map(np.arange, (G, Ii, nT, S)), indexing="ij"))
-    batch_params, xs, u, head, label = jax.tree_util.tree_map(lambda a: a[si], (params, xs, u, head, label))
-    batch_params = batch_params._replace(w_hh=w_hh[gi, ii, si])
 
-    def grads(p, xs_, length, u_, head_, label_):
-        def loss_fn(ys):
-            h_T = readout.last_valid(ys, length)
+def block_spectra(w_hh: np.ndarray, num_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(σ_max, ρ) of W_hh <[..., H, G·H]>: the largest singular value and the largest |eigenvalue| of each
+    (H, H) gate block, the largest over blocks, in float64, <[...]>."""
+    blocks = np.stack(np.split(w_hh.astype(np.float64), num_blocks, axis=-1))
+    sigma = np.linalg.norm(blocks, ord=2, axis=(-2, -1)).max(axis=0)
+    rho = np.abs(np.linalg.eigvals(blocks)).max(axis=-1).max(axis=0)
+    return sigma, rho
+
+
+def gradient_fn(cfg: Config, cell: cells.Cell):
+    """`point -> (∂L_T/∂h_t <[T, H]>, ∂L_T/∂W_hh)` for one sweep point (params, xs <[T, I]>, u, head,
+    label), the loss on the last step."""
+
+    def grads(point):
+        def loss_fn(ys):  # ys <[T, H]>
             if cfg.loss == "linear":  # L_T = <u, h_T>, u a random unit vector: ∂L_T/∂h_T = u exactly
-                return h_T @ u_
-            return readout.cross_entropy(readout.dense(head_, h_T), label_)  # random label
+                return ys[-1] @ point["u"]
+            return readout.cross_entropy(readout.dense(point["head"], ys[-1]), point["label"])
 
-        _, g_params, g_carry = diagnostics.loss_and_hidden_state_grads(cell, p, xs_, loss_fn, lengths=length)
+        _, g_params, g_carry = diagnostics.loss_and_hidden_state_grads(
+            cell, point["params"], point["xs"], loss_fn
+        )
         return g_carry.h, g_params.w_hh
 
-    g_h, g_w = jax.jit(jax.vmap(grads))(batch_params, xs, np.asarray(cfg.lengths)[ti], u, head, label)
-    g_h = np.asarray(g_h, np.float64).reshape(G, Ii, nT, S, T_max, H)
-    g_w = np.asarray(g_w, np.float64).reshape(G, Ii, nT, S, -1)
-    return {
-        T: dict(
-            log10_norm_by_lag=diagnostics.log10_norm(g_h[:, :, t, :, :T])[..., ::-1],  # lag T-1-t
-            log10_grad_w_hh=diagnostics.log10_norm(g_w[:, :, t]),
-            sigma_max=sigma,
+    return grads
+
+
+def sweep_points(cfg: Config, d: dict, w_hh: np.ndarray, T: int, scales=None, dtype=None) -> dict:
+    """Every (gain, init, scale, seed) of length T flattened into one leading axis N (in that order): the
+    params with their W_hh, xs = scale · z[:T] <[N, T, I]>, u, head and label."""
+    scales = cfg.input_scales if scales is None else scales
+    shape = (len(cfg.gains), w_hh.shape[1], len(scales), cfg.seeds)
+    gi, ii, ci, si = (a.ravel() for a in np.meshgrid(*map(np.arange, shape), indexing="ij"))
+    pick = jax.tree_util.tree_map(
+        lambda a: a[si], {k: d[k] for k in ("params", "u", "head", "label") if k in d}
+    )
+    pick["params"] = pick["params"]._replace(w_hh=w_hh[gi, ii, si])
+    pick["xs"] = np.asarray(scales, np.float64)[ci, None, None] * d["z"][si, :T]
+    if dtype is not None:
+        pick = jax.tree_util.tree_map(lambda a: a.astype(dtype) if a.dtype.kind == "f" else a, pick)
+    else:
+        pick["xs"] = pick["xs"].astype(d["z"].dtype)
+    return pick
+
+
+def sweep_cell(cfg: Config, cell_name: str, *, lengths=None, scales=None, dtype=None, d=None) -> dict:
+    """Every gain × init × input scale × seed of one cell, one `parallel.sweep_map` call per length T.
+
+    Weights and inputs are drawn per seed in the run's dtype (the same draws for every gain, init, scale and
+    T; T uses the first T inputs) and scaled on the host. `dtype` (e.g. float64) recomputes the same draws
+    in another precision. Returns a dict keyed by T of NumPy arrays indexed [gain, init, scale, seed, ...]:
+    "log10_norm_by_lag" log10 ‖∂L_T/∂h_t‖ at lag T − t <[..., T]> and "log10_grad_w_hh"
+    log10 ‖∂L_T/∂W_hh‖_F; and "sigma_max", "radius" <[gain, init, seed]>: σ_max and ρ of W_hh (largest
+    over gate blocks).
+    """
+    lengths = cfg.lengths if lengths is None else lengths
+    scales = cfg.input_scales if scales is None else scales
+    cell = make_cell(cfg, cell_name)
+    d = draws(cfg, cell) if d is None else d
+    w_hh = recurrent_matrices(cfg, d)
+    sigma, rho = block_spectra(w_hh, len(cell.gates))
+    run_cell = cell if dtype is None else make_cell(cfg, cell_name, dtype)
+    shape = (len(cfg.gains), w_hh.shape[1], len(scales), cfg.seeds)
+    out = {}
+    for T in lengths:
+        g_h, g_w = parallel.sweep_map(
+            gradient_fn(cfg, run_cell), sweep_points(cfg, d, w_hh, T, scales, dtype)
         )
-        for t, T in enumerate(cfg.lengths)
-    }
+        out[T] = dict(
+            log10_norm_by_lag=diagnostics.log10_norm(g_h).reshape(*shape, T)[..., ::-1],  # lag T-1-t
+            log10_grad_w_hh=diagnostics.log10_norm(g_w.reshape(len(g_w), -1)).reshape(shape),
+            sigma_max=sigma,
+            radius=rho,
+        )
+    return out
+
+
+def backend_facts() -> dict:
+    """The backend that ran, and whether it flushes float32 subnormals to zero: a jitted multiply of the
+    smallest normal float32 (1.18e-38) by 0.5 gives 0 where subnormals are flushed (XLA:CPU), 5.9e-39 where
+    they are kept (gradual underflow, e.g. NVIDIA GPUs)."""
+    tiny = np.float32(np.finfo(np.float32).tiny)
+    halved = float(jax.jit(lambda x: x * np.float32(0.5))(tiny))
+    return dict(
+        platform=jax.default_backend(),
+        device_kind=jax.devices()[0].device_kind,
+        device_count=jax.device_count(),
+        float32_smallest_normal=float(tiny),
+        smallest_normal_times_half=halved,
+        flushes_subnormals=halved == 0.0,
+    )
 
 
 def _quartiles(w: np.ndarray) -> dict:
@@ -193,23 +324,59 @@ def _quartiles(w: np.ndarray) -> dict:
     return dict(median=float(np.median(w)), q25=float(np.quantile(w, 0.25)), q75=float(np.quantile(w, 0.75)))
 
 
-def summarise(cfg: Config, raw: dict) -> dict:
-    """Per (cell, init, gain): curves by lag at the longest T (median and quartiles over seeds), decay-rate
-    fits per T (`diagnostics.decay_stats`), ‖∂L/∂W_hh‖ per T (median and quartiles) and the median σ_max
-    of W_hh."""
-    T_max = max(cfg.lengths)
-    out: dict = dict(T_max=T_max, curves={}, decay={}, grad_w_hh={}, sigma_max={})
+def _smallest_finite(curves: np.ndarray) -> float | None:
+    finite = curves[np.isfinite(curves)]
+    return float(finite.min()) if finite.size else None
+
+
+def summarise(cfg: Config, raw: dict, dtype) -> dict:
+    """Per (cell, init, input scale, gain): curves by lag at the longest T (median and quartiles over
+    seeds, and the smallest finite value), decay-rate fits per T on the window `fit_bounds(dtype)`
+    (`diagnostics.decay_stats`), ‖∂L/∂W_hh‖ per T (median and quartiles); per (cell, init, gain) σ_max and
+    ρ of every seed's W_hh."""
+    T_max, bounds, inits = max(cfg.lengths), diagnostics.fit_bounds(dtype), init_names(cfg)
+    out: dict = dict(curves={}, decay={}, grad_w_hh={}, sigma_max={}, spectral_radius={}, gamma={})
     for name in cfg.cells:
-        for section in ("curves", "decay", "grad_w_hh", "sigma_max"):
-            out[section][name] = {init: {} for init in cfg.inits}
-        for (gi, gain), (ii, init) in itertools.product(enumerate(cfg.gains), enumerate(cfg.inits)):
-            at = {str(T): {k: a[gi, ii] for k, a in raw[name, T].items()} for T in cfg.lengths}  # [seed, ...]
-            last, g = at[str(T_max)], str(gain)
-            out["curves"][name][init][g] = diagnostics.log_norm_quartiles(last["log10_norm_by_lag"], axis=0)
-            decay = {T: diagnostics.decay_stats(a["log10_norm_by_lag"]) for T, a in at.items()}
-            out["decay"][name][init][g] = decay
-            out["grad_w_hh"][name][init][g] = {T: _quartiles(a["log10_grad_w_hh"]) for T, a in at.items()}
-            out["sigma_max"][name][init][g] = float(np.median(last["sigma_max"]))
+        for section in out:
+            out[section][name] = {} if section == "gamma" else {init: {} for init in inits}
+        kind, options = VARIANTS[name]
+        out["gamma"][name] = max_slope(options["activation"]) if kind == "simple" else None
+        for (gi, gain), (ii, init) in itertools.product(enumerate(cfg.gains), enumerate(inits)):
+            g = str(gain)
+            out["sigma_max"][name][init][g] = raw[name][T_max]["sigma_max"][gi, ii]
+            out["spectral_radius"][name][init][g] = raw[name][T_max]["radius"][gi, ii]
+            for ci, scale in enumerate(cfg.input_scales):
+                s = str(float(scale))
+                at = {
+                    str(T): {k: a[k][gi, ii, ci] for k in ("log10_norm_by_lag", "log10_grad_w_hh")}
+                    for T, a in raw[name].items()
+                }
+                last = at[str(T_max)]["log10_norm_by_lag"]  # [seed, T_max]
+                curves = diagnostics.log_norm_quartiles(last, axis=0)
+                curves["smallest_finite"] = _smallest_finite(last)
+                out["curves"][name][init].setdefault(s, {})[g] = curves
+                out["decay"][name][init].setdefault(s, {})[g] = {
+                    T: diagnostics.decay_stats(a["log10_norm_by_lag"], bounds=bounds) for T, a in at.items()
+                }
+                out["grad_w_hh"][name][init].setdefault(s, {})[g] = {
+                    T: _quartiles(a["log10_grad_w_hh"]) for T, a in at.items()
+                }
+    return out
+
+
+def float64_linear(cfg: Config, d: dict | None = None) -> dict:
+    """The linear cell on the run's own float32 matrices, recomputed in float64 at the longest T and input
+    scale 1 (the linear cell's gradients do not depend on the inputs): per init and gain the decay fit on
+    float64's window and the smallest finite norm. `d`: the float32 sweep's draws (default: drawn again)."""
+    T_max = max(cfg.lengths)
+    d = draws(cfg, make_cell(cfg, "simple-linear")) if d is None else d  # float32 draws, as in the sweep
+    with jax.enable_x64(True):
+        raw = sweep_cell(cfg, "simple-linear", lengths=(T_max,), scales=(1.0,), dtype=jnp.float64, d=d)[T_max]
+    out = {}
+    for (gi, gain), (ii, init) in itertools.product(enumerate(cfg.gains), enumerate(init_names(cfg))):
+        curves = raw["log10_norm_by_lag"][gi, ii, 0]
+        stats = diagnostics.decay_stats(curves, bounds=diagnostics.fit_bounds(np.float64))
+        out.setdefault(init, {})[str(gain)] = dict(stats, smallest_finite=_smallest_finite(curves))
     return out
 
 
@@ -217,33 +384,61 @@ def summarise(cfg: Config, raw: dict) -> dict:
 # Plots (from the saved metrics only)
 
 
-def _slopes(m: dict, name: str, init: str, T: str) -> np.ndarray:
-    """Mean decay rate per gain of one cell and init at length T, NaN where no point was finite."""
-    return nan_if_none(v[T]["slope_mean"] for v in m["decay"][name][init].values())
+def _reference(m: dict) -> str:
+    """The swept input scale nearest REFERENCE_SCALE (in log), as its metrics key."""
+    scales = [float(s) for s in m["input_scales"]]
+    return str(min(scales, key=lambda s: abs(np.log(s / REFERENCE_SCALE))))
+
+
+def _window(m: dict) -> str:
+    w = m["fit_window"]
+    return (
+        f"slopes fitted from lag 0 to the last lag with log10 norm in [{w['low']:.1f}, {w['high']:.1f}] "
+        f"({w['margin_decades']:g} decades inside {w['dtype']}'s range)"
+    )
+
+
+def _drive(m: dict, s: str) -> str:
+    return f"x ~ {float(s):g}·N(0,1)"
+
+
+def _slopes(m: dict, name: str, init: str, s: str, T: str) -> np.ndarray:
+    """Mean decay rate per gain of one cell, init and scale at length T, NaN where no point was fitted."""
+    return nan_if_none(v[T]["slope_mean"] for v in m["decay"][name][init][s].values())
 
 
 def plot_norm_vs_lag(m: dict, init: str, path: Path) -> None:
-    names = list(m["curves"])
-    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True)
-    for ax, name in zip(axes[0], names):
-        gains = m["curves"][name][init]
-        for color, (g, c) in zip(colors(len(gains)), gains.items()):
-            quartile_band(ax, np.arange(len(c["median"])), c, color, label=f"g={g}")
-        ax.set(title=name, xlabel="lag T − t (steps)")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("log10 ‖∂L_T/∂h_t‖")
+    names, scales = list(m["curves"]), [str(float(s)) for s in m["input_scales"]]
+    low = m["fit_window"]["low"]
+    fig, axes = panels(len(scales), len(names), 3.2, 3.0, sharey=True, sharex=True)
+    for row, s in enumerate(scales):
+        for ax, name in zip(axes[row], names):
+            gains = m["curves"][name][init][s]
+            for color, (g, c) in zip(colors(len(gains)), gains.items()):
+                quartile_band(ax, np.arange(len(c["median"])), c, color, label=f"g={g}")
+                fit = m["decay"][name][init][s][g][str(m["T_max"])]["fit_lags"]
+                if fit is not None:  # the end of the fitted window (largest over seeds)
+                    ax.plot(fit[1], nan_if_none([c["median"][fit[1]]])[0], "|", color=color, ms=12, mew=2)
+            ax.axhline(low, color="k", ls=":", lw=0.8)
+            ax.set(title=f"{name}, {_drive(m, s)}", xlabel="lag T − t (steps)")
+            ax.grid(alpha=0.3)
+        axes[row, 0].set_ylabel("log10 ‖∂L_T/∂h_t‖")
     axes[0, -1].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"Gradient norm vs lag at init, T={m['T_max']}, {init} W_hh (median, quartiles over seeds)")
+    fig.suptitle(
+        f"Gradient norm vs lag at init, T={m['T_max']}, {init} W_hh (median, quartiles over "
+        f"{m['seeds']} seeds).\n"
+        f"| marks the last lag fitted, dotted: the window's floor; {_window(m)}"
+    )
     save(fig, path)
 
 
 def plot_grad_whh(m: dict, path: Path) -> None:
-    names = list(m["grad_w_hh"])
+    names, s = list(m["grad_w_hh"]), _reference(m)
     inits = list(m["grad_w_hh"][names[0]])
     fig, axes = panels(len(inits), len(names), 3.2, 3.0, sharex=True)
     for row, init in enumerate(inits):
         for ax, name in zip(axes[row], names):
-            gains = m["grad_w_hh"][name][init]
+            gains = m["grad_w_hh"][name][init][s]
             for color, (g, per_T) in zip(colors(len(gains)), gains.items()):
                 median = [v["median"] for v in per_T.values()]
                 ax.plot([int(t) for t in per_T], median, "o-", color=color, ms=3, label=f"g={g}")
@@ -252,34 +447,41 @@ def plot_grad_whh(m: dict, path: Path) -> None:
             ax.grid(alpha=0.3)
         axes[row, 0].set_ylabel("log10 ‖∂L_T/∂W_hh‖")
     axes[0, -1].legend(fontsize=7)
-    fig.suptitle("Norm of the recurrent-weight gradient vs sequence length (median over seeds)")
+    fig.suptitle(f"Norm of the recurrent-weight gradient vs T (median over seeds), {_drive(m, s)}")
     save(fig, path)
 
 
 def plot_decay_vs_gain(m: dict, path: Path) -> None:
-    T = str(m["T_max"])
+    T, s = str(m["T_max"]), _reference(m)
     names = list(m["decay"])
     inits = list(m["decay"][names[0]])
     fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True)
     for ax, name in zip(axes[0], names):
         for init, marker, color in zip(inits, "os", ("C0", "C1")):
-            gains = m["decay"][name][init]
+            gains = m["decay"][name][init][s]
             x = [float(g) for g in gains]
             err = np.nan_to_num(nan_if_none(v[T]["slope_std"] for v in gains.values()))
-            y = _slopes(m, name, init, T)
+            y = _slopes(m, name, init, s, T)
             ax.errorbar(
                 x, y, yerr=err, marker=marker, ms=4, capsize=2, color=color, label=f"measured, {init}"
             )
-            if name.startswith("simple"):  # Pascanu bound: slope ≤ log10(γ σ_max), γ = 1 (tanh, linear)
-                sig = [m["sigma_max"][name][init][g] for g in gains]
-                ax.plot(x, np.log10(sig), "--", color=color, label=f"bound log10 σ_max, {init}")
+            rho = [np.median(m["spectral_radius"][name][init][g]) for g in gains]
+            ax.plot(x, np.log10(rho), ":", color=color, label=f"log10 ρ(W_hh), {init}")
+            gamma = m["gamma"][name]
+            if gamma is not None:  # Pascanu bound: slope ≤ log10(γ σ_max)
+                sig = [np.median(m["sigma_max"][name][init][g]) for g in gains]
+                ax.plot(
+                    x, np.log10(gamma * np.asarray(sig)), "--", color=color, label=f"log10 γσ_max, {init}"
+                )
         ax.axhline(0, color="k", lw=0.5)
-        ax.set(title=name, xlabel="recurrent gain g")
+        title = name if m["gamma"][name] is None else f"{name} (γ = {m['gamma'][name]:g})"
+        ax.set(title=title, xlabel="recurrent gain g")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("decay rate d log10‖∂L/∂h_t‖ / d lag")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=6)
     fig.suptitle(
-        f"Per-step decay rate vs gain (T={T}; < 0 vanishing, > 0 exploding) with the Pascanu et al. bound"
+        f"Per-step decay rate vs gain (T={T}, {_drive(m, s)}; < 0 vanishing), the Pascanu et al. bound "
+        f"(dashed) and the spectral radius (dotted)\n{_window(m)}"
     )
     save(fig, path)
 
@@ -288,49 +490,219 @@ def plot_heatmap(m: dict, path: Path) -> None:
     T = str(m["T_max"])
     names = list(m["decay"])
     inits = list(m["decay"][names[0]])
-    gains = list(m["decay"][names[0]][inits[0]])
-    fig, axes = panels(1, len(inits), 5.2, 3.8)
-    for ax, init in zip(axes[0], inits):
-        image = heatmap(ax, [_slopes(m, name, init, T) for name in names], gains, names)
-        ax.set(xlabel="recurrent gain g", title=f"{init} W_hh")
-        fig.colorbar(image, ax=ax, label="log10 change per step")
-    fig.suptitle(f"Decay rate of ‖∂L_T/∂h_t‖ per step (T={T}; blue vanishing, red exploding)")
+    scales = [str(float(s)) for s in m["input_scales"]]
+    gains = list(m["decay"][names[0]][inits[0]][scales[0]])
+    fig, axes = panels(len(scales), len(inits), 5.2, 3.4)
+    for row, s in enumerate(scales):
+        for ax, init in zip(axes[row], inits):
+            image = heatmap(ax, [_slopes(m, name, init, s, T) for name in names], gains, names)
+            ax.set(xlabel="recurrent gain g", title=f"{init} W_hh, {_drive(m, s)}")
+            fig.colorbar(image, ax=ax, label="log10 change per step")
+    fig.suptitle(f"Decay rate of ‖∂L_T/∂h_t‖ per step (T={T}; blue vanishing, red exploding)\n{_window(m)}")
+    save(fig, path)
+
+
+def plot_decay_vs_scale(m: dict, path: Path) -> None:
+    T = str(m["T_max"])
+    names = list(m["decay"])
+    inits = list(m["decay"][names[0]])
+    scales = [str(float(s)) for s in m["input_scales"]]
+    gains = list(m["decay"][names[0]][inits[0]][scales[0]])
+    fig, axes = panels(1, len(gains), 3.2, 3.4, sharey=True)
+    for ax, g in zip(axes[0], gains):
+        for color, name in zip(_cell_colors(len(names)), names):
+            for init, style in zip(inits, ("o-", "s--")):
+                y = nan_if_none(m["decay"][name][init][s][g][T]["slope_mean"] for s in scales)
+                label = f"{name}, {init}" if g == gains[0] else None
+                ax.plot([float(s) for s in scales], y, style, color=color, ms=3, label=label)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xscale("log")
+        ax.set(title=f"g = {g}", xlabel="input scale s (x ~ s·N(0,1))")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("decay rate d log10‖∂L/∂h_t‖ / d lag")
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(f"Decay rate vs input scale (T={T}, mean over seeds; < 0 vanishing)\n{_window(m)}")
+    save(fig, path)
+
+
+def _cell_colors(n: int) -> list[str]:
+    """`n` distinct categorical colours (one per cell)."""
+    return [f"C{i % 10}" for i in range(n)]
+
+
+def plot_rate_vs_radius(m: dict, path: Path) -> None:
+    T, s = str(m["T_max"]), _reference(m)
+    names = list(m["decay"])
+    inits = list(m["decay"][names[0]])
+    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True, sharex=True)
+    for ax, name in zip(axes[0], names):
+        for init, marker, color in zip(inits, "os", ("C0", "C1")):
+            gains = m["decay"][name][init][s]
+            x = np.log10(np.concatenate([m["spectral_radius"][name][init][g] for g in gains]))
+            y = np.concatenate([nan_if_none(v[T]["slopes"]) for v in gains.values()])
+            ax.plot(x, y, marker, color=color, ms=3, alpha=0.7, mfc="none", label=init)
+        lim = np.array([-0.4, 0.4])
+        ax.plot(lim, lim, "k-", lw=0.7, label="rate = log10 ρ")
+        ax.set(title=name, xlabel="log10 ρ(W_hh) of the seed's draw")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("measured decay rate (per seed)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(
+        f"Each seed's decay rate vs the spectral radius of its W_hh (every gain, T={T}, {_drive(m, s)})\n"
+        f"{_window(m)}"
+    )
     save(fig, path)
 
 
 def plot_all(run: Path) -> None:
     m = json.loads((run / "metrics.json").read_text())
+    if m.get("layout") != LAYOUT:
+        raise ValueError(
+            f"plot_only: expected a run of this version of {EXPERIMENT} (metrics layout {LAYOUT}), got "
+            f"{str(run)!r}, written by an earlier version; run the sweep again"
+        )
     for init in next(iter(m["curves"].values())):
         plot_norm_vs_lag(m, init, run / f"norm_vs_lag_{init}.png")
     plot_grad_whh(m, run / "grad_whh_vs_T.png")
     plot_decay_vs_gain(m, run / "decay_vs_gain.png")
     plot_heatmap(m, run / "decay_heatmap.png")
+    plot_decay_vs_scale(m, run / "decay_vs_input_scale.png")
+    plot_rate_vs_radius(m, run / "rate_vs_radius.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
 
 
 def _rate(d: dict) -> str:
-    """A summary-table entry: mean ± sd of the decay rate, and the seeds that under- or overflowed."""
+    """A summary-table entry: mean ± sd of the decay rate, the lags fitted, and the seeds that reached
+    exactly zero or overflowed."""
     text = "n/a" if d["slope_mean"] is None else f"{d['slope_mean']:.4f} ± {d['slope_std']:.4f}"
+    if d["fit_lags"] is not None:
+        lo, hi = d["fit_lags"]
+        text += f" [0–{hi}]" if lo == hi else f" [0–{lo}…{hi}]"
     if d["seeds_with_underflow"]:
-        text += f" (exact zero in {d['seeds_with_underflow']} seeds from lag {d['first_underflow_lag']})"
+        text += f" (zero in {d['seeds_with_underflow']} seeds from lag {d['first_underflow_lag']})"
     if d["seeds_nonfinite"]:
         text += f" ({d['seeds_nonfinite']} seeds overflowed)"
     return text
 
 
-def summary_table(m: dict) -> str:
-    """The decay rates at the longest T as one Markdown table per init (cells by gains)."""
-    T = str(m["T_max"])
+def _protocol(m: dict) -> str:
+    return (
+        f"{m['seeds']} seeds (key {m['seed']}), H={m['hidden_size']}, I={m['input_size']}, "
+        f"preset {m['preset']}, "
+        f"loss {'<u, h_T>' if m['loss'] == 'linear' else 'cross-entropy of a readout of h_T'}, inputs "
+        f"x_t = s·z_t, z_t ~ N(0, I) i.i.d.; backend {m['backend']['platform']} "
+        f"({m['backend']['device_kind']}), {m['dtype']}."
+    )
+
+
+def _underflow_lines(m: dict) -> list[str]:
+    b = m["backend"]
     lines = [
-        f"Decay rate of ‖∂L_T/∂h_t‖ per step of lag, log10 units (mean ± sd over seeds), T={T}.",
-        "Negative: vanishing; positive: exploding; 'n/a': no finite points (overflow).",
+        f"Fit window: {_window(m)} (`diagnostics.fit_bounds`, the same on every backend); the lags fitted "
+        "are in brackets [0–min…max over seeds].",
         "",
     ]
-    for init, gains in next(iter(m["decay"].values())).items():
-        lines += [f"### {init} W_hh", "", "| cell | " + " | ".join(f"g={g}" for g in gains) + " |"]
-        lines.append("|---" * (len(gains) + 1) + "|")
-        for name, per_init in m["decay"].items():
-            lines.append(f"| {name} | " + " | ".join(_rate(per_init[init][g][T]) for g in gains) + " |")
-        lines.append("")
+    if b["flushes_subnormals"]:
+        why = (
+            f"this backend flushes float32 subnormals to zero (jit(x·0.5) at the smallest normal "
+            f"{b['float32_smallest_normal']:.3g} gives 0.0), so a gradient entry that falls below "
+            f"{b['float32_smallest_normal']:.3g} becomes exactly 0 and the norm reaches 0 soon after it "
+            "falls below ~1e-38"
+        )
+    else:
+        why = (
+            "this backend keeps float32 subnormals (jit(x·0.5) at the smallest normal gives "
+            f"{b['smallest_normal_times_half']:.3g}: gradual underflow), so the norm reaches 0 only below "
+            "the smallest subnormal, ~1.4e-45"
+        )
+    lines.append(f"Exact zeros ('zero in k seeds from lag N' below): {why}.")
+    if m["dtype"] == "float32" and "simple-linear" in m["decay"]:
+        T, s = str(m["T_max"]), _reference(m)
+        for init, gains in m["decay"]["simple-linear"].items():
+            for g, d in gains[s].items():
+                if d[T]["first_underflow_lag"] is not None:
+                    lines.append(_zero_line(m, init, g, d[T], m["curves"]["simple-linear"][init][s][g]))
+    return [*lines, ""]
+
+
+def _zero_line(m: dict, init: str, g: str, d: dict, c: dict) -> str:
+    """Where the linear cell's float32 norm reached exactly zero, its fit, and the float64 run beside it."""
+    rho = np.mean(np.log10(m["spectral_radius"]["simple-linear"][init][g]))
+    return (
+        f"- linear cell, {init}, g={g}: float32 exactly zero from lag {d['first_underflow_lag']} (smallest "
+        f"nonzero norm 10^{c['smallest_finite']:.2f}); fitted lags 0–{d['fit_lags'][1]}, slope "
+        f"{d['slope_mean']:.6f} (mean log10 ρ(W_hh) = {rho:.6f})" + _float64_note(m, init, g)
+    )
+
+
+def _float64_note(m: dict, init: str, g: str) -> str:
+    ref = (m.get("float64_linear") or {}).get(init, {}).get(g)
+    if ref is None:
+        return ""
+    zero = (
+        "no exact zero"
+        if ref["first_underflow_lag"] is None
+        else f"zero from lag {ref['first_underflow_lag']}"
+    )
+    return (
+        f"; float64 on the same matrices: slope {ref['slope_mean']:.6f}, {zero} within {m['T_max']} lags "
+        f"(smallest norm 10^{ref['smallest_finite']:.1f})"
+    )
+
+
+def _radius_lines(m: dict) -> list[str]:
+    """How closely each seed's linear-cell rate follows log10 ρ of its W_hh (every gain, reference scale)."""
+    if "simple-linear" not in m["decay"]:
+        return []
+    T, s = str(m["T_max"]), _reference(m)
+    lines = []
+    for init, gains in m["decay"]["simple-linear"].items():
+        dev, ratio = [], []
+        for g, d in gains[s].items():
+            rho = np.asarray(m["spectral_radius"]["simple-linear"][init][g])
+            slopes = nan_if_none(d[T]["slopes"])
+            ok = np.isfinite(slopes)
+            dev += list(np.abs(slopes[ok] - np.log10(rho[ok])))
+            ratio += list(rho / float(g))
+        if dev:
+            lines.append(
+                f"- linear cell, {init} W: |rate − log10 ρ(W_hh)| ≤ {max(dev):.2g} over {len(dev)} seed×gain "
+                f"draws; ρ/g median {np.median(ratio):.3f} (range {min(ratio):.3f}–{max(ratio):.3f})"
+            )
+    return ["Spectral radius ρ (largest |eigenvalue|, per gate block, max over blocks):", *lines, ""]
+
+
+def summary_text(m: dict) -> str:
+    """The summary: protocol, float limits and backend, ρ, then the decay rates at the longest T as one
+    Markdown table per init and input scale (cells by gains)."""
+    T = str(m["T_max"])
+    lines = [f"Protocol: {_protocol(m)}", "", *_underflow_lines(m), *_radius_lines(m)]
+    gammas = [f"{n} γ = {g:g}" for n, g in m["gamma"].items() if g is not None]
+    if gammas:
+        lines += [
+            f"Pascanu bound rate ≤ log10(γ σ_max), γ = max|φ'| measured on the cell: {', '.join(gammas)}.",
+            "",
+        ]
+    lines += [
+        f"Decay rate of ‖∂L_T/∂h_t‖ per step of lag, log10 units (mean ± sd over seeds), T={T}.",
+        "Negative: vanishing; positive: exploding; 'n/a': no point inside the window.",
+        "",
+    ]
+    for init, per_scale in next(iter(m["decay"].values())).items():
+        for s, gains in per_scale.items():
+            lines += [
+                f"### {init} W_hh, {_drive(m, s)}",
+                "",
+                "| cell | " + " | ".join(f"g={g}" for g in gains) + " |",
+            ]
+            lines.append("|---" * (len(gains) + 1) + "|")
+            for name, per_init in m["decay"].items():
+                row = " | ".join(_rate(per_init[init][s][g][T]) for g in gains)
+                lines.append(f"| {name} | {row} |")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -342,22 +714,39 @@ def main(cfg: Config) -> Path:
         print(f"redrew figures in {run}")
         return run
     cfg = validate(cfg)
-    if cfg.float64:
-        jax.config.update("jax_enable_x64", True)
+    dtype = np.float64 if cfg.float64 else np.float32
     out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
-    raw = {}
-    for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not cfg.progress):
-        for T, arrays in sweep_cell(cfg, cell_name).items():
-            raw[cell_name, T] = arrays
-    metrics = summarise(cfg, raw)
-    metrics["wall_time_s"] = time.perf_counter() - start
-    metrics["devices"] = [str(d) for d in jax.devices()]
+    raw, d = {}, {}
+    with jax.enable_x64(True) if cfg.float64 else contextlib.nullcontext():
+        for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not cfg.progress):
+            d[cell_name] = draws(cfg, make_cell(cfg, cell_name))
+            raw[cell_name] = sweep_cell(cfg, cell_name, d=d[cell_name])
+        metrics = summarise(cfg, raw, dtype)
+    if cfg.linear_float64 and not cfg.float64:
+        metrics["float64_linear"] = float64_linear(cfg, d.get("simple-linear"))
+    bounds = diagnostics.fit_bounds(dtype)
+    metrics.update(
+        layout=LAYOUT,
+        T_max=max(cfg.lengths),
+        input_scales=[float(s) for s in cfg.input_scales],
+        **{k: getattr(cfg, k) for k in ("seeds", "seed", "hidden_size", "input_size", "preset", "loss")},
+        dtype=np.dtype(dtype).name,
+        fit_window=dict(
+            dtype=np.dtype(dtype).name,
+            margin_decades=diagnostics.FIT_MARGIN_DECADES,
+            low=bounds[0],
+            high=bounds[1],
+        ),
+        backend=backend_facts(),
+        wall_time_s=time.perf_counter() - start,
+        devices=[str(d) for d in jax.devices()],
+    )
     results.write_json(out / "metrics.json", metrics)
     plot_all(out)
-    table = summary_table(json.loads((out / "metrics.json").read_text()))
-    results.atomic_write_text(out / "summary.md", f"# gradient_norms\n\n{table}\n")
-    print(table)
+    text = summary_text(json.loads((out / "metrics.json").read_text()))
+    results.atomic_write_text(out / "summary.md", f"# gradient_norms\n\n{text}\n")
+    print(text)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     return out
 
