@@ -64,6 +64,11 @@ def test_metrics_agree_with_themselves_and_tanh_obeys_the_pascanu_bound(quick_ru
     diffs = [abs(s - lam) for p in m["points"] for s, lam in zip(p["slope"], p["lam10"])]
     assert m["agreement"]["max_abs_diff"] == pytest.approx(max(diffs), abs=1e-15)
     assert m["agreement"]["median_abs_diff"] == pytest.approx(float(np.median(diffs)), abs=1e-15)
+    seed0 = [abs(p["exact_slope_seed0"] - p["lam10"][0]) for p in m["points"]]
+    assert m["agreement"]["seed0_exact_norm"]["max"] == pytest.approx(max(seed0), abs=1e-15)
+    w = m["agreement"]["by_fit_window"]
+    assert w["short"]["n"] + w["long"]["n"] == len(diffs)
+    assert m["agreement"]["pascanu_min_margin"] >= -TOL_RATE_F32  # linear: 0 up to rounding; tanh: below
     assert m["warmup"] == int(0.2 * m["length"]) and m["fit_bounds"][0] == pytest.approx(-31.93, abs=0.01)
     for p in m["points"]:
         if p["cell"] == "simple-tanh":  # |tanh'| <= 1: ‖J_t‖ <= σ_max(W_hh) at every step
