@@ -154,3 +154,74 @@ def test_bad_train_arguments_raise():
         synthetic.train(cell, task, steps=1, learning_rate="3e-3")
     with pytest.raises(TypeError, match=r"params: expected the model's params"):
         synthetic.train(cell, task, steps=1, params={"w": 1})
+
+
+# --------------------------------------------------------------------------------------------
+# Several seeds at once: each seed is the single-seed run
+
+
+def _single_runs(cell, task, seeds, **kwargs):
+    return [synthetic.train(cell, task, seed=s, progress=False, **kwargs) for s in seeds]
+
+
+def test_train_seeds_equals_separate_single_seed_runs():
+    # float64 so that the only difference, how the seeds are batched, is rounding at 1e-16.
+    task, cell = tasks.adding(5), rnnjax.cells.gru(4, dtype=jnp.float64)
+    seeds = (3, 0)
+    kwargs = dict(steps=3, batch_size=4, learning_rate=0.05, clip_norm=0.5)
+    singles = _single_runs(cell, task, seeds, **kwargs)
+    want = [synthetic.evaluate(cell, task, p, seed=s, batch_size=8) for (p, _), s in zip(singles, seeds)]
+    for seed_axis in ("vmap", "map"):
+        params, histories = synthetic.train_seeds(
+            cell, task, seeds=seeds, seed_axis=seed_axis, progress=False, **kwargs
+        )
+        for i, (p, h) in enumerate(singles):
+            # 1. the final params, after 3 Adam steps with clipping
+            assert max_rel_err(synthetic.seed_params(params, i), p) <= TOL_SAME
+            # 2. the loss and gradient norm at every step
+            assert histories[i]["steps"] == h["steps"] == 3 and not histories[i]["diverged"]
+            np.testing.assert_allclose(histories[i]["loss"], h["loss"], rtol=TOL_SAME, atol=0)
+            np.testing.assert_allclose(histories[i]["grad_norm"], h["grad_norm"], rtol=TOL_SAME, atol=0)
+        got = synthetic.evaluate_seeds(cell, task, params, seeds=seeds, batch_size=8)
+        np.testing.assert_allclose(got, want, rtol=TOL_SAME, atol=0)
+    # The seeds really differ (else the comparison could not catch a mix-up of seeds).
+    assert abs(histories[0]["loss"][0] - histories[1]["loss"][0]) > 1e-3
+
+
+def test_a_diverging_seed_stops_alone():
+    # Seed 1 starts from params scaled up 1e6: its forward pass overflows float32 at once, while seed 0
+    # trains on. Each must equal its single-seed run from the same params (which stops with a warning).
+    task, cell = tasks.adding(6), rnnjax.cells.simple(4, "linear")
+    seeds, kwargs = (0, 1), dict(steps=4, optimizer="sgd", learning_rate=0.01, batch_size=4)
+    starts = [synthetic.init_params(cell, task, 0), synthetic.init_params(cell, task, 1)]
+    starts[1] = jax.tree.map(lambda w: w * 1e6, starts[1])
+    with pytest.warns(RuntimeWarning, match="seed 1: stopped at step"):
+        params, histories = synthetic.train_seeds(
+            cell, task, seeds=seeds, params=synthetic._stack(starts), progress=False, **kwargs
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        singles = [
+            synthetic.train(cell, task, seed=s, params=p, progress=False, **kwargs)
+            for s, p in zip(seeds, starts)
+        ]
+    assert [h["diverged"] for h in histories] == [h["diverged"] for _, h in singles] == [False, True]
+    for i, (p, h) in enumerate(singles):
+        assert histories[i]["steps"] == h["steps"] and len(histories[i]["loss"]) == h["steps"]
+        np.testing.assert_allclose(histories[i]["loss"], h["loss"], rtol=1e-6)
+        assert max_rel_err(synthetic.seed_params(params, i), p) <= 1e-6
+    assert histories[0]["steps"] == 4 > histories[1]["steps"]
+
+
+def test_train_seeds_bad_arguments_raise():
+    cell, task = rnnjax.cells.simple(3), tasks.adding(4)
+    for seeds in [(), (1, 1), (-1,), (0.5,), "01", 3, (True,)]:
+        with pytest.raises(ValueError, match=r"seeds: expected a sequence of distinct ints >= 0"):
+            synthetic.train_seeds(cell, task, seeds=seeds, steps=1)
+    with pytest.raises(ValueError, match=r"seed_axis: expected None or one of \('vmap', 'map'\), got 'pmap'"):
+        synthetic.train_seeds(cell, task, seeds=(0,), steps=1, seed_axis="pmap")
+    one = synthetic.init_params_seeds(cell, task, (0,))
+    with pytest.raises(ValueError, match=r"params: expected every leaf with a leading seed axis of 2"):
+        synthetic.train_seeds(cell, task, seeds=(0, 1), steps=1, params=one)
+    with pytest.raises(ValueError, match="steps: expected a positive int, got 0"):
+        synthetic.train_seeds(cell, task, seeds=(0,), steps=0)
