@@ -632,8 +632,9 @@ def _zero_line(m: dict, init: str, g: str, d: dict, c: dict) -> str:
     """Where the linear cell's float32 norm reached exactly zero, its fit, and the float64 run beside it."""
     rho = np.mean(np.log10(m["spectral_radius"]["simple-linear"][init][g]))
     return (
-        f"- linear cell, {init}, g={g}: float32 exactly zero from lag {d['first_underflow_lag']} (smallest "
-        f"nonzero norm 10^{c['smallest_finite']:.2f}); fitted lags 0–{d['fit_lags'][1]}, slope "
+        f"- linear cell, {init}, g={g}: float32 exactly zero from lag {d['first_underflow_lag']} (earliest "
+        f"seed; smallest nonzero norm 10^{c['smallest_finite']:.2f}); fitted lags 0–{d['fit_lags'][0]}…"
+        f"{d['fit_lags'][1]}, slope "
         f"{d['slope_mean']:.6f} (mean log10 ρ(W_hh) = {rho:.6f})" + _float64_note(m, init, g)
     )
 
