@@ -1,17 +1,25 @@
-"""Experiment 3: how training changes the per-lag gradient profile ‖∂L/∂h_t‖, per cell.
+"""Experiment 3: how training changes the per-lag gradient profile ‖∂L/∂h_t‖, per cell, over several seeds.
 
-    python -m experiments.gradient_norms_training                         # adding, T=100; ~1-2 min
-    python -m experiments.gradient_norms_training --task temporal_order --seq-len 60
+    python -m experiments.gradient_norms_training                         # adding, T=100, 5 seeds
+    python -m experiments.gradient_norms_training --task temporal_order   # temporal order, T=100
     python -m experiments.gradient_norms_training --quick                 # a smoke run of ~10 s
 
-For each cell (simple-tanh, LSTM, GRU), the profile log10 ‖∂L/∂h_t‖ against lag T − t is measured with
-the task's own loss on a held-out batch (one backward pass, `rnnjax.diagnostics`), once at initialisation
-and once after `--steps` Adam steps on the task (`rnnjax.train`). For the adding and temporal-order tasks
-the loss sits on the last step, so lag is distance from the loss; for copying memory the loss is on
-every step and the profile is the total gradient reaching each step.
+For each cell (simple-tanh, LSTM, GRU), `--seeds` N networks (seeds `seed` .. `seed` + N - 1) train at
+once (`rnnjax.train.synthetic.train_seeds`). For each seed the profile log10 ‖∂L/∂h_t‖ against lag T − t
+is measured with the task's own loss on a held-out batch of the task's own inputs (one backward pass,
+`rnnjax.diagnostics`), once at initialisation and once after `--steps` Adam steps. For the adding and
+temporal-order tasks the loss sits on the last step, so lag is distance from the loss; for copying memory
+the loss is on every step and the profile is the total gradient reaching each step. The decay rate is the
+least-squares slope of each example's profile per step of lag, fitted where the norm is clear of float32's
+limits (`diagnostics.fit_bounds`), averaged over examples, one value per seed. The median log10 norm at
+the lags where the task's relevant inputs sit (adding: the two markers' halves; temporal order: the two
+symbols' windows) is recorded too. A seed succeeds when its held-out loss is below 0.1 x the task's
+memoryless baseline; success is reported as k/N.
 
-Outputs in `results/gradient_norms_training/<run>/`: config.json, metrics.json (profiles, loss curves,
-final losses), profiles.png, summary.md (decay rate at init and after training, final loss vs baseline).
+MEASURED
+
+Outputs in `results/gradient_norms_training/<run>/`: config.json, metrics.json (per seed: profiles,
+slopes, loss curves, final losses), profiles.png, summary.md.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import matplotlib
 import numpy as np
 
 from experiments import _cli, _synthetic
+from experiments._plots import nan_if_none
 from rnnjax import diagnostics, results, tasks
 from rnnjax.train import synthetic
 
@@ -33,12 +42,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "gradient_norms_training"
-QUICK = dict(cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32)
+QUICK = dict(cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32, seeds=2)
+CRITERION = f"held-out loss < {tasks.SUCCESS_RATIO} x the memoryless baseline"
+FIT_BOUNDS = diagnostics.fit_bounds(np.float32)  # the float32 profiles' fit window (log10 norms)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Profiles at initialisation and after training. Expected run time on a 2-core CPU: about 71 s at the
+    """Profiles at initialisation and after training. Expected run time on a 2-core CPU: RUNTIME at the
     defaults; --quick about 10 s."""
 
     task: str = "adding"  # "adding", "copy" or "temporal_order"
@@ -50,12 +61,13 @@ class Config:
     learning_rate: float = 1e-3
     clip_norm: float | None = 1.0
     profile_batch: int = 256  # held-out examples the profile is measured on
-    seed: int = 0
-    quick: bool = False  # a smoke run: 2 cells, T=10, 60 steps, H=16, profiles on 32 examples (see QUICK)
+    seeds: int = 5  # N: seeds seed, seed + 1, ..., seed + N - 1 train at once
+    seed: int = 0  # the first seed
+    quick: bool = False  # a smoke run: 2 cells, T=10, 60 steps, H=16, 32 examples, 2 seeds (see QUICK)
     progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/gradient_norms_training/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
-    plot_only: Path | None = None  # redraw from an existing run's metrics.json
+    plot_only: Path | None = None  # redraw the figure and summary.md from an existing run's metrics.json
 
 
 def profile(cell, task, params, xs, targets) -> np.ndarray:
@@ -70,101 +82,194 @@ def profile(cell, task, params, xs, targets) -> np.ndarray:
     return diagnostics.log10_norm(np.asarray(layer.h, np.float64))[:, ::-1]
 
 
-def summarise_profile(log_norms: np.ndarray) -> dict:
-    fits = diagnostics.decay_stats(log_norms)
+def profiles(cell, task, params, xs, targets) -> np.ndarray:
+    """`profile` of every seed of the stacked `params` (`train_seeds`), in turn inside one compiled
+    function: <float64>[seeds, batch, length]."""
+    model = synthetic.make_model(cell, task)
+
+    def grads(p):
+        (layer,) = diagnostics.model_hidden_state_grads(model, p, xs, lambda out: task.loss(out, targets))
+        return layer.h
+
+    h = jax.jit(lambda ps: jax.lax.map(grads, ps))(params)
+    return diagnostics.log10_norm(np.asarray(h, np.float64))[:, :, ::-1]
+
+
+def relevant_lags(task: tasks.Task) -> dict[str, tuple[int, int]]:
+    """The lags (inclusive ranges, lag = T − 1 − t) where the inputs the loss depends on sit: adding, the
+    first marker's half and the second's; temporal order, the two symbols' windows; copy, none."""
+    T = task.seq_len
+    if task.name == "adding":
+        half = T // 2
+        return {"first marker": (T - half, T - 1), "second marker": (0, T - half - 1)}
+    if task.name == "temporal_order":
+        (lo1, hi1), (lo2, hi2) = tasks.temporal_order_windows(T)
+        return {"first symbol": (T - hi1, T - 1 - lo1), "second symbol": (T - hi2, T - 1 - lo2)}
+    return {}
+
+
+def summarise_profile(log_norms: np.ndarray, lags: dict[str, tuple[int, int]]) -> dict:
+    """One seed's profile <[batch, length]>: median and quartiles per lag, the decay slope (mean and
+    spread over examples, fitted within `FIT_BOUNDS`) and the median log10 norm over each range of
+    `lags`."""
+    fits = diagnostics.decay_stats(log_norms, bounds=FIT_BOUNDS)
+    at = {name: float(np.median(log_norms[:, lo : hi + 1])) for name, (lo, hi) in lags.items()}
     return dict(
         diagnostics.log_norm_quartiles(log_norms, axis=0),
         slope_mean=fits["slope_mean"],
         slope_std=fits["slope_std"],
+        fit_lags=fits["fit_lags"],
+        at_relevant_lags=at,
     )
+
+
+def _spread(values) -> str:
+    v = np.asarray([np.nan if x is None else x for x in values], float)
+    return f"{np.nanmedian(v):.4f} [{np.nanmin(v):.4f}, {np.nanmax(v):.4f}]"
 
 
 def plot(m: dict, path: Path) -> None:
     names = list(m["cells"])
     fig, axes = plt.subplots(
-        2, len(names), figsize=(3.6 * len(names), 6.2), squeeze=False, layout="constrained"
+        2, len(names), figsize=(3.8 * len(names), 6.4), squeeze=False, layout="constrained"
     )
     for col, name in enumerate(names):
         c = m["cells"][name]
         ax = axes[0, col]
         for key, color in (("init", "C0"), ("trained", "C3")):
-            p = c["profile"][key]
-            med = np.asarray(p["median"], float)
-            lag = np.arange(len(med))
-            ax.plot(lag, med, color=color, label=f"{key} (slope {p['slope_mean']:.3f}/step)")
-            ax.fill_between(
-                lag, np.asarray(p["q25"], float), np.asarray(p["q75"], float), color=color, alpha=0.2
-            )
-        ax.set(title=name, xlabel="lag T − t (steps)")
+            slopes = [p["slope_mean"] for p in c["profile"][key]]
+            for k, p in enumerate(c["profile"][key]):
+                med = nan_if_none(p["median"])
+                label = f"{key}: slope {_spread(slopes)}/step" if k == 0 else None
+                ax.plot(np.arange(len(med)), med, color=color, lw=0.8, alpha=0.8, label=label)
+        for lo, hi in m["relevant_lags"].values():
+            ax.axvspan(lo, hi, color="gray", alpha=0.12)
+        ax.set(title=f"{name}: {c['successes']}/{len(c['seeds'])} seeds succeed", xlabel="lag T − t (steps)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         ax = axes[1, col]
-        ax.plot(c["loss"], lw=0.8, label="training loss")
+        for k, loss in enumerate(c["loss"]):
+            ax.plot(
+                nan_if_none(loss), lw=0.6, alpha=0.8, label="training loss, every seed" if k == 0 else None
+            )
         ax.axhline(m["baseline"], color="gray", ls="--", label=f"baseline {m['baseline']:.3g}")
+        ax.axhline(0.1 * m["baseline"], color="gray", ls="-.", label="success: 0.1 x baseline")
         ax.set_yscale("log")
-        ax.set(xlabel="training step", title=f"final held-out loss {c['final_loss']:.3g}")
+        finals = ", ".join(f"{x:.2g}" for x in nan_if_none(c["final_loss"]))
+        ax.set_title(f"held-out loss: {finals}", fontsize=8)
+        ax.set(xlabel="training step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("log10 ‖∂L/∂h_t‖ (median, quartiles)")
-    axes[1, 0].set_ylabel("loss")
-    fig.suptitle(f"Gradient profile at init and after {m['steps']} steps: {m['task']}, T={m['seq_len']}")
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("log10 ‖∂L/∂h_t‖ (median over examples,\none line per seed; grey: relevant lags)")
+    axes[1, 0].set_ylabel("loss (log)")
+    fig.suptitle(
+        f"Gradient profile at init and after {m['steps']} steps: {m['task']}, T={m['seq_len']}, "
+        f"{len(m['seeds'])} seeds; success: {CRITERION}",
+        fontsize=10,
+    )
     results.save_figure(fig, path)
     plt.close(fig)
 
 
+def summary(m: dict) -> str:
+    lines = [
+        f"# gradient_norms_training: {m['task']}, T={m['seq_len']}, {m['steps']} steps, seeds "
+        f"{m['seeds'][0]}..{m['seeds'][-1]}, {m['wall_time_s']:.0f} s on {m['backend']}",
+        "",
+        "Decay rate: least-squares slope of log10 ‖∂L/∂h_t‖ per step of lag, fitted within log10 norms "
+        f"{FIT_BOUNDS[0]:.2f}..{FIT_BOUNDS[1]:.2f} (mean over held-out examples); median [min, max] over "
+        f"seeds. Relevant lags: {m['relevant_lags']}. Success: {CRITERION}.",
+        "",
+        "| cell | success k/N | slope at init | slope trained | held-out loss / baseline per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in m["cells"].items():
+        s0 = _spread([p["slope_mean"] for p in c["profile"]["init"]])
+        s1 = _spread([p["slope_mean"] for p in c["profile"]["trained"]])
+        ratios = ", ".join(f"{x / m['baseline']:.2g}" for x in nan_if_none(c["final_loss"]))
+        lines.append(f"| {name} | **{c['successes']}/{len(c['seeds'])}** | {s0} | {s1} | {ratios} |")
+    if m["relevant_lags"]:
+        lines += ["", "Median log10 ‖∂L/∂h_t‖ at the relevant lags, median [min, max] over seeds:", ""]
+        names = list(m["relevant_lags"])
+        lines.append("| cell | " + " | ".join(f"{n} at init | {n} trained" for n in names) + " |")
+        lines.append("|---" * (1 + 2 * len(names)) + "|")
+        for name, c in m["cells"].items():
+            cols = [
+                _spread([p["at_relevant_lags"][n] for p in c["profile"][key]])
+                for n in names
+                for key in ("init", "trained")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report(out: Path) -> None:
+    m = json.loads((out / "metrics.json").read_text())
+    plot(m, out / "profiles.png")
+    text = summary(m)
+    results.atomic_write_text(out / "summary.md", text)
+    print(text)
+
+
 def main(cfg: Config) -> None:
     if cfg.plot_only is not None:
-        run = _cli.saved_run(cfg.plot_only, EXPERIMENT)
-        plot(json.loads((run / "metrics.json").read_text()), run / "profiles.png")
+        report(_cli.saved_run(cfg.plot_only, EXPERIMENT))
         return
     if cfg.quick:
         cfg = _cli.quick(cfg, QUICK)
     _synthetic.check_cells(cfg.cells)
     _synthetic.check_training(cfg)
-    _cli.check_ints(cfg, "profile_batch")
+    _cli.check_ints(cfg, "profile_batch", "seeds")
     with _cli.named("task", "name"):
         task = tasks.make(cfg.task, cfg.seq_len)
     out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
+    seeds = tuple(range(cfg.seed, cfg.seed + cfg.seeds))
     xs, targets = task.sample(jax.random.key(10_000 + cfg.seed), cfg.profile_batch)  # never trained on
-    metrics = dict(task=cfg.task, seq_len=cfg.seq_len, steps=cfg.steps, baseline=task.baseline, cells={})
+    lags = relevant_lags(task)
+    devices = jax.devices()
+    metrics = dict(
+        task=cfg.task, seq_len=cfg.seq_len, steps=cfg.steps, baseline=task.baseline, seeds=list(seeds),
+        relevant_lags=lags, criterion=CRITERION, fit_bounds=list(FIT_BOUNDS),
+        backend=f"{len(devices)} x {devices[0].platform}, jax {jax.__version__}", cells={},
+    )  # fmt: skip
+    loss_fn = jax.jit(jax.vmap(synthetic.loss_fn, in_axes=(None, None, 0, None, None)), static_argnums=(0, 1))
     for name in cfg.cells:
         cell = _synthetic.make_cell(name, cfg.hidden_size)
-        init = synthetic.init_params(cell, task, cfg.seed)
-        before = profile(cell, task, init, xs, targets)
-        _, (params, history) = _synthetic.train(
-            cfg, name, task, clip_norm=cfg.clip_norm, params=init, desc=f"{name:>11}"
+        init = synthetic.init_params_seeds(cell, task, seeds)
+        before = profiles(cell, task, init, xs, targets)
+        params, histories = synthetic.train_seeds(
+            cell,
+            task,
+            seeds=seeds,
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            clip_norm=cfg.clip_norm,
+            params=init,
+            progress=cfg.progress,
+            desc=f"{name:>11} x{len(seeds)}",
         )
-        after = profile(cell, task, params, xs, targets)
-        final = float(jax.jit(synthetic.loss_fn, static_argnums=(0, 1))(cell, task, params, xs, targets))
+        after = profiles(cell, task, params, xs, targets)
+        final = [float(x) for x in loss_fn(cell, task, params, xs, targets)]
+        success = [task.success(f) and not h["diverged"] for f, h in zip(final, histories)]
         metrics["cells"][name] = dict(
-            profile=dict(init=summarise_profile(before), trained=summarise_profile(after)),
-            loss=history["loss"],
-            grad_norm=history["grad_norm"],
-            diverged=history["diverged"],
+            seeds=list(seeds),
+            profile=dict(
+                init=[summarise_profile(p, lags) for p in before],
+                trained=[summarise_profile(p, lags) for p in after],
+            ),
+            loss=[h["loss"] for h in histories],
+            grad_norm=[h["grad_norm"] for h in histories],
+            diverged=[h["diverged"] for h in histories],
             final_loss=final,
-            success=task.success(final),
+            success=success,
+            successes=sum(success),
+            train_seconds=histories[0]["train_seconds"],
         )
     metrics["wall_time_s"] = time.perf_counter() - start
     results.write_json(out / "metrics.json", metrics)
-    m = json.loads((out / "metrics.json").read_text())
-    plot(m, out / "profiles.png")
-    lines = [
-        f"# gradient_norms_training: {cfg.task}, T={cfg.seq_len}, {cfg.steps} steps",
-        "",
-        "Decay rate: least-squares slope of log10 ‖∂L/∂h_t‖ per step of lag (mean over held-out examples).",
-        "",
-        "| cell | slope at init | slope trained | final loss | baseline | success |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, c in m["cells"].items():
-        s0, s1 = c["profile"]["init"]["slope_mean"], c["profile"]["trained"]["slope_mean"]
-        lines.append(
-            f"| {name} | {s0:.4f} | {s1:.4f} | {c['final_loss']:.4g} | {task.baseline:.4g} | {c['success']} |"
-        )
-    table = "\n".join(lines)
-    results.atomic_write_text(out / "summary.md", table + "\n")
-    print(table)
+    report(out)
     print(f"wrote {out} in {metrics['wall_time_s']:.0f} s")
 
 

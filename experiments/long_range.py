@@ -1,48 +1,24 @@
-"""Long-range tasks: Elman-tanh, LSTM and GRU trained with Adam on the adding problem, copying memory and
-temporal order at several time lags T, with and without gradient clipping.
+"""Long-range tasks: Elman-tanh, LSTM and GRU trained with Adam on the adding problem, temporal order and
+copying memory at several time lags T, several seeds at once, reporting success as k of N seeds.
 
-    python -m experiments.long_range             # 10 min 56 s measured on a 2-core CPU (54 runs)
-    python -m experiments.long_range --quick     # ~10 s smoke run (3 runs: adding, T=10, clip, 60 steps)
+    python -m experiments.long_range             # MEASURED below: 5 seeds, 15 trainings of 5 seeds
+    python -m experiments.long_range --quick     # ~10 s smoke run (adding, T=10, clip, 60 steps, 2 seeds)
+    python -m experiments.long_range --full      # the wider grid (not run here; see FULL)
     python -m experiments.long_range --replot results/long_range/<run>   # figures + summary from JSON
 
-Every run trains a fresh cell (H=64, default init: orthogonal recurrent kernel, LSTM forget bias 1)
-plus a dense readout for 1200 Adam steps (lr 3e-3, batch 64, fresh batches), recording the loss and the
-global gradient norm *before* clipping at every step; "clip" runs pass the gradient through
-`optax.clip_by_global_norm(1.0)`. The final loss is measured on 1024 held-out sequences. A run succeeds
+Every configuration (task, T, cell, clip) trains `--seeds` N fresh networks at once (seeds `seed` ..
+`seed` + N - 1; `rnnjax.train.synthetic.train_seeds`: one compiled step over a leading seed axis): a
+cell (H=64, default init: orthogonal recurrent kernel, LSTM forget bias 1) plus a dense readout, Adam
+(lr 3e-3, batch 64, fresh batches), recording each seed's loss and global gradient norm *before*
+clipping at every step; "clip" runs pass the gradient through `optax.clip_by_global_norm(1.0)`. Each
+seed's final loss is measured on 1024 held-out sequences of its own evaluation stream. A seed succeeds
 when that loss is below 0.1 x the task's memoryless baseline (adding: 1/6; copy: 10 ln 8/(T+20);
-temporal order: ln 4; see `rnnjax.tasks`).
+temporal order: ln 4; see `rnnjax.tasks`); a configuration reports k/N, the seeds that succeed.
 
-Measured at the defaults (seed 0, 2-core CPU, jax 0.10.2; 647 s of training and evaluation, 656 s
-wall): 28 of 54 runs succeed, none diverges to NaN. Final loss / baseline (no clip / clip):
+The default grid: adding at T = 100 and 200, temporal order at T = 100 (1200 steps each), copying memory
+at T = 10 with 3000 steps, all with clipping (`--task-seq-lens`, `--task-steps` and `--clip` change it).
 
-    task             T    simple-tanh      LSTM             GRU
-    adding           10   0.034/0.018      0.0036/0.0016    0.0012/0.00049
-    adding           30   0.12/0.074       0.017/0.0058     0.0034/0.0016
-    adding           100  1.0/1.0          1.0/0.051        0.0070/0.0067
-    copy             10   1.0/1.0          0.96/0.94        0.97/0.97
-    copy             30   1.0/1.0          1.0/0.97         0.97/0.93
-    copy             100  1.0/1.0          0.99/1.0         1.0/0.97
-    temporal_order   10   5e-5/5e-5        5e-5/4e-5        4e-5/4e-5
-    temporal_order   30   3e-4/5e-5        9e-5/2e-5        9e-5/3e-5
-    temporal_order   100  1.0/1.0          7e-4/9e-5        1.0/1.0
-
-- Adding: every cell solves T=10; at T=30 the tanh RNN succeeds only with clipping (0.074 x); at T=100
-  the GRU succeeds with and without clipping, the LSTM only with clipping (it leaves the baseline after
-  step ~1000), the tanh RNN never.
-- Copying memory: no cell reaches 0.1 x baseline in 1200 steps at any T (best 0.93 x, GRU); the task
-  needs far longer training (losses still drift slowly below the baseline).
-- Temporal order: the gradient-norm traces show spikes (up to 435 for the clipped tanh RNN at T=30)
-  that throw a network that had learned back towards chance before it recovers; the GRU at T=100
-  stays at chance with gradient norms <= 0.44 (vanishing), so clipping never triggers and its two runs
-  are identical.
-- One seed per configuration, and single runs are fragile: an earlier version of this code whose
-  orthogonal initialiser differed only by floating-point rounding (jaxlib's QR instead of NumPy's)
-  flipped 5 of the 54 outcomes, all from failure to success (tanh adding T=30 clip, tanh temporal order
-  T=30 with and without clip, LSTM adding T=100 clip, LSTM temporal order T=100 no clip). Use several
-  seeds before drawing conclusions about one cell.
-
-Writes `results/long_range/<run>/`: config.json, metrics.json (per run: loss and gradient norm per
-step, final loss, baseline, success), loss.png, grad_norm.png, final_loss.png, summary.md.
+MEASURED
 """
 
 from __future__ import annotations
@@ -57,7 +33,7 @@ import matplotlib
 import numpy as np
 
 from experiments import _cli, _synthetic
-from experiments._plots import save
+from experiments._plots import nan_if_none, save
 from rnnjax import results, tasks
 from rnnjax.train import synthetic
 from rnnjax.train.optimizers import check_positive
@@ -66,73 +42,144 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "long_range"
+CRITERION = f"held-out loss < {tasks.SUCCESS_RATIO} x the memoryless baseline"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The sweep of trainings. Expected run time on a 2-core CPU: 10 min 56 s for the default 54 runs;
-    --quick about 10 s."""
+    """The sweep of trainings. Expected run time on a 2-core CPU: RUNTIME for the default grid; --quick
+    about 10 s."""
 
-    tasks: tuple[str, ...] = ("adding", "copy", "temporal_order")
-    seq_lens: tuple[int, ...] = (10, 30, 100)  # T; copying memory sequences are T + 20 long
+    tasks: tuple[str, ...] = ("adding", "temporal_order", "copy")
+    seq_lens: tuple[int, ...] = (100, 200)  # T of every task without an entry in task_seq_lens
+    task_seq_lens: tuple[str, ...] = ("temporal_order=100", "copy=10")  # 'task=T1,T2,...' per task
     cells: tuple[str, ...] = ("simple-tanh", "lstm", "gru")
-    clip: tuple[bool, ...] = (False, True)  # train without and/or with clip_by_global_norm(clip_norm)
+    clip: tuple[bool, ...] = (True,)  # train without and/or with clip_by_global_norm(clip_norm)
     clip_norm: float = 1.0
     hidden_size: int = 64
     batch_size: int = 64
-    steps: int = 1200
+    steps: int = 1200  # Adam steps of every task without an entry in task_steps
+    task_steps: tuple[str, ...] = ("copy=3000",)  # 'task=steps' per task
     learning_rate: float = 3e-3  # Adam
-    eval_batch_size: int = 1024  # held-out sequences for the final loss
-    seed: int = 0
-    quick: bool = False  # smoke run: the adding task at T=10, with clipping, 60 steps, H=32 (see QUICK)
+    eval_batch_size: int = 1024  # held-out sequences for each seed's final loss
+    seeds: int = 5  # N: seeds seed, seed + 1, ..., seed + N - 1 train at once
+    seed: int = 0  # the first seed
+    quick: bool = False  # smoke run: adding at T=10, with clipping, 60 steps, H=32, 2 seeds (see QUICK)
+    full: bool = False  # the wider grid of FULL (hours on a 2-core CPU); explicit flags still win
     progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/long_range/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
     replot: str | None = None  # redo figures and summary.md from an existing run folder, then exit
 
 
-QUICK = dict(tasks=("adding",), seq_lens=(10,), clip=(True,), steps=60, hidden_size=32, eval_batch_size=256)
+QUICK = dict(
+    tasks=("adding",), seq_lens=(10,), task_seq_lens=(), task_steps=(), clip=(True,), steps=60,
+    hidden_size=32, eval_batch_size=256, seeds=2,
+)  # fmt: skip
+FULL = dict(
+    seq_lens=(10, 30, 100, 200, 400), task_seq_lens=("temporal_order=10,30,100,200", "copy=10,30,100"),
+    task_steps=("copy=20000",), clip=(False, True), seeds=10,
+)  # fmt: skip
 
 COLORS = {"simple-tanh": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
 STYLES = {False: ":", True: "-"}  # no clip dotted, clip solid
 SMOOTH = 25  # steps in the running mean of the loss curves
 
 
-def run_one(cfg: Config, task_name: str, seq_len: int, cell_name: str, clip: bool) -> dict:
-    """Train one (task, T, cell, clip) combination; returns its JSON record."""
+def parse_task_values(field: str, entries, task_names, *, lists: bool) -> dict:
+    """`{"task": value}` from entries 'task=V' (`lists`: 'task=V1,V2,...', a tuple of ints), refusing
+    (ValueError naming `field`) a malformed entry, a task not in `task_names`, a repeated task or a
+    value that is not an int."""
+    form = "'task=T1,T2,...'" if lists else "'task=steps'"
+    out = {}
+    for entry in entries:
+        name, sep, value = str(entry).partition("=")
+        if not sep or name not in tasks.TASKS:
+            raise ValueError(
+                f"{field}: expected entries {form} with a task from {sorted(tasks.TASKS)}, got {entry!r}"
+            )
+        if name in out:
+            raise ValueError(f"{field}: expected each task at most once, got {name!r} twice")
+        try:
+            values = tuple(int(v) for v in value.split(",")) if lists else int(value)
+        except ValueError:
+            raise ValueError(f"{field}: expected {form} with ints, got {entry!r}") from None
+        if name in task_names:
+            out[name] = values
+    return out
+
+
+def grid(cfg: Config) -> list[tuple[str, int, int]]:
+    """The (task, T, steps) of every training of `cfg`, in order."""
+    lens = parse_task_values("task_seq_lens", cfg.task_seq_lens, cfg.tasks, lists=True)
+    steps = parse_task_values("task_steps", cfg.task_steps, cfg.tasks, lists=False)
+    return [(t, T, steps.get(t, cfg.steps)) for t in cfg.tasks for T in lens.get(t, cfg.seq_lens)]
+
+
+def run_one(cfg: Config, task_name: str, seq_len: int, steps: int, cell_name: str, clip: bool) -> dict:
+    """Train one (task, T, cell, clip) combination for every seed at once; returns its JSON record."""
     task = tasks.make(task_name, seq_len)
-    desc = f"{task_name} T={seq_len} {cell_name}{' clip' if clip else ''}"
-    cell, (params, history) = _synthetic.train(
-        cfg, cell_name, task, clip_norm=cfg.clip_norm if clip else None, desc=desc
+    seeds = tuple(range(cfg.seed, cfg.seed + cfg.seeds))
+    cell = _synthetic.make_cell(cell_name, cfg.hidden_size)
+    params, histories = synthetic.train_seeds(
+        cell,
+        task,
+        seeds=seeds,
+        steps=steps,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        clip_norm=cfg.clip_norm if clip else None,
+        progress=cfg.progress,
+        desc=f"{task_name} T={seq_len} {cell_name}{' clip' if clip else ''} x{len(seeds)}",
     )
-    final = synthetic.evaluate(cell, task, params, seed=cfg.seed, batch_size=cfg.eval_batch_size)
+    final = synthetic.evaluate_seeds(cell, task, params, seeds=seeds, batch_size=cfg.eval_batch_size)
+    success = [task.success(float(f)) and not h["diverged"] for f, h in zip(final, histories)]
     return dict(
         task=task_name,
         seq_len=seq_len,
         cell=cell_name,
         clip=clip,
-        final_loss=final,
+        steps=steps,
+        seeds=list(seeds),
         baseline=task.baseline,
-        success=task.success(final) and not history["diverged"],
-        **history,
+        final_loss=[float(f) for f in final],
+        success=success,
+        successes=sum(success),
+        diverged=[h["diverged"] for h in histories],
+        loss=[h["loss"] for h in histories],
+        grad_norm=[h["grad_norm"] for h in histories],
+        train_seconds=histories[0]["train_seconds"],
     )
 
 
 def check(cfg: Config) -> Config:
-    """Refuse bad settings by name before any training; returns `cfg` with the QUICK settings if asked."""
+    """Refuse bad settings by name before any training; returns `cfg` with the QUICK or FULL settings if
+    asked (explicit flags win)."""
+    if cfg.quick and cfg.full:
+        raise ValueError("quick, full: expected at most one of them, got both")
     if cfg.quick:
         cfg = _cli.quick(cfg, QUICK)
+    if cfg.full:
+        cfg = _cli.quick(cfg, FULL)
     for field in ("tasks", "seq_lens", "cells", "clip"):
         if not getattr(cfg, field):
             raise ValueError(f"{field}: expected at least one value, got {getattr(cfg, field)!r}")
     _synthetic.check_cells(cfg.cells)
     check_positive("clip_norm", cfg.clip_norm)  # always given here (the clip runs use it)
     _synthetic.check_training(cfg)
-    _cli.check_ints(cfg, "eval_batch_size")
+    _cli.check_ints(cfg, "eval_batch_size", "seeds")
     for name in cfg.tasks:  # fail on bad names or lengths before any training
         with _cli.named("tasks", "name"), _cli.named("seq_lens", "seq_len"):
             tasks.make(name, max(cfg.seq_lens))
             tasks.make(name, min(cfg.seq_lens))
+    lens = parse_task_values("task_seq_lens", cfg.task_seq_lens, cfg.tasks, lists=True)
+    for name, values in lens.items():
+        for T in values:
+            with _cli.named("task_seq_lens", "seq_len"):
+                tasks.make(name, T)
+    for name, steps in parse_task_values("task_steps", cfg.task_steps, cfg.tasks, lists=False).items():
+        if steps < 1:
+            raise ValueError(f"task_steps: expected steps >= 1 for {name}, got {steps}")
     return cfg
 
 
@@ -144,18 +191,30 @@ def main(cfg: Config) -> None:
     out = _cli.new_run(EXPERIMENT, cfg)
     start = time.perf_counter()
     runs = []
-    for task_name in cfg.tasks:
-        for seq_len in cfg.seq_lens:
-            for cell_name in cfg.cells:
-                for clip in cfg.clip:
-                    runs.append(run_one(cfg, task_name, seq_len, cell_name, clip))
-                    # Rewritten after every run, so an interrupted sweep keeps what it finished.
-                    metrics = dict(runs=runs, wall_seconds=time.perf_counter() - start, complete=False)
-                    results.write_json(out / "metrics.json", metrics)
+    for task_name, seq_len, steps in grid(cfg):
+        for cell_name in cfg.cells:
+            for clip in cfg.clip:
+                runs.append(run_one(cfg, task_name, seq_len, steps, cell_name, clip))
+                # Rewritten after every run, so an interrupted sweep keeps what it finished.
+                metrics = dict(
+                    runs=runs,
+                    criterion=CRITERION,
+                    backend=_backend(),
+                    wall_seconds=time.perf_counter() - start,
+                    complete=False,
+                )
+                results.write_json(out / "metrics.json", metrics)
     metrics["complete"] = True
     results.write_json(out / "metrics.json", metrics)
     report(out)
     print(f"wrote {out} in {metrics['wall_seconds']:.0f} s")
+
+
+def _backend() -> str:
+    import jax
+
+    devices = jax.devices()
+    return f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind}), jax {jax.__version__}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,30 +222,36 @@ def main(cfg: Config) -> None:
 
 
 def _running_mean(values: list, window: int) -> np.ndarray:
-    v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+    v = nan_if_none(values)
     if len(v) < window:
         return v
     kernel = np.ones(window) / window
     return np.convolve(v, kernel, mode="valid")
 
 
-def _grid(runs: list[dict], cfg: dict):
-    task_names = [t for t in cfg["tasks"] if any(r["task"] == t for r in runs)]
-    seq_lens = sorted({r["seq_len"] for r in runs})
-    fig, axes = plt.subplots(
-        len(task_names),
-        len(seq_lens),
-        figsize=(4.2 * len(seq_lens), 3.0 * len(task_names)),
-        squeeze=False,
-        sharex=True,
-    )
-    return fig, axes, task_names, seq_lens
+def _panels(runs: list[dict]) -> list[tuple[str, int]]:
+    """The (task, T) of every panel, in the order run."""
+    seen = []
+    for r in runs:
+        if (r["task"], r["seq_len"]) not in seen:
+            seen.append((r["task"], r["seq_len"]))
+    return seen
+
+
+def _grid_axes(runs: list[dict]):
+    keys = _panels(runs)
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(keys) :]:
+        ax.set_visible(False)
+    return fig, axes, keys
 
 
 def _finish(fig, axes, title: str, path: Path, *, legend_at: float, bottom: float) -> None:
     """The first panel's legend centred below the grid (at height `legend_at`, in figure coordinates), the
     title, a layout leaving the bottom `bottom` to the legend, and the figure saved and closed."""
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, legend_at))
     fig.suptitle(title)
     fig.tight_layout(rect=(0, bottom, 1, 1))
@@ -194,119 +259,126 @@ def _finish(fig, axes, title: str, path: Path, *, legend_at: float, bottom: floa
 
 
 def _label(r: dict) -> str:
-    return f"{r['cell']}{', clip' if r['clip'] else ', no clip'}"
+    return f"{r['cell']}{', clip' if r['clip'] else ', no clip'}: {r['successes']}/{len(r['seeds'])}"
 
 
-def plot_loss(runs: list[dict], cfg: dict, path: Path) -> None:
-    fig, axes, task_names, seq_lens = _grid(runs, cfg)
-    for i, task_name in enumerate(task_names):
-        for j, seq_len in enumerate(seq_lens):
-            ax = axes[i, j]
-            panel = [r for r in runs if r["task"] == task_name and r["seq_len"] == seq_len]
-            for r in panel:
-                y = _running_mean(r["loss"], SMOOTH)
-                x = np.arange(len(y)) + (SMOOTH - 1 if len(r["loss"]) >= SMOOTH else 0)
-                ax.plot(x, y, color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=1.2, label=_label(r))
-            if panel:
-                baseline = panel[0]["baseline"]
-                ax.axhline(baseline, color="black", ls="--", lw=1, label="baseline (memoryless)")
-                ax.axhline(0.1 * baseline, color="gray", ls="-.", lw=1, label="success: 0.1 x baseline")
-            ax.set_yscale("log")
-            ax.set_title(f"{task_name}, T={seq_len}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel("loss (log scale)\nMSE" if task_name == "adding" else "loss (log scale)\nnats")
-            if i == len(task_names) - 1:
-                ax.set_xlabel("training step")
-    _finish(
-        fig, axes, f"Training loss (running mean over {SMOOTH} steps)", path, legend_at=-0.02, bottom=0.06
-    )
+def _unit(task_name: str) -> str:
+    return "MSE" if task_name == "adding" else "nats"
 
 
-def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
-    fig, axes, task_names, seq_lens = _grid(runs, cfg)
-    for i, task_name in enumerate(task_names):
-        for j, seq_len in enumerate(seq_lens):
-            ax = axes[i, j]
-            for r in runs:
-                if r["task"] == task_name and r["seq_len"] == seq_len:
-                    g = np.asarray([np.nan if v is None else v for v in r["grad_norm"]], np.float64)
-                    ax.plot(g, color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=0.7, label=_label(r))
-            if True in cfg["clip"]:
-                ax.axhline(cfg["clip_norm"], color="black", ls="--", lw=1, label="clip norm")
-            ax.set_yscale("log")
-            ax.set_title(f"{task_name}, T={seq_len}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel("global gradient norm\nbefore clipping (log)")
-            if i == len(task_names) - 1:
-                ax.set_xlabel("training step")
+def plot_loss(runs: list[dict], path: Path) -> None:
+    fig, axes, keys = _grid_axes(runs)
+    for ax, (task_name, seq_len) in zip(axes.flat, keys):
+        panel = [r for r in runs if r["task"] == task_name and r["seq_len"] == seq_len]
+        for r in panel:
+            for k, loss in enumerate(r["loss"]):
+                y = _running_mean(loss, SMOOTH)
+                x = np.arange(len(y)) + (SMOOTH - 1 if len(loss) >= SMOOTH else 0)
+                label = _label(r) if k == 0 else None
+                ax.plot(
+                    x, y, color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=0.8, alpha=0.8, label=label
+                )
+        baseline = panel[0]["baseline"]
+        ax.axhline(baseline, color="black", ls="--", lw=1, label="baseline (memoryless)")
+        ax.axhline(0.1 * baseline, color="gray", ls="-.", lw=1, label="success: 0.1 x baseline")
+        ax.set_yscale("log")
+        ax.set_title(f"{task_name}, T={seq_len}, {panel[0]['steps']} steps", fontsize=10)
+        ax.set_ylabel(f"training loss (log), {_unit(task_name)}")
+        ax.set_xlabel("training step")
     _finish(
         fig,
         axes,
-        "Global L2 norm of the gradient at every step, before clipping",
+        f"Training loss of every seed (running mean over {SMOOTH} steps); legend: cell, k/N seeds succeeding",
         path,
         legend_at=-0.02,
-        bottom=0.06,
-    )
-
-
-def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
-    task_names = [t for t in cfg["tasks"] if any(r["task"] == t for r in runs)]
-    fig, axes = plt.subplots(1, len(task_names), figsize=(4.5 * len(task_names), 3.6), squeeze=False)
-    for ax, task_name in zip(axes[0], task_names):
-        panel = [r for r in runs if r["task"] == task_name]
-        for cell_name in cfg["cells"]:
-            for clip in cfg["clip"]:
-                rs = sorted(
-                    (r for r in panel if r["cell"] == cell_name and r["clip"] == clip),
-                    key=lambda r: r["seq_len"],
-                )
-                if not rs:
-                    continue
-                x = [r["seq_len"] for r in rs]
-                y = [r["final_loss"] if r["final_loss"] is not None else np.nan for r in rs]
-                ax.plot(x, y, color=COLORS.get(cell_name), ls=STYLES[clip], marker="o", label=_label(rs[0]))
-                top = ax.get_xaxis_transform()  # x in data units, y in axes units
-                for r in rs:  # diverged runs: a cross at the top of the panel
-                    if r["diverged"]:
-                        ax.plot(
-                            [r["seq_len"]], [0.95], "x", color=COLORS.get(cell_name), mew=2, transform=top
-                        )
-        lags, baselines = zip(*sorted({(r["seq_len"], r["baseline"]) for r in panel}))
-        ax.plot(lags, baselines, "k--", lw=1, label="baseline (memoryless)")
-        ax.plot(
-            lags, [0.1 * b for b in baselines], color="gray", ls="-.", lw=1, label="success: 0.1 x baseline"
-        )
-        ax.set_yscale("log")
-        ax.set_xscale("log")
-        ax.set_xticks(lags, [str(t) for t in lags])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set(title=task_name, xlabel="time lag T (steps, log scale)")
-        ax.set_ylabel("held-out loss (log scale), " + ("MSE" if task_name == "adding" else "nats"))
-    _finish(
-        fig,
-        axes,
-        f"Loss after {cfg['steps']} steps vs T (x: training diverged)",
-        path,
-        legend_at=-0.04,
         bottom=0.08,
     )
 
 
+def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
+    fig, axes, keys = _grid_axes(runs)
+    for ax, (task_name, seq_len) in zip(axes.flat, keys):
+        for r in runs:
+            if r["task"] == task_name and r["seq_len"] == seq_len:
+                for k, g in enumerate(r["grad_norm"]):
+                    label = _label(r) if k == 0 else None
+                    ax.plot(
+                        nan_if_none(g), color=COLORS.get(r["cell"]), ls=STYLES[r["clip"]], lw=0.5,
+                        alpha=0.6, label=label,
+                    )  # fmt: skip
+        if True in cfg["clip"]:
+            ax.axhline(cfg["clip_norm"], color="black", ls="--", lw=1, label="clip norm")
+        ax.set_yscale("log")
+        ax.set_title(f"{task_name}, T={seq_len}", fontsize=10)
+        ax.set_ylabel("global gradient norm\nbefore clipping (log)")
+        ax.set_xlabel("training step")
+    _finish(
+        fig,
+        axes,
+        "Global L2 norm of the gradient at every step, before clipping (every seed)",
+        path,
+        legend_at=-0.02,
+        bottom=0.08,
+    )
+
+
+def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
+    """One panel per (task, T): every seed's held-out loss / baseline per cell and clip setting, the
+    success line, and k/N above each group."""
+    keys = _panels(runs)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3.8), squeeze=False, sharey=True)
+    groups = [(c, clip) for c in cfg["cells"] for clip in cfg["clip"]]
+    for ax, (task_name, seq_len) in zip(axes[0], keys):
+        for x, (cell_name, clip) in enumerate(groups):
+            r = next(
+                (r for r in runs if (r["task"], r["seq_len"], r["cell"], r["clip"]) ==
+                 (task_name, seq_len, cell_name, clip)),
+                None,
+            )  # fmt: skip
+            if r is None:
+                continue
+            ratio = nan_if_none(r["final_loss"]) / r["baseline"]
+            jitter = np.linspace(-0.15, 0.15, len(ratio))
+            for xi, yi, ok, div in zip(x + jitter, ratio, r["success"], r["diverged"]):
+                marker = "x" if div else ("o" if ok else "s")
+                ax.plot(xi, yi, marker, color=COLORS.get(cell_name), mfc="none" if not ok else None, ms=5)
+            ax.annotate(
+                f"{r['successes']}/{len(r['seeds'])}", (x, 1.0), xycoords=ax.get_xaxis_transform(),
+                xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8,
+            )  # fmt: skip
+        ax.axhline(1.0, color="black", ls="--", lw=1)
+        ax.axhline(0.1, color="gray", ls="-.", lw=1)
+        ax.set_yscale("log")
+        ax.set_xticks(
+            range(len(groups)),
+            [f"{c}\n{'clip' if clip else 'no clip'}" for c, clip in groups],
+            fontsize=7,
+            rotation=30,
+        )
+        steps = next(r["steps"] for r in runs if (r["task"], r["seq_len"]) == (task_name, seq_len))
+        ax.set_title(f"{task_name}, T={seq_len}\n{steps} steps", fontsize=9, pad=14)
+    axes[0, 0].set_ylabel("held-out loss / memoryless baseline (log)")
+    fig.suptitle(
+        f"Every seed's final loss (filled o: success, {CRITERION}; open square: failure; x: diverged); "
+        "k/N above each group; dashed: baseline, dash-dot: success line",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    save(fig, path)
+
+
 def _fmt(x) -> str:
-    return "NaN" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.4g}"
+    return "NaN" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.2g}"
 
 
 def summary_table(runs: list[dict]) -> str:
-    columns = "task T cell clip final_loss baseline loss/baseline success max_grad_norm diverged".split()
-    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|---" * len(columns) + "|"]
+    columns = ["task", "T", "steps", "cell", "clip", "success k/N", "loss / baseline per seed", "diverged"]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for r in runs:
-        ratio = None if r["final_loss"] is None else r["final_loss"] / r["baseline"]
-        finite = [g for g in r["grad_norm"] if g is not None and math.isfinite(g)]
+        ratios = ", ".join(_fmt(None if f is None else f / r["baseline"]) for f in r["final_loss"])
         lines.append(
-            f"| {r['task']} | {r['seq_len']} | {r['cell']} | {'yes' if r['clip'] else 'no'} | "
-            f"{_fmt(r['final_loss'])} | {r['baseline']:.4g} | {_fmt(ratio)} | "
-            f"{'**yes**' if r['success'] else 'no'} | {_fmt(max(finite) if finite else None)} | "
-            f"{'at step ' + str(r['steps'] - 1) if r['diverged'] else 'no'} |"
+            f"| {r['task']} | {r['seq_len']} | {r['steps']} | {r['cell']} | {'yes' if r['clip'] else 'no'} | "
+            f"**{r['successes']}/{len(r['seeds'])}** | {ratios} | {sum(r['diverged'])} |"
         )
     return "\n".join(lines)
 
@@ -316,19 +388,23 @@ def report(out: Path) -> None:
     cfg = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     runs = metrics["runs"]
-    plot_loss(runs, cfg, out / "loss.png")
+    plot_loss(runs, out / "loss.png")
     plot_grad_norm(runs, cfg, out / "grad_norm.png")
     plot_final_loss(runs, cfg, out / "final_loss.png")
     table = summary_table(runs)
+    seeds = runs[0]["seeds"]
     header = (
-        f"# long_range: {len(runs)} runs{'' if metrics['complete'] else ' (incomplete)'}, "
-        f"{metrics['wall_seconds']:.0f} s\n\n"
-        f"H={cfg['hidden_size']}, {cfg['steps']} Adam steps at lr {cfg['learning_rate']}, batch "
-        f"{cfg['batch_size']}, clip = `clip_by_global_norm({cfg['clip_norm']})`, seed {cfg['seed']}. Final "
-        f"loss on {cfg['eval_batch_size']} held-out sequences; success = final loss < 0.1 x baseline.\n\n"
+        f"# long_range: {len(runs)} configurations x {len(seeds)} seeds"
+        f"{'' if metrics['complete'] else ' (incomplete)'}, {metrics['wall_seconds']:.0f} s on "
+        f"{metrics.get('backend', '?')}\n\n"
+        f"H={cfg['hidden_size']}, Adam at lr {cfg['learning_rate']}, batch {cfg['batch_size']}, clip = "
+        f"`clip_by_global_norm({cfg['clip_norm']})`, seeds {seeds[0]}..{seeds[-1]} (trained at once). Each "
+        f"seed's final loss on {cfg['eval_batch_size']} held-out sequences; success: {CRITERION}; k/N = "
+        f"seeds that succeed.\n\n"
     )
-    successes = sum(r["success"] for r in runs)
-    footer = f"\n\n{successes} of {len(runs)} runs succeed.\n"
+    successes = sum(r["successes"] for r in runs)
+    total = sum(len(r["seeds"]) for r in runs)
+    footer = f"\n\n{successes} of {total} seed trainings succeed.\n"
     results.atomic_write_text(out / "summary.md", header + table + footer)
     print(table)
 
