@@ -363,8 +363,11 @@ def plot_vs_gain(m: dict, path: Path) -> None:
     input scale, with log10 σ_max and log10 ρ of W_hh."""
     names = list(dict.fromkeys(p["cell"] for p in m["points"]))
     scales = list(dict.fromkeys(p["input_scale"] for p in m["points"]))
-    fig, axes = panels(1, len(names), 3.3, 3.6, sharey=True)
-    for ax, name in zip(axes[0], names):
+    cols = min(3, len(names))
+    fig, axes = panels(math.ceil(len(names) / cols), cols, 3.6, 3.4, sharey=True, sharex=True)
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.ravel(), names):
         rows = [p for p in m["points"] if p["cell"] == name]
         for color, scale in zip(colors(len(scales)), scales):
             at = [p for p in rows if p["input_scale"] == scale]
@@ -392,7 +395,8 @@ def plot_vs_gain(m: dict, path: Path) -> None:
         ax.axhline(0, color="gray", lw=0.5)
         ax.set(title=name, xlabel="recurrent gain g")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("log10 growth per step")
+    for row in axes:
+        row[0].set_ylabel("log10 growth per step")
     axes[0, -1].legend(fontsize=6)
     fig.suptitle("λ_max / ln 10 and the backward slope vs gain, per input scale, with σ_max and ρ of W_hh")
     save(fig, path)
