@@ -2,6 +2,10 @@
 updates replayed by hand (a Python loop over `cell.step`, optax replaced by explicit SGD arithmetic)."""
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 from typing import Any
 
@@ -225,3 +229,34 @@ def test_train_seeds_bad_arguments_raise():
         synthetic.train_seeds(cell, task, seeds=(0, 1), steps=1, params=one)
     with pytest.raises(ValueError, match="steps: expected a positive int, got 0"):
         synthetic.train_seeds(cell, task, seeds=(0,), steps=0)
+
+
+def test_train_seeds_splits_the_seeds_over_several_devices():
+    """Two host devices: the seed axis is split across them (vmap), and each seed still equals its
+    single-seed run."""
+    code = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        import rnnjax
+        from rnnjax import tasks
+        from rnnjax.train import synthetic
+        assert jax.device_count() == 2 and synthetic.default_seed_axis(2) == "vmap"
+        task, cell = tasks.adding(5), rnnjax.cells.simple(3, dtype=jnp.float64)
+        init = synthetic.init_params_seeds(cell, task, (0, 1))
+        state = synthetic._place(synthetic.SeedsState(init, init, jnp.ones(2, bool)))
+        assert len(state.alive.sharding.device_set) == 2 and state.alive.sharding.shard_shape((2,)) == (1,)
+        kw = dict(steps=3, batch_size=4, learning_rate=0.05, progress=False)
+        params, _ = synthetic.train_seeds(cell, task, seeds=(0, 1), **kw)
+        err = 0.0
+        for i in range(2):
+            p, _ = synthetic.train(cell, task, seed=i, **kw)
+            for a, b in zip(jax.tree.leaves(synthetic.seed_params(params, i)), jax.tree.leaves(p)):
+                err = max(err, float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b))))
+        print(err)
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) <= TOL_SAME
