@@ -9,6 +9,8 @@
     python -m experiments.text_generation sample --run RUN --prompt "alice was" --length 100 --temperature 0.8
     python -m experiments.text_generation sample --run RUN --greedy          # argmax decoding
     python -m experiments.text_generation train --level char --help          # the options, char defaults
+    python -m experiments.text_generation train --coordinator HOST:PORT --num-processes 2 --process-id K
+                                                  # one of 2 processes of a data-parallel run (K = 0, 1)
 
 `train` tokenises the corpus (`--level word|char`), holds out its last `--valid-fraction` as one
 contiguous block (for Alice: the end of chapter XI and chapter XII), builds the vocabulary on the rest,
@@ -19,6 +21,12 @@ training options are the fields of `rnnjax.train.lm_config.LMConfig`, with the d
 (`rnnjax.data.ngram`), prints samples and writes `summary.md`, `samples.txt`, `final.json` and
 `loss.png`. `--minutes` caps the wall time (the run stops early, checkpointed, and `--resume` continues
 it). `sample` continues a prompt from a trained run's best checkpoint.
+
+Several processes (GPU nodes, hosts): start the same `train` command in each with `--coordinator
+HOST:PORT --num-processes N --process-id K` (or the environment variables `JAX_COORDINATOR_ADDRESS`,
+`JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`, or under Slurm / Open MPI none of them); the batch is split over the
+devices of every process, process 0 writes the run folder and prints, and the processes check that they
+were given the same settings and text. docs/distributed.md has the commands.
 
 `--resume` starts from the run's saved settings (`command.json`: the corpus, its reading options and the
 `LMConfig`), so `train --run RUN --resume` alone continues the run to its saved number of steps; only
@@ -38,12 +46,14 @@ perplexity below the bigram baseline's (measured runs and times: the README's te
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple, Union
 
+import jax
 import matplotlib
 import tyro
 
@@ -51,7 +61,7 @@ from experiments import _cli
 from rnnjax import results
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
-from rnnjax.train import lm, parallel
+from rnnjax.train import distributed, lm, parallel
 from rnnjax.train.lm_config import LEVEL_DEFAULTS, RESUMABLE_FIELDS, LMConfig
 from rnnjax.train.loop import MetricsLog
 
@@ -65,7 +75,10 @@ COMMAND_FILE = "command.json"  # a run's `Train` settings (the effective LMConfi
 PROMPTS = {"alice": ("Alice was", "The Queen said"), "tinyshakespeare": ("ROMEO:", "The ")}
 FALLBACK_PROMPT = "The "  # `sample` of a run saved before prompts were recorded
 # Train fields a resumed run may change (with the LMConfig's RESUMABLE_FIELDS).
-RESUMABLE_OPTIONS = ("minutes", "resume", "overwrite", "sample_length", "run", "progress")
+RESUMABLE_OPTIONS = ("minutes", "resume", "overwrite", "sample_length", "run", "progress", "coordinator",
+                     "num_processes", "process_id")  # fmt: skip
+# How a run is spread over processes: given afresh to each command, never saved with the run.
+PROCESS_OPTIONS = {"coordinator": None, "num_processes": None, "process_id": None}
 LEAKAGE_PERPLEXITY = 20.0  # a word-level validation perplexity below this on a book is suspicious
 # --quick: a tiny model for a few steps on the start of the text.
 QUICK = dict(hidden_size=32, num_layers=1, batch_size=16, seq_len=32, steps=60)
@@ -92,8 +105,12 @@ class Train:
     run: str | None = None  # results/text_generation/<run>; None: a timestamp
     quick: bool = False  # a smoke run of seconds: a 1 x 32 model, 60 steps, the first 60k characters
     progress: bool = True  # show the training progress bar
+    coordinator: str | None = None  # several processes: HOST:PORT of process 0 (docs/distributed.md)
+    num_processes: int | None = None  # several processes: how many (each one runs this command)
+    process_id: int | None = None  # several processes: this one's id, 0 .. num_processes - 1 (0 writes)
 
     def __post_init__(self):
+        distributed.settings(self.coordinator, self.num_processes, self.process_id)  # refuses bad values
         m = self.minutes
         if m is not None and not (
             isinstance(m, int | float) and not isinstance(m, bool) and 0 < m < math.inf
@@ -240,30 +257,66 @@ def plot(run: Path) -> None:
 
 
 def train(args: Train):
+    if distributed.settings(args.coordinator, args.num_processes, args.process_id) is not None:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    main = distributed.is_main()  # process 0 writes and prints; in one process, always
     if args.resume:
-        check_resume(args)
+        distributed.on_main(lambda: check_resume(args), "checking the resumed run")
     level_defaults = LMConfig.for_level(args.lm.level)
     config = _cli.quick(args.lm, QUICK, level_defaults) if args.quick and not args.resume else args.lm
-    parallel.check_batch_size(parallel.data_mesh(config.devices), config.batch_size)  # before any output
+    parallel.check_batch_size(parallel.run_mesh(config.devices), config.batch_size)  # before any output
     source = read_corpus(args)
-    if source.notes:
+    if source.notes and main:
         print(source.notes)
     corpus = lm.prepare(source.text[: QUICK_CHARS if args.quick else None], config)  # fit() checks a
-    run = _cli.run_folder(EXPERIMENT, args, resume=args.resume)  # resumed run's vocabulary against it
-    saved = results.to_jsonable(dataclasses.replace(args, lm=config, resume=False, overwrite=False))
-    results.write_json(run / COMMAND_FILE, dict(saved, prompts=source.prompts))
-    print(
-        f"{args.corpus}: {config.level}-level, {corpus.train.size:,} training and {corpus.valid.size:,} "
-        f"validation tokens, vocabulary {len(corpus.vocab):,}; run folder {run}"
-    )
+    same_everywhere(config, corpus)  # resumed run's vocabulary against it
+
+    def open_run() -> str:
+        run = _cli.run_folder(EXPERIMENT, args, resume=args.resume)
+        kept = dataclasses.replace(args, lm=config, resume=False, overwrite=False, **PROCESS_OPTIONS)
+        results.write_json(run / COMMAND_FILE, dict(results.to_jsonable(kept), prompts=source.prompts))
+        return str(run)
+
+    run = Path(distributed.on_main(open_run, "creating the run folder"))
+    if main:
+        print(
+            f"{args.corpus}: {config.level}-level, {corpus.train.size:,} training and {corpus.valid.size:,} "
+            f"validation tokens, vocabulary {len(corpus.vocab):,}; run folder {run}"
+        )
+        if distributed.process_count() > 1:
+            print(distributed.describe())
     start = time.perf_counter()
     time_limit = None if args.minutes is None else args.minutes * 60
     result = lm.fit(config, corpus, run, resume=args.resume, time_limit=time_limit, progress=args.progress)
-    print(result.message)
+    if main:
+        print(result.message)
     if result.status == "diverged":
         raise _cli.RunFailed(result.message)
-    report(args, config, corpus, source, result.message, run, time.perf_counter() - start)
+    if main:
+        report(args, config, corpus, source, result.message, run, time.perf_counter() - start)
     return result
+
+
+def same_everywhere(config: LMConfig, corpus: lm.Corpus) -> None:
+    """In a multi-process run, refuse (on every process) settings or a text that differ from process 0's:
+    each process builds the batches from its own copy, so they must agree."""
+    if distributed.process_count() == 1:
+        return
+    mine = json.loads(json.dumps({"config": config.to_dict(), "text": _digest(corpus)}))  # as sent
+    theirs = distributed.on_main(lambda: mine, "reading the settings")
+    if theirs != mine:
+        what = "settings" if theirs["config"] != mine["config"] else "text (corpus, vocabulary or split)"
+        raise ValueError(
+            f"corpus, lm: expected every process to train on process 0's {what}, got others on process "
+            f"{jax.process_index()}; give every process the same flags and the same corpus file"
+        )
+
+
+def _digest(corpus: lm.Corpus) -> str:
+    h = hashlib.sha256()
+    for part in (corpus.train, corpus.valid, "\n".join(corpus.vocab.tokens).encode()):
+        h.update(part.tobytes() if hasattr(part, "tobytes") else part)
+    return h.hexdigest()
 
 
 def report(

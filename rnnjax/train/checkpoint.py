@@ -7,7 +7,9 @@ complete, and temporary folders left by a killed run are removed when the store 
 folder never holds a half-written checkpoint. Each step is then sealed with `CHECKSUMS.json`, the SHA-256
 of every file orbax wrote; every read verifies it, so a flipped byte, a truncated file, a missing file or
 a step that was never sealed (killed between orbax's commit and the seal) is refused as
-`CorruptCheckpoint` and never loaded. Only finite states are saved.
+`CorruptCheckpoint` and never loaded. Only finite states are saved. In a multi-process run
+(`rnnjax.train.distributed`) a store is private to the process that opens it: the run's writer, process 0,
+saves; any process may read.
 
     store = Checkpoints(run / "checkpoints", keep_last=3)
     store.save(step, state, meta={"config": ...}, metrics={"valid_loss": 1.52})
@@ -174,6 +176,13 @@ class Checkpoints:
                     keep_checkpoints_without_metrics=False,
                 )
             )
+        # In a multi-process run (`rnnjax.train.distributed`) a store belongs to the one process that opens
+        # it (process 0 for the run's writer): orbax then synchronises with no other process, and wants the
+        # folder made beforehand.
+        alone = jax.process_count() > 1
+        if alone and writable:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        me = jax.process_index()
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(keep),
             # best_fn is what makes orbax write the metrics to disk (so "best" survives a restart);
@@ -182,9 +191,12 @@ class Checkpoints:
             best_mode="min",
             enable_async_checkpointing=False,
             cleanup_tmp_directories=writable,
-            create=writable,
+            create=writable and not alone,
             read_only=not writable,
             save_interval_steps=1 if writable else 0,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me} if alone else None
+            ),
         )
         if writable:
             self._manager = ocp.CheckpointManager(root, options=options)

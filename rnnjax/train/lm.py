@@ -1,5 +1,6 @@
 """Word- and character-level language models on text: truncated backpropagation through time over
-contiguous streams (the carry passed from batch to batch), data parallel over local devices, trained by
+contiguous streams (the carry passed from batch to batch), data parallel over every device of the run
+(`parallel.run_mesh`: the local devices, or those of every process of a `jax.distributed` run), trained by
 the one loop `rnnjax.train.loop.fit` (progress, `metrics.jsonl`, validation, checkpoints, exact resume).
 
     config = LMConfig.for_level("char", steps=2000)
@@ -13,6 +14,12 @@ Everything a step does is a function of the step number and the saved state: the
 the randomness (dropout, carry resets) comes from `fold_in(key, s)`, and the learning rate from the
 optimiser's step count. A checkpoint holds the params, the optimiser state and the carries, so resuming
 replays the computation of an uninterrupted run.
+
+Over several processes (`rnnjax.train.distributed.initialize` in each, then the same `fit` call in each)
+every process builds the same global batch of each step and places its own devices' rows of it; the
+params and optimiser state are replicated and the gradient all-reduced over all devices, so the run
+computes what one process with all those devices computes (tests/train/test_distributed.py). Process 0
+writes the run folder.
 """
 
 from __future__ import annotations
@@ -166,6 +173,26 @@ def init_state(model: models.RNNModel, config: LMConfig) -> TrainState:
     return TrainState(params, optimizer(config).init(params), model.zero_carries(config.batch_size))
 
 
+def _place(tree, shardings):
+    """`tree` on the devices of `shardings` (one sharding, or a tree of them matching `tree`). Arrays
+    placed otherwise go through the host, so each process places its own shards of the same whole value, as
+    a multi-process run needs; arrays already placed so are kept."""
+    if isinstance(shardings, jax.sharding.Sharding):
+        shardings = jax.tree.map(lambda _: shardings, tree)
+
+    def put(x, sharding):
+        if isinstance(x, jax.Array) and x.sharding == sharding:
+            return x
+        return jax.device_put(jax.device_get(x), sharding)
+
+    return jax.tree.map(put, tree, shardings)
+
+
+def _batch_shardings(mesh) -> Batch:
+    bat = parallel.batch_sharding(mesh)
+    return Batch(bat, bat, parallel.replicated(mesh))
+
+
 def _state_shardings(mesh, state: TrainState) -> TrainState:
     rep, bat = parallel.replicated(mesh), parallel.batch_sharding(mesh)
     return TrainState(
@@ -206,10 +233,10 @@ def make_train_step(model: models.RNNModel, config: LMConfig, mesh, like: TrainS
         )
         return new, {"loss": loss, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(step)}
 
-    rep, bat = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    rep = parallel.replicated(mesh)
     shardings = _state_shardings(mesh, like)
     return jax.jit(
-        train_step, in_shardings=(shardings, Batch(bat, bat, rep), rep), out_shardings=(shardings, rep)
+        train_step, in_shardings=(shardings, _batch_shardings(mesh), rep), out_shardings=(shardings, rep)
     )
 
 
@@ -244,7 +271,8 @@ def evaluate(model: models.RNNModel, params, ids, *, batch_size: int, seq_len: i
       ids: <int>[n] token ids, n >= 2 * batch_size.
       batch_size: rows (a multiple of the mesh's device count).
       seq_len: tokens per chunk.
-      mesh: a `parallel.data_mesh` (None: all local devices).
+      mesh: a `parallel.data_mesh` or `parallel.run_mesh` (None: all local devices). With a mesh over
+        several processes every process calls `evaluate` alike (it is a collective).
     Returns:
       dict with "loss" (mean nats per token), "perplexity" = exp(loss), "bits_per_token" = loss / ln 2
       (bits per character for a char-level model) and "tokens" (the number scored).
@@ -259,11 +287,13 @@ def evaluate(model: models.RNNModel, params, ids, *, batch_size: int, seq_len: i
         )
     rows = text_lib.stream_rows(ids, batch_size)
     chunk = _eval_chunk(model, mesh)
-    carries = jax.device_put(model.zero_carries(batch_size), parallel.batch_sharding(mesh))
+    bat = parallel.batch_sharding(mesh)
+    params = _place(params, parallel.replicated(mesh))
+    carries = _place(model.zero_carries(batch_size), bat)
     total, count = 0.0, 0
     for k in range(-(-(rows.shape[1] - 1) // seq_len)):  # ceil: the last chunk may be shorter
         x, y = text_lib.stream_batch(rows, k, seq_len)
-        nll, carries = chunk(params, carries, x, y)
+        nll, carries = chunk(params, carries, *_place((x, y), bat))
         total += float(nll)
         count += x.size
     loss = total / count
@@ -321,7 +351,8 @@ def fit(
     "loss", "grad_norm", "learning_rate", "tokens_per_second"} every `log_every` steps and {"step",
     "split": "valid", "loss", "perplexity", "bits_per_token", "tokens"} at each evaluation) and
     `run/checkpoints/<step>/`. A NaN or infinite loss or gradient stops training without saving; the
-    checkpoints already written are untouched.
+    checkpoints already written are untouched. The batch is split across `parallel.run_mesh(config.devices)`;
+    in a multi-process run every process calls `fit` alike and process 0 writes the run folder.
 
     Args:
       config: the run's `LMConfig`.
@@ -344,11 +375,12 @@ def fit(
     if not isinstance(run, str | os.PathLike) or (Path(run).exists() and not Path(run).is_dir()):
         got = f"{str(run)!r}, which is a file" if isinstance(run, str | os.PathLike) else type(run).__name__
         raise ValueError(f"run: expected the path of a run folder (created if missing), got {got}")
-    mesh = parallel.data_mesh(config.devices)
+    mesh = parallel.run_mesh(config.devices)
     parallel.check_batch_size(mesh, config.batch_size)
     model = make_model(config, len(corpus.vocab))
     state = init_state(model, config)
-    state = jax.device_put(state, _state_shardings(mesh, state))
+    state = _place(state, _state_shardings(mesh, state))
+    batches, batch_shardings = make_batches(corpus.train, config), _batch_shardings(mesh)
 
     def check_resume(meta: dict) -> None:
         changed = _check_compatible(meta["config"], config, "resume")
@@ -357,7 +389,7 @@ def fit(
             warnings.warn(
                 f"resume: {', '.join(changed)} differ from the checkpoint's; training continues, but no "
                 f"longer reproduces an uninterrupted run",
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def on_start(_step: int) -> None:  # the run folder is checked: record what it trains
@@ -367,7 +399,7 @@ def fit(
     return loop.fit(
         make_train_step(model, config, mesh, state),
         state,
-        make_batches(corpus.train, config),
+        lambda step: _place(batches(step), batch_shardings),
         steps=config.steps,
         key=_keys(config)[1],
         evaluate=lambda s: evaluate(

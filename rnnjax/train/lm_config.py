@@ -119,7 +119,7 @@ class LMConfig:
     save_every: int = 200  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept besides the best one
     log_every: int = 10  # steps per training record in metrics.jsonl
-    devices: int | None = None  # local devices the batch is split across; None: all
+    devices: int | None = None  # devices the batch is split across (parallel.run_mesh); None: all
 
     def __post_init__(self):
         def need(cond: bool, name: str, expected: str):

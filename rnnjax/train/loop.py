@@ -12,10 +12,19 @@ holds the whole state, resuming from a checkpoint replays exactly the computatio
 
     result = fit(step_fn, state, batches, steps=1000, evaluate=evaluate, run="results/x/run1")
     result.state, result.history["loss"], result.status   # "done", "stopped" or "diverged"
+
+In a multi-process run (`rnnjax.train.distributed`) every process calls `fit` alike and computes every step
+(the step, its batches and `evaluate` are collectives over the run's devices); process 0 alone writes
+(run folder lock, `metrics.jsonl`, checkpoints, `on_start`) and shows the progress bar, a resumed run
+starts every process from process 0's checkpoint (broadcast, so no shared file system is needed), and the
+decisions taken on process 0 (its checks of the folder, a save's success, the time limit) reach every
+process, so all stop together.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
@@ -32,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rnnjax.results import RunLock, atomic_write_text, disk_full_message
+from rnnjax.train import distributed
 from rnnjax.train.checkpoint import METRIC, Checkpoints
 
 __all__ = ["FitResult", "MetricsLog", "fit"]
@@ -139,7 +149,7 @@ def _resume_step(store: Checkpoints) -> int:
         if step > start:
             warnings.warn(
                 f"{why}; resuming from step {start} instead (step {step} moved to checkpoints/.corrupt/)",
-                stacklevel=3,
+                stacklevel=4,
             )
     return start
 
@@ -211,7 +221,8 @@ def fit(
       on_step: `(step, state) -> None` called after each completed step (and its checkpoint); tests use
         it to inject faults.
       on_start: `(start_step) -> None` called once before the first step, after the run folder was checked
-        (and, on resume, the checkpoint restored and accepted); e.g. to write the run's config files.
+        (and, on resume, the checkpoint restored and accepted); e.g. to write the run's config files. In a
+        multi-process run, on process 0 only.
     Returns:
       A `FitResult`.
     """
@@ -232,35 +243,47 @@ def fit(
         progress=progress, desc=desc, on_step=on_step,
     )  # fmt: skip
     key = jax.random.key(0) if key is None else key
-    if run is None:
-        return _fit(train_step, state, batches, key, None, None, None, False, check_resume, on_start,
-                    loop_args)  # fmt: skip
-    run = Path(run)
-    if run.exists() and not run.is_dir():
-        raise ValueError(f"run: expected a folder, got {str(run)!r}, which is a file")
-    with RunLock(run):  # one writer per run folder, held for the whole run
-        store, log = _prepare_run(run, resume, keep_last)
-        return _fit(train_step, state, batches, key, run, store, log, resume, check_resume, on_start,
-                    loop_args)  # fmt: skip
+    run = None if run is None else Path(run)
+    with contextlib.ExitStack() as stack:
+        store, log, restored = None, None, None
 
+        def open_run() -> int:  # the writer (process 0) alone: lock and check the folder, read the resume
+            nonlocal store, log, restored
+            start = 0
+            if run is not None:
+                if run.exists() and not run.is_dir():
+                    raise ValueError(f"run: expected a folder, got {str(run)!r}, which is a file")
+                stack.enter_context(RunLock(run))  # one writer per run folder, held for the whole run
+                store, log = _prepare_run(run, resume, keep_last)
+                stack.callback(store.close)
+                if resume:
+                    start = _resume_step(store)
+                    restored, saved_meta = store.restore(start, like=jax.tree.map(_zeros_like, state))
+                    if check_resume is not None:
+                        check_resume(saved_meta)
+                    log.truncate_after(start)
+                elif log.path.exists():
+                    log.path.unlink()
+            if on_start is not None:
+                on_start(start)
+            return start
 
-def _fit(train_step, state, batches, key, run, store, log, resume, check_resume, on_start, loop_args):
-    start = 0
-    try:
-        if resume:
-            start = _resume_step(store)
-            state, saved_meta = store.restore(start, like=state)
-            if check_resume is not None:
-                check_resume(saved_meta)
-            log.truncate_after(start)
-        elif log is not None and log.path.exists():
-            log.path.unlink()
-        if on_start is not None:
-            on_start(start)
+        start = distributed.on_main(open_run, f"{desc}: opening the run folder")
+        if resume:  # every process continues from the writer's checkpoint, placed as `state` is
+            host = restored if distributed.is_main() else jax.tree.map(_zeros_like, state)
+            state = _placed_like(distributed.broadcast(host), state)
         return _loop(train_step, state, batches, key, start, store, log, run, **loop_args)
-    finally:
-        if store is not None:
-            store.close()
+
+
+def _zeros_like(x) -> np.ndarray:
+    """Host zeros of `x`'s shape and dtype (`x` may be split over devices this process cannot read)."""
+    return np.zeros(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+
+
+def _placed_like(host, like):
+    """The arrays of `host` on the devices and with the shardings of the matching arrays of `like`."""
+    return jax.tree.map(lambda h, x: jax.device_put(h, x.sharding) if isinstance(x, jax.Array) else h,
+                        host, like)  # fmt: skip
 
 
 def _loop(
@@ -288,7 +311,9 @@ def _loop(
         record("valid", v)
         return v
 
-    bar = tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not progress, dynamic_ncols=True)
+    main = distributed.is_main()  # the writer: files, progress bar and warnings (the others compute only)
+    bar = tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not (progress and main),
+               dynamic_ncols=True)  # fmt: skip
     with bar:
         for step in range(start, last):
             t0 = time.perf_counter()
@@ -307,7 +332,8 @@ def _loop(
                 if log is not None:
                     nulls = {k: None for k in values}
                     log.write({"step": step + 1, "split": "train", **nulls, "diverged": True})
-                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                if main:
+                    warnings.warn(message, RuntimeWarning, stacklevel=2)
                 break
             state, done = new_state, step + 1
             for name, v in values.items():
@@ -326,8 +352,8 @@ def _loop(
             bar.update(1)
             if done % POSTFIX_EVERY == 0 or done == last:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in WATCHED}, refresh=False)
-            out_of_time = time_limit is not None and time.perf_counter() - t_start > time_limit
-            save = store is not None and (
+            out_of_time = time_limit is not None and _agreed(time.perf_counter() - t_start > time_limit)
+            save = run is not None and (
                 (save_every is not None and done % save_every == 0) or done == last or out_of_time
             )
             if evaluate is not None and (
@@ -340,11 +366,14 @@ def _loop(
                     message = _divergence_message(
                         desc, done, f"evaluation loss {valid['loss']}", store, returned="the one evaluated"
                     )
-                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    if main:
+                        warnings.warn(message, RuntimeWarning, stacklevel=2)
                     break
             if save:
                 score = valid["loss"] if valid is not None else values["loss"]
-                _save(store, done, state, meta, score)
+                host = distributed.to_host(state)  # every process takes part in gathering split arrays
+                save_now = functools.partial(_save, store, done, host, meta, score)
+                distributed.on_main(save_now, f"{desc}: saving step {done}")
             if on_step is not None:
                 on_step(done, state)
             if out_of_time:
@@ -354,7 +383,7 @@ def _loop(
         if done < steps:
             status = "stopped"
             why = "stop_after" if stop_after is not None and done >= stop_after else "the time limit"
-            saved = " (checkpointed); continue with resume" if store is not None else ""
+            saved = " (checkpointed); continue with resume" if run is not None else ""
             message = f"{desc}: stopped by {why} after step {done} of {steps}{saved}"
         else:
             message = f"{desc}: finished {steps} steps"
@@ -367,8 +396,15 @@ def _loop(
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
     )
-    best = store.best_step() if store is not None else None
-    return FitResult(jax.device_get(state), history, status, message, valid, best, done, run)
+    best = distributed.on_main(lambda: store.best_step()) if run is not None else None
+    return FitResult(distributed.to_host(state), history, status, message, valid, best, done, run)
+
+
+def _agreed(flag: bool) -> bool:
+    """The writer's `flag` on every process (a decision taken on a clock must be the same everywhere)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(distributed.broadcast(np.array(flag, np.int32)))
 
 
 def _divergence_message(

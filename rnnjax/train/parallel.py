@@ -8,6 +8,10 @@ gradients. On one device this is an ordinary jit.
 
 To try several devices on a CPU-only machine, start Python with
 `XLA_FLAGS=--xla_force_host_platform_device_count=4`.
+
+In a `jax.distributed` run (`rnnjax.train.distributed.initialize`), `run_mesh` and `sweep_mesh` span the
+devices of every process; each process holds the same whole host arrays and `shard_batch` / `sweep_map`
+place its own devices' shares of them, so the same program runs unchanged on one process or many.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "data_mesh",
     "replicate",
     "replicated",
+    "run_mesh",
     "shard_batch",
     "sweep_map",
     "sweep_mesh",
@@ -61,6 +66,36 @@ def data_mesh(devices: int | None = None) -> Mesh:
             f"{len(available)} x {available[0].platform}), got {devices!r}"
         )
     return Mesh(np.array(available[: int(devices)]), (AXIS,))
+
+
+def run_mesh(devices: int | None = None) -> Mesh:
+    """The mesh a training run splits its batch across: in one process `data_mesh(devices)`; in a
+    `jax.distributed` run of P processes, `devices` devices of the whole run (None: all of them), the first
+    devices / P local devices of each process, in process order.
+
+    Args:
+      devices: None, or (one process) as in `data_mesh`; (P processes) a multiple of P, at most P times
+        the smallest local device count.
+    Returns:
+      A one-axis `jax.sharding.Mesh` named `AXIS`.
+    """
+    processes = jax.process_count()
+    if processes == 1:
+        return data_mesh(devices)
+    everything = jax.devices()
+    owned = [[d for d in everything if d.process_index == p] for p in range(processes)]
+    most = processes * min(len(o) for o in owned)
+    if devices is None:
+        devices = most
+    if isinstance(devices, bool) or not isinstance(devices, int | np.integer) or devices < 1 or (
+        devices % processes or devices > most
+    ):
+        raise ValueError(
+            f"devices: expected None or a multiple of the {processes} processes up to {most} (the devices of "
+            f"this distributed run: {len(everything)} x {everything[0].platform}), got {devices!r}"
+        )
+    per = int(devices) // processes
+    return Mesh(np.array([d for o in owned for d in o[:per]]), (AXIS,))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -1,0 +1,259 @@
+"""Multi-process runs on JAX's own distributed runtime (`jax.distributed`): one process per host (or per
+GPU), every process running the same program, the devices of all processes forming one mesh
+(`parallel.run_mesh`). Process 0 is the writer: it alone writes files and shows progress, and
+`on_main` runs a piece of code there and hands its result (or its error) to every process, so all
+processes take the same branch and none waits forever on a collective that another one skipped.
+
+    from rnnjax.train import distributed
+    distributed.initialize("10.0.0.1:1234", num_processes=2, process_id=0)  # before any JAX computation
+    distributed.is_main()                                  # True on process 0 only
+    run = distributed.on_main(lambda: make_folder())        # made by process 0, its value everywhere
+    host = distributed.to_host(state)                      # whole NumPy arrays on every process
+
+In a single process (no `initialize`) every function here is the plain single-process operation: `is_main`
+is True, `on_main(fn)` is `fn()`, `to_host` is `jax.device_get`.
+
+On CPU, processes exchange data through gloo (TCP) collectives (`jax_cpu_collectives_implementation`),
+which `initialize` selects unless the environment chose another implementation. Tested: 2 CPU processes on
+one machine (tests/train/test_distributed.py); see docs/distributed.md for GPU nodes and several hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+
+__all__ = [
+    "ENV",
+    "broadcast",
+    "describe",
+    "initialize",
+    "is_main",
+    "on_main",
+    "process_count",
+    "settings",
+    "to_host",
+]
+
+# The environment variables `initialize` reads for the arguments it is not given.
+ENV = {
+    "coordinator": "JAX_COORDINATOR_ADDRESS",
+    "num_processes": "JAX_NUM_PROCESSES",
+    "process_id": "JAX_PROCESS_ID",
+}
+# Exceptions passed from process 0 to the others under their own type (so a bad input is still a bad input
+# for the command line's exit status); anything else arrives as a RuntimeError.
+_PASSED = {e.__name__: e for e in (ValueError, TypeError, LookupError, KeyError, FileNotFoundError,
+                                   FileExistsError, NotADirectoryError, OSError, RuntimeError)}  # fmt: skip
+
+
+def _from_env(name: str, value):
+    if value is not None:
+        return value, name
+    raw = os.environ.get(ENV[name])
+    return (raw if raw not in (None, "") else None), ENV[name]
+
+
+def _as_int(value, name: str, minimum: int):
+    """`value` (an int, or its text as in the environment) as an int >= minimum, else ValueError."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_address(value, name: str) -> str:
+    host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"{name}: expected HOST:PORT, the address of process 0 and a free port on it (e.g. "
+            f"'10.0.0.1:1234' or 'localhost:1234'), got {value!r}"
+        )
+    return value
+
+
+def settings(coordinator: str | None = None, num_processes=None, process_id=None) -> tuple | None:
+    """The checked (coordinator, num_processes, process_id) of a multi-process run, each argument not
+    given read from its `ENV` variable; None if none of the three is given either way (then `initialize`
+    leaves them to JAX's detection of a cluster launcher). Touches no device, so a command can check its
+    options before anything starts.
+
+    Raises ValueError naming the argument (or its environment variable) for a missing or bad value.
+    """
+    coordinator, c_name = _from_env("coordinator", coordinator)
+    num_processes, n_name = _from_env("num_processes", num_processes)
+    process_id, p_name = _from_env("process_id", process_id)
+    given = {c_name: coordinator, n_name: num_processes, p_name: process_id}
+    if all(v is None for v in given.values()):
+        return None
+    if coordinator is not None:
+        coordinator = _check_address(coordinator, c_name)
+    if num_processes is not None:
+        num_processes = _as_int(num_processes, n_name, 1)
+    if process_id is not None:
+        process_id = _as_int(process_id, p_name, 0)
+    missing = [f"{name} (or {ENV[name]})" for name, v in
+               (("coordinator", coordinator), ("num_processes", num_processes), ("process_id", process_id))
+               if v is None]  # fmt: skip
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)}: expected a value (a multi-process run needs the coordinator's HOST:PORT, "
+            f"the number of processes and this process's id), got none"
+        )
+    if process_id >= num_processes:
+        raise ValueError(
+            f"{p_name}: expected an int in [0, {num_processes}) ({n_name} = {num_processes}), "
+            f"got {process_id}"
+        )
+    return coordinator, num_processes, process_id
+
+
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    local_device_ids: list[int] | None = None,
+    timeout: int = 300,
+) -> None:
+    """Join a `jax.distributed` run of `num_processes` processes; call it in every process, before any JAX
+    computation.
+
+    Arguments not given are read from the environment (`ENV`: `JAX_COORDINATOR_ADDRESS`,
+    `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`); if none of the three is given either way, JAX detects them from
+    a cluster launcher (Slurm, Open MPI, Kubernetes, Cloud TPU). On CPU, gloo collectives are selected
+    (`jax_cpu_collectives_implementation`) unless `JAX_CPU_COLLECTIVES_IMPLEMENTATION` names another.
+
+    Args:
+      coordinator: "HOST:PORT" of process 0, where it starts the coordination service (every process gives
+        the same value; "localhost:PORT" only when all processes run on one machine).
+      num_processes: the number of processes, >= 1.
+      process_id: this process's index, 0 <= process_id < num_processes (0 is the writer).
+      local_device_ids: the local accelerators this process uses (None: all, or the launcher's choice).
+      timeout: seconds to wait for every process to join, >= 1.
+    Raises:
+      ValueError naming the argument (or its environment variable) for a bad or missing value, or when this
+      process already runs with other settings or has already used JAX.
+    """
+    timeout = _as_int(timeout, "timeout", 1)
+    coordinator, num_processes, process_id = settings(coordinator, num_processes, process_id) or (None,) * 3
+    wanted = (coordinator, num_processes, process_id)
+    if jax.distributed.is_initialized():
+        from jax._src import distributed as _state  # the running run's settings (not exported by JAX)
+
+        state = _state.global_state
+        running = (state.coordinator_address, state.num_processes, state.process_id)
+        if coordinator is None or running == wanted:
+            return
+        raise ValueError(
+            f"coordinator, num_processes, process_id: this process already runs in a distributed run "
+            f"{running}, got {wanted}"
+        )
+    if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+            local_device_ids=local_device_ids,
+            initialization_timeout=timeout,
+        )
+    except RuntimeError as error:
+        if "must be called before" in str(error):
+            raise ValueError(
+                "initialize: expected to be called before any JAX computation in this process, got a "
+                f"process that already used JAX ({error})"
+            ) from None
+        raise
+    except ValueError as error:  # JAX found no launcher to take the missing values from
+        if coordinator is not None:
+            raise
+        raise ValueError(
+            f"coordinator, num_processes, process_id: expected values (arguments, or the environment "
+            f"variables {', '.join(ENV.values())}) or a cluster launcher JAX detects, got neither ({error})"
+        ) from None
+
+
+def process_count() -> int:
+    """The number of processes of the run (1 without `initialize`)."""
+    return jax.process_count()
+
+
+def is_main() -> bool:
+    """Whether this is process 0, the one that writes files and shows progress."""
+    return jax.process_index() == 0
+
+
+def describe() -> str:
+    """One line: this process, the processes and the devices of the run."""
+    d = jax.devices()
+    return (
+        f"process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local and "
+        f"{len(d)} devices in all ({d[0].platform})"
+    )
+
+
+def _broadcast_bytes(data: bytes) -> bytes:
+    """Process 0's `data` on every process (two collectives: the length, then the bytes)."""
+    from jax.experimental import multihost_utils
+
+    size = multihost_utils.broadcast_one_to_all(np.array([len(data)], np.int32))
+    buffer = np.zeros(int(size[0]), np.uint8)
+    if is_main():
+        buffer[:] = np.frombuffer(data, np.uint8)
+    return np.asarray(multihost_utils.broadcast_one_to_all(buffer), np.uint8).tobytes()
+
+
+def on_main(fn, what: str = "process 0"):
+    """`fn()` run on process 0 only, its JSON-able result returned on every process.
+
+    If `fn` raises on process 0, it raises there as it is, and on every other process as the same type
+    (ValueError, OSError, ...; others as RuntimeError) with the message "`what` failed: ...". Every process
+    must call `on_main` at the same point (it is a collective). In a single process: `fn()`.
+    """
+    if jax.process_count() == 1:
+        return fn()
+    outcome, error = None, None
+    if is_main():
+        try:
+            outcome = {"value": fn()}
+        except Exception as e:  # reported to the other processes, then raised here
+            error = e
+            kind = type(e).__name__ if type(e).__name__ in _PASSED else "RuntimeError"
+            outcome = {"error": kind, "message": str(e)}
+    shared = json.loads(_broadcast_bytes(json.dumps(outcome).encode()).decode())
+    if error is not None:
+        raise error
+    if "error" in shared:
+        raise _PASSED[shared["error"]](f"{what} failed: {shared['message']}")
+    return shared["value"]
+
+
+def to_host(tree):
+    """Every array of `tree` whole, as NumPy, on every process (a collective for arrays split over the
+    devices of several processes; `jax.device_get` otherwise)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    def whole(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree.map(whole, tree)
+
+
+def broadcast(tree):
+    """Process 0's `tree` of arrays (same structure, shapes and dtypes on every process) on every process,
+    as NumPy arrays. In a single process: `tree` on the host."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(jax.device_get(tree)))
