@@ -72,6 +72,8 @@ VARIANTS = {
 INITS = ("orthogonal", "gaussian")
 PRESETS = tuple(initializers.PRESETS)
 LAYOUT = 2  # metrics.json layout: curves/decay keyed [cell][init][input scale][gain]
+# Curves by lag are stored to this many decimals of log10 (they are only drawn; the fits use every digit).
+CURVE_DECIMALS = 4
 # The drive of the figures that show one input scale: this one if swept, else the swept scale nearest it.
 REFERENCE_SCALE = 1.0
 
@@ -290,13 +292,16 @@ def sweep_cell(cfg: Config, cell_name: str, *, lengths=None, scales=None, dtype=
     run_cell = cell if dtype is None else make_cell(cfg, cell_name, dtype)
     shape = (len(cfg.gains), w_hh.shape[1], len(scales), cfg.seeds)
     out = {}
-    for T in lengths:
+    for T in lengths:  # (an overflowed float64 norm is +inf, which is what log10_norm reports)
         g_h, g_w = parallel.sweep_map(
             gradient_fn(cfg, run_cell), sweep_points(cfg, d, w_hh, T, scales, dtype)
         )
+        with np.errstate(over="ignore"):
+            log10_h = diagnostics.log10_norm(g_h).reshape(*shape, T)[..., ::-1]  # lag T-1-t
+            log10_w = diagnostics.log10_norm(g_w.reshape(len(g_w), -1)).reshape(shape)
         out[T] = dict(
-            log10_norm_by_lag=diagnostics.log10_norm(g_h).reshape(*shape, T)[..., ::-1],  # lag T-1-t
-            log10_grad_w_hh=diagnostics.log10_norm(g_w.reshape(len(g_w), -1)).reshape(shape),
+            log10_norm_by_lag=log10_h,
+            log10_grad_w_hh=log10_w,
             sigma_max=sigma,
             radius=rho,
         )
@@ -352,7 +357,8 @@ def summarise(cfg: Config, raw: dict, dtype) -> dict:
                     for T, a in raw[name].items()
                 }
                 last = at[str(T_max)]["log10_norm_by_lag"]  # [seed, T_max]
-                curves = diagnostics.log_norm_quartiles(last, axis=0)
+                q = diagnostics.log_norm_quartiles(last, axis=0)
+                curves = {k: np.round(q[k], CURVE_DECIMALS) for k in ("median", "q25", "q75")}
                 curves["smallest_finite"] = _smallest_finite(last)
                 out["curves"][name][init].setdefault(s, {})[g] = curves
                 out["decay"][name][init].setdefault(s, {})[g] = {
@@ -543,10 +549,14 @@ def plot_rate_vs_radius(m: dict, path: Path) -> None:
             ax.plot(x, y, marker, color=color, ms=3, alpha=0.7, mfc="none", label=init)
         lim = np.array([-0.4, 0.4])
         ax.plot(lim, lim, "k-", lw=0.7, label="rate = log10 ρ")
+        gamma = m["gamma"][name]
+        if gamma is not None and gamma != 1:  # the sigmoid's slope at its centre, 1/4
+            ax.plot(lim, lim + np.log10(gamma), "k--", lw=0.7, label=f"rate = log10 ρ + log10 {gamma:g}")
+            ax.legend(fontsize=6)
         ax.set(title=name, xlabel="log10 ρ(W_hh) of the seed's draw")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("measured decay rate (per seed)")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=6)
     fig.suptitle(
         f"Each seed's decay rate vs the spectral radius of its W_hh (every gain, T={T}, {_drive(m, s)})\n"
         f"{_window(m)}"
@@ -655,25 +665,29 @@ def _float64_note(m: dict, init: str, g: str) -> str:
 
 
 def _radius_lines(m: dict) -> list[str]:
-    """How closely each seed's linear-cell rate follows log10 ρ of its W_hh (every gain, reference scale)."""
+    """How closely each seed's linear-cell rate follows log10 ρ of its W_hh, per init and gain (reference
+    scale; the float32 fit window, and the float64 rerun's full T where it ran)."""
     if "simple-linear" not in m["decay"]:
         return []
     T, s = str(m["T_max"]), _reference(m)
-    lines = []
+    lines = ["Spectral radius ρ (largest |eigenvalue|, per gate block, max over blocks), linear cell:"]
     for init, gains in m["decay"]["simple-linear"].items():
-        dev, ratio = [], []
+        parts, ratio = [], []
         for g, d in gains[s].items():
-            rho = np.asarray(m["spectral_radius"]["simple-linear"][init][g])
-            slopes = nan_if_none(d[T]["slopes"])
-            ok = np.isfinite(slopes)
-            dev += list(np.abs(slopes[ok] - np.log10(rho[ok])))
-            ratio += list(rho / float(g))
-        if dev:
-            lines.append(
-                f"- linear cell, {init} W: |rate − log10 ρ(W_hh)| ≤ {max(dev):.2g} over {len(dev)} seed×gain "
-                f"draws; ρ/g median {np.median(ratio):.3f} (range {min(ratio):.3f}–{max(ratio):.3f})"
-            )
-    return ["Spectral radius ρ (largest |eigenvalue|, per gate block, max over blocks):", *lines, ""]
+            log_rho = np.log10(m["spectral_radius"]["simple-linear"][init][g])
+            dev = np.nanmax(np.abs(nan_if_none(d[T]["slopes"]) - log_rho))
+            ratio += list(10**log_rho / float(g))
+            part = f"g={g}: {dev:.2g} (lags 0–{d[T]['fit_lags'][0]}…{d[T]['fit_lags'][1]}"
+            ref = (m.get("float64_linear") or {}).get(init, {}).get(g)
+            if ref is not None and ref["slope_mean"] is not None:
+                dev64 = np.nanmax(np.abs(nan_if_none(ref["slopes"]) - log_rho))
+                part += f"; float64, lags 0–{ref['fit_lags'][1]}: {dev64:.2g}"
+            parts.append(part + ")")
+        lines.append(
+            f"- {init} W: ρ/g median {np.median(ratio):.3f} (range {min(ratio):.3f}–{max(ratio):.3f}); "
+            f"max over {m['seeds']} seeds of |rate − log10 ρ(W_hh)|: " + ", ".join(parts)
+        )
+    return [*lines, ""]
 
 
 def summary_text(m: dict) -> str:
@@ -743,7 +757,8 @@ def main(cfg: Config) -> Path:
         wall_time_s=time.perf_counter() - start,
         devices=[str(d) for d in jax.devices()],
     )
-    results.write_json(out / "metrics.json", metrics)
+    # One line (no indentation): the curves by lag hold ~10^6 numbers in the default sweep.
+    results.atomic_write_text(out / "metrics.json", json.dumps(results.to_jsonable(metrics)) + "\n")
     plot_all(out)
     text = summary_text(json.loads((out / "metrics.json").read_text()))
     results.atomic_write_text(out / "summary.md", f"# gradient_norms\n\n{text}\n")
