@@ -35,8 +35,7 @@ from rnnjax import results  # noqa: E402
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The GPU check. Expected run time on one H100/H200: the tests about as long as on a CPU (mostly
-    compilation), each grid minutes, the sweep a few minutes."""
+    """The GPU check (docs/gpu.md). Its run time on a GPU has not been measured yet."""
 
     tests: tuple[str, ...] = ("tests",)  # pytest paths
     skip_tests: bool = False  # run only the benchmarks

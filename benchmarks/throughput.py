@@ -125,7 +125,7 @@ JAX_CUDNN_PRECISION = {
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Tokens per second against other implementations. Expected run time on a 2-core CPU: --quick ~4 min,
-    the default grid about 4 h; --grid gpu on one GPU: minutes (compilation dominates)."""
+    the default grid about 4 h; --grid gpu on a GPU: not measured yet."""
 
     cells: tuple[Kind, ...] = ("simple", "lstm", "gru")
     modes: tuple[Mode, ...] = ("fwd", "fwd+bwd")
