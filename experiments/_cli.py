@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import traceback
+import typing
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +102,43 @@ def _tyro_message(report: str) -> str:
     return f"{title}: {body}" if titled else body
 
 
+_LIST_PARSE = re.compile(r"^Error parsing --(\S+): Could not find valid parse for arguments: (\[.*\])$")
+_ELEMENT_WORDS = {int: "ints", float: "numbers", str: "names", bool: "True or False values"}
+
+
+def _list_message(message: str, target) -> str:
+    """tyro's "Could not find valid parse" for a tuple option, said in the words of the other messages:
+    "input_scales: expected numbers, got ['big']". The element type is read from the config's field of that
+    name (nested configs searched too); other messages pass unchanged."""
+    match = _LIST_PARSE.match(message)
+    if match is None:
+        return message
+    flag, given = match.groups()
+    name = flag.rsplit(".", 1)[-1].replace("-", "_")
+    element = _field_element_type(target, name, set())
+    if element not in _ELEMENT_WORDS:
+        return message
+    return f"{name}: expected {_ELEMENT_WORDS[element]}, got {given}"
+
+
+def _field_element_type(cls, name: str, seen: set):
+    """The element type of the `tuple[X, ...]` field `name` of dataclass `cls` or of a dataclass inside it
+    (None where there is none)."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)) or cls in seen:
+        return None
+    seen.add(cls)
+    hints = typing.get_type_hints(cls)
+    args = typing.get_args(hints.get(name))
+    if args and typing.get_origin(hints[name]) is tuple:
+        return args[0]
+    for hint in hints.values():
+        for inner in (hint, *typing.get_args(hint)):
+            found = _field_element_type(inner, name, seen)
+            if found is not None:
+                return found
+    return None
+
+
 def parse(command, argv: list[str], debug: bool = False):
     """`argv` parsed by tyro into `command` (a config type, or a function `argv -> type` or
     `argv -> (type, default instance)`). A refused command line raises ValueError with tyro's message in
@@ -116,7 +154,7 @@ def parse(command, argv: list[str], debug: bool = False):
         if e.code in (0, None) or debug:
             sys.stderr.write(captured.getvalue())
             raise
-        raise ValueError(_tyro_message(captured.getvalue())) from None
+        raise ValueError(_list_message(_tyro_message(captured.getvalue()), target)) from None
     sys.stderr.write(captured.getvalue())
     for w in caught:  # tyro's notes on the config types are for their authors, not for the user
         if not w.category.__name__.startswith("Tyro"):

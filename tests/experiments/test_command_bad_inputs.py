@@ -63,6 +63,13 @@ CASES = [
     (QS, ["--quick", "yes"], r"Unrecognized options: yes"),
     # gradient_norms
     (GN, ["--classes", "0"], r"classes: expected an int >= 2, got 0"),
+    (GN, ["--input-scales", "big"], r"input_scales: expected numbers, got \['big'\]"),
+    (GN, ["--lengths", "100", "3.5"], r"lengths: expected ints, got \['100', '3.5'\]"),
+    (LR, ["--seq-lens", "x"], r"seq_lens: expected ints, got \['x'\]"),
+    ("benchmarks.revisions", ["--against", "nonexistent-x"], r"against: expected a git revision of this"),
+    ("benchmarks.revisions", ["--shape", "1", "0", "3", "4"], r"shape: expected four positive ints"),
+    ("experiments.lyapunov", ["--gains", "0"], r"gains: expected a positive number, got 0\.0"),
+    ("experiments.lyapunov", ["--input-scales", "a"], r"input_scales: expected numbers, got \['a'\]"),
     (GN, ["--gains", "nan"], r"gains: expected a positive number, got nan"),
     (GN, ["--gains", "inf"], rf"gains: {FLOAT32} inf"),
     (GN, ["--gains", "0.5", "-1"], r"gains: expected positive numbers, got \(0\.5, -1\.0\)"),
@@ -293,10 +300,14 @@ def test_bad_input_is_one_error_line_and_writes_nothing(workdir, monkeypatch, ca
 
 def test_the_table_covers_every_command_and_enough_inputs():
     assert len(CASES) >= 70
-    commands = {"experiments." + p.stem for p in (ROOT / "experiments").glob("[!_]*.py")}
-    commands |= {"benchmarks." + p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {
-        "benchmarks.__init__",
-        "benchmarks.timing",
+    def is_command(path: Path) -> bool:  # a module run with `python -m` (helpers and plots are not)
+        return 'if __name__ == "__main__":' in path.read_text()
+
+    commands = {
+        f"{folder}.{p.stem}"
+        for folder in ("experiments", "benchmarks")
+        for p in (ROOT / folder).glob("*.py")
+        if is_command(p)
     }
     assert commands - {"experiments.__init__"} <= {name for name, _, _ in CASES}
 
