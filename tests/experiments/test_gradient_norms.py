@@ -240,7 +240,7 @@ def test_cli_flags_quick_no_progress_and_run(tmp_path, monkeypatch, capsys):
             ["--input-scales", "1e39"],
             "error: input_scales: expected a positive number that float32 (the compute dtype) holds",
         ),
-        (["--input-scales", "big"], "error: Error parsing --input-scales: "),
+        (["--input-scales", "big"], "error: input_scales: expected numbers, got ['big']"),
         (["--input-scales", "1", "1"], "error: input_scales: expected distinct values, got (1.0, 1.0)"),
         (
             ["--preset", "torch"],
