@@ -28,7 +28,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from benchmarks.throughput import GPU_CONTENDERS, Contender, Precision  # noqa: E402
+from benchmarks.contenders import GPU_CONTENDERS, Contender  # noqa: E402
+from benchmarks.throughput import Precision  # noqa: E402
 from experiments import _cli  # noqa: E402
 from rnnjax import results  # noqa: E402
 

@@ -1,6 +1,6 @@
-"""Smoke tests of the benchmark scripts (`benchmarks.throughput`, `benchmarks.memory`) on tiny shapes: they
-run end to end, write records of the expected structure, and their cross-checks hold. Timings are never
-asserted. About 10-20 s in all."""
+"""Smoke tests of the benchmark scripts (`benchmarks.throughput` with `benchmarks.contenders`,
+`benchmarks.memory`) on tiny shapes: they run end to end, write records of the expected structure, and
+their cross-checks hold. Timings are never asserted. About 10-20 s in all."""
 
 import functools
 import json
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import memory, throughput
+from benchmarks import contenders, memory, throughput
 from rnnjax import cells
 
 # B=2, T=8, H=8, I=4: small enough to compile in well under a second per function.
@@ -29,8 +29,8 @@ def _result(kind, name, mode, B=2, T=8, H=8, I=4):
     shapes = jax.eval_shape(lambda: cells.make(kind, H).init(jax.random.key(0), I))  # types only, not run
     params = type(shapes)(*(normal(*leaf.shape) for leaf in shapes))  # w_ih, w_hh, b (, b_hn) in order
     xs = normal(B, T, I)
-    torch = throughput.import_torch() if name == "torch" else None
-    c = throughput.build_contenders(kind, params, xs, [name], (mode,), torch)[name]
+    torch = contenders.import_torch() if name == "torch" else None
+    c = contenders.build_contenders(kind, params, xs, [name], (mode,), torch)[name]
     fn, args = c[mode]
     return c["to_rnnjax"][mode](fn(*args))
 
@@ -75,26 +75,26 @@ def test_flops_formula_by_hand():
 def test_naive_scan_and_flax_compute_rnnjax_function(kind):
     # Gradients of sum(ys) w.r.t. every weight: equal gradients need equal functions, including the
     # bias mapping. Forward outputs: the torch and cross-check tests below, and the benchmark itself.
-    diffs = throughput.cross_check(kind, "fwd+bwd", _results(kind, ["scan", "flax"], "fwd+bwd"))
-    assert diffs["scan"] <= throughput.GRAD_RTOL and diffs["flax"] <= throughput.GRAD_RTOL
+    diffs = contenders.cross_check(kind, "fwd+bwd", _results(kind, ["scan", "flax"], "fwd+bwd"))
+    assert diffs["scan"] <= contenders.GRAD_RTOL and diffs["flax"] <= contenders.GRAD_RTOL
 
 
 @pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
 @pytest.mark.parametrize("mode", MODES)
 def test_torch_computes_rnnjax_function(kind, mode):
     pytest.importorskip("torch", reason="torch (optional extra 'bench') not installed")
-    assert throughput.cross_check(kind, mode, _results(kind, ["torch"], mode))["torch"] <= throughput.PEER_TOL
+    assert contenders.cross_check(kind, mode, _results(kind, ["torch"], mode))["torch"] <= contenders.PEER_TOL
 
 
 def test_cross_check_rejects_a_wrong_function():
     fwd = _results("gru", ["scan"], "fwd")
-    assert throughput.cross_check("gru", "fwd", fwd)["scan"] <= throughput.SCAN_TOL
+    assert contenders.cross_check("gru", "fwd", fwd)["scan"] <= contenders.SCAN_TOL
     with pytest.raises(RuntimeError, match="cross-check failed"):
-        throughput.cross_check("gru", "fwd", dict(fwd, scan=fwd["scan"] + 1e-3))
+        contenders.cross_check("gru", "fwd", dict(fwd, scan=fwd["scan"] + 1e-3))
     grads = _results("gru", ["scan"], "fwd+bwd")
     wrong = grads["scan"]._replace(b_hn=grads["scan"].b_hn * 1.01)
     with pytest.raises(RuntimeError, match="cross-check failed"):
-        throughput.cross_check("gru", "fwd+bwd", dict(grads, scan=wrong))
+        contenders.cross_check("gru", "fwd+bwd", dict(grads, scan=wrong))
 
 
 def test_memory_methods_agree_and_chunks_divide():

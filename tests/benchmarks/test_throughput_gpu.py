@@ -1,8 +1,9 @@
-"""The GPU side of `benchmarks.throughput` and `benchmarks.gpu_check`, checked on a CPU: the GPU contenders
-are skipped with one message, the jax-cudnn weight mapping holds through `jax.experimental.rnn.lstm_ref`
-(the same layout code as the cuDNN path), torch's TF32 switches follow --precision and are restored, the
-unroll sweep times one rnnjax per value with equal outputs, the new options refuse bad values in one line,
-and `make gpu-check` without a GPU runs nothing. Timings are never asserted. About 15 s."""
+"""The GPU side of `benchmarks.throughput` (its contenders in `benchmarks.contenders`) and
+`benchmarks.gpu_check`, checked on a CPU: the GPU contenders are skipped with one message, the jax-cudnn
+weight mapping holds through `jax.experimental.rnn.lstm_ref` (the same layout code as the cuDNN path),
+torch's TF32 switches follow --precision and are restored, the unroll sweep times one rnnjax per value
+with equal outputs, the new options refuse bad values in one line, and `make gpu-check` without a GPU runs
+nothing. Timings are never asserted. About 15 s."""
 
 import json
 import shutil
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from jax.experimental import rnn
 
-from benchmarks import gpu_check, throughput
+from benchmarks import contenders, gpu_check, throughput
 from experiments import _cli
 from rnnjax import cells
 
@@ -33,7 +34,7 @@ def _lstm(B=2, T=8, H=8, I=4):
 
 
 def _rnnjax(params, xs, mode):
-    c = throughput.build_contenders("lstm", params, xs, ["rnnjax"], (mode,), precision="highest")["rnnjax"]
+    c = contenders.build_contenders("lstm", params, xs, ["rnnjax"], (mode,), precision="highest")["rnnjax"]
     fn, args = c[mode]
     return fn(*args)
 
@@ -43,27 +44,27 @@ def test_jax_cudnn_weight_mapping_through_lstm_ref(mode):
     # jax.experimental.rnn.lstm (cuDNN) has no CPU path; lstm_ref computes the same function from the same
     # flat vector, unpacked by jax's own unpack_lstm_weights. The GPU contender differs only in the call.
     params, xs = _lstm()
-    apply = throughput.cudnn_lstm_apply(4, 8, "highest", reference=True)
-    flat = throughput.cudnn_lstm_weights(params)
+    apply = contenders.cudnn_lstm_apply(4, 8, "highest", reference=True)
+    flat = contenders.cudnn_lstm_weights(params)
     if mode == "fwd":
         got = jax.jit(apply)(flat, xs)
     else:
         grad = jax.jit(jax.grad(lambda w, x: jnp.sum(apply(w, x))))(flat, xs)
-        got = throughput.params_from_cudnn(grad, params)
+        got = contenders.params_from_cudnn(grad, params)
         # b_ih and b_hh enter the same pre-activation: equal gradients, or the layout is misread.
         _, _, db_ih, db_hh = rnn.unpack_lstm_weights(grad, 4, 8, 1, False)
         np.testing.assert_array_equal(db_ih[0], db_hh[0])
-    diffs = throughput.cross_check("lstm", mode, {"rnnjax": _rnnjax(params, xs, mode), "jax-cudnn": got})
-    assert diffs["jax-cudnn"] <= (throughput.PEER_TOL if mode == "fwd" else throughput.GRAD_RTOL)
+    diffs = contenders.cross_check("lstm", mode, {"rnnjax": _rnnjax(params, xs, mode), "jax-cudnn": got})
+    assert diffs["jax-cudnn"] <= (contenders.PEER_TOL if mode == "fwd" else contenders.GRAD_RTOL)
 
 
 def test_jax_cudnn_mapping_check_sees_a_swapped_gate():
     params, xs = _lstm()
-    apply = throughput.cudnn_lstm_apply(4, 8, "highest", reference=True)
+    apply = contenders.cudnn_lstm_apply(4, 8, "highest", reference=True)
     i, f, g, o = jnp.split(params.w_hh, 4, axis=1)  # rnnjax order i, f, g, o; swap f and o
-    flat = throughput.cudnn_lstm_weights(params._replace(w_hh=jnp.concatenate([i, o, g, f], axis=1)))
+    flat = contenders.cudnn_lstm_weights(params._replace(w_hh=jnp.concatenate([i, o, g, f], axis=1)))
     with pytest.raises(RuntimeError, match="cross-check failed"):
-        throughput.cross_check(
+        contenders.cross_check(
             "lstm", "fwd", {"rnnjax": _rnnjax(params, xs, "fwd"), "jax-cudnn": apply(flat, xs)}
         )
 
@@ -72,16 +73,16 @@ def test_torch_precision_switches_follow_precision_and_are_restored():
     torch = pytest.importorskip("torch", reason="torch (optional extra 'bench') not installed")
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     for precision, tf32 in (("highest", False), ("default", True)):
-        state = throughput.torch_precision(torch, precision)
+        state = contenders.torch_precision(torch, precision)
         assert (state["cuda_matmul_allow_tf32"], state["cudnn_allow_tf32"]) == (tf32, tf32)
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (tf32, tf32)
-        throughput.restore_torch_precision(torch, state)
+        contenders.restore_torch_precision(torch, state)
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
 
 
 @on_gpu
 def test_gpu_contenders_skipped_and_unroll_sweep(tmp_path, capsys):
-    torch = throughput.import_torch()
+    torch = contenders.import_torch()
     before = (
         None if torch is None else (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     )
@@ -94,7 +95,7 @@ def test_gpu_contenders_skipped_and_unroll_sweep(tmp_path, capsys):
     err, out = captured.err, captured.out
     cuda_reason = "torch not installed" if torch is None else "torch.cuda.is_available() False"
     skipped = [line for line in err.splitlines() if "skipped" in line]
-    assert skipped == [throughput.skip_message({"torch-cuda": cuda_reason, "jax-cudnn": "jax backend cpu"})]
+    assert skipped == [contenders.skip_message({"torch-cuda": cuda_reason, "jax-cudnn": "jax backend cpu"})]
     if torch is not None:
         assert skipped == [
             "torch-cuda, jax-cudnn: skipped (no GPU: jax backend cpu, torch.cuda.is_available() False)"
@@ -105,12 +106,12 @@ def test_gpu_contenders_skipped_and_unroll_sweep(tmp_path, capsys):
     assert record["precision"]["requested"] == "default"
     if torch is not None:
         assert record["precision"]["torch"]["cudnn_allow_tf32"] is True
-    assert record["tolerances"]["scan"] == throughput.SCAN_TOL  # "default" on a CPU is float32: tight
+    assert record["tolerances"]["scan"] == contenders.SCAN_TOL  # "default" on a CPU is float32: tight
     # One rnnjax contender per unroll value, each cross-checked against rnnjax at the scan's tolerance.
     for row in record["rows"]:
         assert set(row["contenders"]) == {"rnnjax", "rnnjax@u1", "rnnjax@u3"}
         assert set(row["check"]) == {"rnnjax@u1", "rnnjax@u3"}
-        assert all(d <= throughput.SCAN_TOL for d in row["check"].values())
+        assert all(d <= contenders.SCAN_TOL for d in row["check"].values())
     sweep = record["unroll_sweep"]
     assert [(s["cell"], s["mode"]) for s in sweep] == [("lstm", "fwd"), ("lstm", "fwd+bwd")]
     for s, row in zip(sweep, record["rows"]):
@@ -126,10 +127,10 @@ def test_gpu_contenders_skipped_and_unroll_sweep(tmp_path, capsys):
 def test_sweep_contenders_are_checked_at_the_scan_tolerance():
     params, xs = _lstm()
     ys = _rnnjax(params, xs, "fwd")
-    off = ys + 2 * throughput.SCAN_TOL  # within PEER_TOL, beyond SCAN_TOL
+    off = ys + 2 * contenders.SCAN_TOL  # within PEER_TOL, beyond SCAN_TOL
     with pytest.raises(RuntimeError, match="rnnjax@u4 differs"):
-        throughput.cross_check("lstm", "fwd", {"rnnjax": ys, "rnnjax@u4": off})
-    assert throughput.cross_check("lstm", "fwd", {"rnnjax": ys, "flax": off})["flax"] <= throughput.PEER_TOL
+        contenders.cross_check("lstm", "fwd", {"rnnjax": ys, "rnnjax@u4": off})
+    assert contenders.cross_check("lstm", "fwd", {"rnnjax": ys, "flax": off})["flax"] <= contenders.PEER_TOL
 
 
 def test_grids():

@@ -1,0 +1,447 @@
+"""The contenders of `benchmarks.throughput`: for each, its forward and forward+backward call built on
+the same rnnjax weights (`build_contenders`), the mapping of those weights into it and of its gradients
+back to rnnjax's layout, and the cross-check of its results against rnnjax's (`cross_check`).
+
+Contenders (same cell equations, the same weights copied into each, float32, inputs <float32>[B, T, I]
+batch-major for everyone, I = --input-size = 128 by default):
+  - rnnjax:  `rnnjax.unroll(cell, params, xs, precision=P)` with `cells.make(kind, H)` (the simple cell's
+             default activation is tanh): the default path (the backend's default scan unroll), the
+             whole-sequence kernels of `rnnjax.fused` (hand-written backward pass);
+  - rnnjax@uK (with --unrolls K ...): the same with `unroll=K` (lax.scan steps per loop iteration), one
+             contender per value, so the per-backend default unroll can be re-measured by one command;
+  - rnnjax-plain: the same with `fast=False`, autodiff of the `cell.step` scan (what the kernels replace);
+  - flax:    `flax.linen.RNN` of `SimpleCell` / `OptimizedLSTMCell` / `GRUCell`;
+  - torch:   `torch.nn.RNN(tanh)` / `LSTM` / `GRU` on the CPU with `batch_first=True` and
+             `torch.set_num_threads(--torch-threads or os.cpu_count())`;
+  - torch-cuda: the same modules on CUDA (cuDNN), each call ended by `torch.cuda.synchronize()`;
+  - jax-cudnn: `jax.experimental.rnn.lstm` (cuDNN through JAX; LSTM only): one flat weight vector,
+             `cudnn_lstm_weights`;
+  - scan:    a naive `lax.scan` over a per-step cell written here (x @ W_ih + h @ W_hh + b, gates), sharing
+             no code with rnnjax.
+Modes: "fwd" returns ys <[B, T, H]> (torch under `inference_mode`); "fwd+bwd" returns the gradient of
+loss = sum(ys) w.r.t. all params (`jax.grad`; torch `torch.autograd.grad`, so there are no .grad buffers
+to zero). JAX functions are jitted. The matched matmul precision of each side: `benchmarks.throughput`.
+
+Cross-check (`benchmarks.throughput` runs it before timing and aborts on a mismatch): the rnnjax weights
+(biases perturbed by N(0, 0.1^2), as they start at zero) are copied into the naive scan, Flax
+(param dict built from them), torch (weight_ih = W_ih^T, weight_hh = W_hh^T, bias_ih = b, bias_hh = 0
+except the GRU's candidate block, which holds b_hn) and jax-cudnn (the same four arrays, flattened in
+cuDNN's order). Outputs must agree with rnnjax to SCAN_TOL (scan, rnnjax-plain, rnnjax@uK) or PEER_TOL
+(the others) in max abs difference, and gradients (mapped back to rnnjax's layout) to GRAD_RTOL relative
+to the largest rnnjax gradient entry. With --precision default on a GPU, where both sides round matmul
+inputs to TF32, every tolerance is TF32_TOL instead (the mappings are checked tightly by the "highest"
+run of the same grid).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rnnjax
+
+Contender = Literal["rnnjax", "rnnjax-plain", "flax", "torch", "scan", "torch-cuda", "jax-cudnn"]
+
+GPU_CONTENDERS = ("torch-cuda", "jax-cudnn")
+SWEEP = "rnnjax@u"  # prefix of the unroll sweep's contenders: rnnjax@u1, rnnjax@u4, ...
+
+# Cross-check tolerances (float32). The scan and rnnjax-plain run nearly the same ops as rnnjax; Flax and
+# torch differ in the order of additions (torch adds two biases, Flax splits the matmuls per gate) and in
+# kernels.
+SCAN_TOL = 1e-5  # max |ys_scan - ys_rnnjax|
+PEER_TOL = 1e-4  # max |ys_peer - ys_rnnjax|
+GRAD_RTOL = 1e-4  # max |g_peer - g_rnnjax| / max |g_rnnjax|, per parameter
+# --precision default on a GPU: both sides round every matmul input to TF32 (10-bit mantissa, unit
+# roundoff 2^-11 = 4.9e-4) in their own order; the issue measured 1e-4 to 1.6e-3 between TF32 and float32
+# results. A wrong mapping (a swapped gate block, a lost N(0, 0.1^2) bias) moves outputs by more.
+TF32_TOL = 1e-2
+# What jax-cudnn is given at each --precision (see `cudnn_lstm_apply`).
+JAX_CUDNN_PRECISION = {
+    "highest": "HIGHEST (cudnn_allow_tf32 False)",
+    "default": "HIGH (cudnn_allow_tf32 True)",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Naive lax.scan: the cell equations written out again, independently of rnnjax.cells.
+
+
+def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
+    """ys <[B, T, H]> of a per-step cell in a `lax.scan`; params in rnnjax's layout (w_ih <[I, G*H]>,
+    w_hh <[H, G*H]>, b <[G*H]>, and b_hn <[H]> for the GRU, gate order i,f,g,o / r,z,n)."""
+    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
+    H = w_hh.shape[0]
+    B = xs.shape[0]
+
+    def simple_step(h, x):  # h (B, H), x (B, I)
+        h = jnp.tanh(x @ w_ih + h @ w_hh + b)
+        return h, h
+
+    def lstm_step(carry, x):
+        h, c = carry
+        z = x @ w_ih + h @ w_hh + b  # (B, 4H)
+        i = jax.nn.sigmoid(z[:, :H])
+        f = jax.nn.sigmoid(z[:, H : 2 * H])
+        g = jnp.tanh(z[:, 2 * H : 3 * H])
+        o = jax.nn.sigmoid(z[:, 3 * H :])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
+
+    def gru_step(h, x):
+        a = x @ w_ih + b  # (B, 3H)
+        u = h @ w_hh  # (B, 3H)
+        r = jax.nn.sigmoid(a[:, :H] + u[:, :H])
+        z = jax.nn.sigmoid(a[:, H : 2 * H] + u[:, H : 2 * H])
+        n = jnp.tanh(a[:, 2 * H :] + r * (u[:, 2 * H :] + params.b_hn))
+        h = (1 - z) * n + z * h
+        return h, h
+
+    zeros = jnp.zeros((B, H), xs.dtype)
+    step, carry = {
+        "simple": (simple_step, zeros),
+        "lstm": (lstm_step, (zeros, zeros)),
+        "gru": (gru_step, zeros),
+    }[kind]
+    _, ys = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))  # ys (T, B, H)
+    return jnp.swapaxes(ys, 0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Flax linen: params built from rnnjax's (no Flax init, so no orthogonal QR is run at all).
+
+
+def flax_module(kind: str, H: int):
+    import flax.linen as nn
+
+    cell = {"simple": nn.SimpleCell, "lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}[kind](H)
+    return nn.RNN(cell)
+
+
+def flax_variables(kind: str, params) -> dict:
+    """rnnjax params -> `{"params": {"cell": ...}}` of `nn.RNN(SimpleCell/OptimizedLSTMCell/GRUCell)`.
+
+    Flax names its per-gate dense layers after the gates (`ii`, `hf`, `hn`, ...), the same letters as
+    rnnjax's `cell.gates`, which name the blocks of the fused kernels in order. The bias sits on the hidden
+    side for the LSTM and on the input side for the GRU (whose `hn` holds b_hn)."""
+    if kind == "simple":
+        return {
+            "params": {"cell": {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}}
+        }
+    gates = rnnjax.cells.make(kind, params.w_hh.shape[0]).gates
+    wi, wh, b = (jnp.split(a, len(gates), axis=-1) for a in (params.w_ih, params.w_hh, params.b))
+    biased = "h" if kind == "lstm" else "i"
+    cell = {}
+    for k, gate in enumerate(gates):
+        cell[f"i{gate}"] = {"kernel": wi[k]}
+        cell[f"h{gate}"] = {"kernel": wh[k]}
+        cell[f"{biased}{gate}"]["bias"] = b[k]
+    if kind == "gru":
+        cell["hn"]["bias"] = params.b_hn
+    return {"params": {"cell": cell}}
+
+
+def params_from_flax(kind: str, variables: dict, like):
+    """Inverse of `flax_variables` (used on gradients); `like` is an rnnjax params value of the kind."""
+    cell = variables["params"]["cell"]
+    if kind == "simple":
+        return type(like)(cell["i"]["kernel"], cell["h"]["kernel"], cell["i"]["bias"])
+    gates = rnnjax.cells.make(kind, like.w_hh.shape[0]).gates
+    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in gates], axis=-1)  # noqa: E731
+    biased = "h" if kind == "lstm" else "i"
+    rest = (cell["hn"]["bias"],) if kind == "gru" else ()
+    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat(biased, "bias"), *rest)
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch: optional; on the CPU and, where CUDA is available, on the GPU (cuDNN).
+
+
+def import_torch():
+    """The torch module, or None (with a printed message) when the `bench` extra is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print(
+            "torch is not installed: skipping the torch contenders "
+            '(install the optional extra: pip install -e ".[bench]", torch==2.13.0 CPU)',
+            file=sys.stderr,
+        )
+        return None
+    return torch
+
+
+def torch_module(torch, kind: str, params, device: str = "cpu"):
+    """A torch nn.RNN/LSTM/GRU (batch_first) holding the rnnjax params (see the module docstring), on
+    `device`."""
+    I, GH = params.w_ih.shape
+    H = params.w_hh.shape[0]
+    module = {
+        "simple": lambda: torch.nn.RNN(I, H, nonlinearity="tanh", batch_first=True),
+        "lstm": lambda: torch.nn.LSTM(I, H, batch_first=True),
+        "gru": lambda: torch.nn.GRU(I, H, batch_first=True),
+    }[kind]()
+    as_torch = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731 (a copy, contiguous)
+    bias_hh = np.zeros(GH, np.float32)
+    if kind == "gru":
+        bias_hh[2 * H :] = np.asarray(params.b_hn)  # torch's b_hn sits inside r * (W_hn h + b_hn), as ours
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(as_torch(np.asarray(params.w_ih).T))
+        module.weight_hh_l0.copy_(as_torch(np.asarray(params.w_hh).T))
+        module.bias_ih_l0.copy_(as_torch(params.b))
+        module.bias_hh_l0.copy_(torch.from_numpy(bias_hh))
+    return module.to(device)  # moves the parameters in place (cuDNN's flat weight buffer on CUDA)
+
+
+def params_from_torch(kind: str, grads: dict, like):
+    """Torch gradients by parameter name -> rnnjax layout (bias_ih carries b; the GRU's b_hn is the
+    candidate block of bias_hh)."""
+    g = {k: np.asarray(v.detach().cpu().numpy()) for k, v in grads.items()}
+    w_ih, w_hh, b = g["weight_ih_l0"].T, g["weight_hh_l0"].T, g["bias_ih_l0"]
+    if kind == "gru":
+        H = w_hh.shape[0]
+        return type(like)(w_ih, w_hh, b, g["bias_hh_l0"][2 * H :])
+    return type(like)(w_ih, w_hh, b)
+
+
+def torch_contender(torch, kind: str, params, xs, device: str = "cpu") -> dict:
+    """{"fwd": (fn, args), "fwd+bwd": (fn, args), "to_rnnjax": {...}} of the torch module on `device`
+    ("cpu" or "cuda"; on CUDA each call waits for the GPU, so a call's wall time is its run time)."""
+    module = torch_module(torch, kind, params, device)
+    named = dict(module.named_parameters())
+    x_t = torch.from_numpy(np.array(xs, np.float32)).to(device)
+    wait = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def fwd(x):
+        with torch.inference_mode():
+            ys = module(x)[0]
+        wait()
+        return ys
+
+    def fwd_bwd(x):
+        ys, _ = module(x)
+        grads = dict(zip(named, torch.autograd.grad(ys.sum(), list(named.values()))))
+        wait()
+        return grads
+
+    return {
+        "fwd": (fwd, (x_t,)),
+        "fwd+bwd": (fwd_bwd, (x_t,)),
+        "to_rnnjax": {
+            "fwd": lambda y: np.asarray(y.cpu().numpy()),
+            "fwd+bwd": lambda g: params_from_torch(kind, g, params),
+        },
+    }
+
+
+def torch_precision(torch, precision: str) -> dict:
+    """Set torch's TF32 switches for `precision` ("highest": off, "default": on) and return what torch
+    reports afterwards (plus the earlier values under "before", to restore them with
+    `restore_torch_precision`)."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = precision != "highest"
+    torch.backends.cudnn.allow_tf32 = precision != "highest"
+    out = dict(
+        cuda_matmul_allow_tf32=bool(torch.backends.cuda.matmul.allow_tf32),
+        cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
+        before=before,
+    )
+    rnn = getattr(torch.backends.cudnn, "rnn", None)  # torch >= 2.9 also reports the newer setting
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        out["cudnn_rnn_fp32_precision"] = str(rnn.fp32_precision)
+    return out
+
+
+def torch_info(torch) -> dict:
+    return dict(
+        version=torch.__version__,
+        threads=torch.get_num_threads(),
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+    )
+
+
+def restore_torch_precision(torch, state: dict) -> None:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = state["before"]
+
+
+# --------------------------------------------------------------------------------------------
+# jax.experimental.rnn: cuDNN's LSTM through JAX (GPU only; its `lstm_ref` is a CPU path, used by the tests
+# to check the weight mapping).
+
+
+def cudnn_lstm_weights(params) -> jax.Array:
+    """rnnjax LSTM params -> the flat weight vector <[4H*I + 4H*H + 8H]> of `jax.experimental.rnn.lstm`
+    with one layer and one direction: W_ih <[4H, I]>, W_hh <[4H, H]>, b_ih <[4H]>, b_hh <[4H]>, each
+    flattened row-major, in that order. cuDNN's gate order is PyTorch's, i, f, g, o, which is rnnjax's;
+    b_ih holds b and b_hh zeros (cuDNN adds both)."""
+    return jnp.concatenate(
+        [params.w_ih.T.reshape(-1), params.w_hh.T.reshape(-1), params.b, jnp.zeros_like(params.b)]
+    )
+
+
+def params_from_cudnn(flat, like):
+    """Inverse of `cudnn_lstm_weights` (used on gradients), read with jax's own `unpack_lstm_weights`;
+    the gradient of b is that of b_ih (the same as b_hh's: both add to the same pre-activation)."""
+    from jax.experimental import rnn
+
+    I, H = like.w_ih.shape[0], like.w_hh.shape[0]
+    w_ih, w_hh, b_ih, _ = rnn.unpack_lstm_weights(jnp.asarray(flat), I, H, 1, False)
+    return type(like)(w_ih[0].T, w_hh[0].T, b_ih[0])
+
+
+def cudnn_lstm_apply(input_size: int, hidden_size: int, precision: str | None, reference: bool = False):
+    """`apply(flat_weights, xs <[B, T, I]>) -> ys <[B, T, H]>` of `jax.experimental.rnn.lstm` (cuDNN,
+    GPU only) from zero carries, every sequence full length; with `reference`, its pure-JAX twin
+    `lstm_ref` on weights unpacked by `unpack_lstm_weights` (runs anywhere)."""
+    from jax.experimental import rnn
+
+    I, H = input_size, hidden_size
+    # jax gives cuDNN one switch (`rnn._lstm_cudnn_allow_tf32`): HIGHEST -> no TF32, HIGH -> TF32 allowed;
+    # None follows JAX's default precision, and DEFAULT (bfloat16 to jax) is refused for this op.
+    lax_precision = {"highest": jax.lax.Precision.HIGHEST, "default": jax.lax.Precision.HIGH}.get(precision)
+
+    def apply(flat, xs):
+        B, T = xs.shape[:2]
+        zeros = jnp.zeros((1, B, H), xs.dtype)  # (layers * directions, B, H)
+        lengths = jnp.full((B,), T, jnp.int32)
+        if reference:
+            w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, I, H, 1, False)
+            return rnn.lstm_ref(xs, zeros, zeros, w_ih, w_hh, b_ih, b_hh, lengths, I, H, 1, 0.0, False)[0]
+        ys, _, _ = rnn.lstm(
+            xs, zeros, zeros, flat, lengths, input_size=I, hidden_size=H, num_layers=1, dropout=0.0,
+            bidirectional=False, precision=lax_precision,
+        )  # fmt: skip
+        return ys
+
+    return apply
+
+
+def gpu_skips(names, torch) -> dict[str, str]:
+    """{GPU contender among `names`: why it cannot run here} (empty on a GPU machine with both)."""
+    backend = jax.default_backend()
+    cuda = torch is not None and bool(torch.cuda.is_available())
+    why_torch = "torch not installed" if torch is None else f"torch.cuda.is_available() {cuda}"
+    skips = {}
+    if "torch-cuda" in names and not cuda:
+        skips["torch-cuda"] = why_torch
+    if "jax-cudnn" in names and backend != "gpu":
+        skips["jax-cudnn"] = f"jax backend {backend}"
+    return skips
+
+
+def skip_message(skips: dict[str, str]) -> str:
+    """One line naming every skipped GPU contender and why, e.g. "torch-cuda, jax-cudnn: skipped (no GPU:
+    jax backend cpu, torch.cuda.is_available() False)"."""
+    reasons = ", ".join(dict.fromkeys(skips[n] for n in ("jax-cudnn", "torch-cuda") if n in skips))
+    no_gpu = "no GPU: " if all(r != "torch not installed" for r in skips.values()) else ""
+    return f"{', '.join(skips)}: skipped ({no_gpu}{reasons})"
+
+
+# --------------------------------------------------------------------------------------------
+# All contenders at one point, and the cross-check.
+
+
+def build_contenders(
+    kind, params, xs, names, modes, torch=None, precision: str | None = None
+) -> dict[str, dict[str, tuple]]:
+    """{contender: {mode: (fn, args)}}, plus a converter of each contender's result to rnnjax's layout
+    under the key "to_rnnjax" ({mode: fn(result) -> ys or params-shaped grads}). `names` may hold
+    rnnjax@uK (unroll K) and GPU contenders; jax-cudnn is left out for cells other than the LSTM.
+    `precision` goes to rnnjax's `unroll` and jax-cudnn (None: JAX's default); the caller sets the JAX
+    default for Flax and the scan, and torch's switches (`throughput.run`)."""
+    cell = rnnjax.cells.make(kind, params.w_hh.shape[0])
+    same = lambda r: r  # noqa: E731
+    out: dict[str, dict] = {}
+
+    def jax_pair(apply, args, to_grads=same):
+        fwd = jax.jit(apply)
+        grad = jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x))))
+        return {"fwd": (fwd, args), "fwd+bwd": (grad, args), "to_rnnjax": {"fwd": same, "fwd+bwd": to_grads}}
+
+    def rnnjax_apply(**options):
+        return lambda p, x: rnnjax.unroll(cell, p, x, precision=precision, **options)[1]
+
+    for name in names:
+        if name == "rnnjax":
+            out[name] = jax_pair(rnnjax_apply(), (params, xs))
+        elif name.startswith(SWEEP):
+            out[name] = jax_pair(rnnjax_apply(unroll=int(name[len(SWEEP) :])), (params, xs))
+        elif name == "rnnjax-plain":  # the same cell without its whole-sequence kernel: autodiff of step
+            out[name] = jax_pair(rnnjax_apply(fast=False), (params, xs))
+        elif name == "scan":
+            out[name] = jax_pair(lambda p, x: naive_unroll(kind, p, x), (params, xs))
+        elif name == "flax":
+            module = flax_module(kind, params.w_hh.shape[0])
+            variables = flax_variables(kind, params)
+            want = jax.eval_shape(module.init, jax.random.key(0), xs)  # shapes only: no QR is run
+            got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
+            same_layout = jax.tree.structure(want) == jax.tree.structure(got)
+            if not same_layout or jax.tree.leaves(want) != jax.tree.leaves(got):
+                raise RuntimeError(f"flax {kind}: param layout changed: expected {want}, built {got}")
+            out[name] = jax_pair(module.apply, (variables, xs), lambda g: params_from_flax(kind, g, params))
+        elif name in ("torch", "torch-cuda"):
+            out[name] = torch_contender(torch, kind, params, xs, "cuda" if name == "torch-cuda" else "cpu")
+        elif name == "jax-cudnn" and kind == "lstm":
+            apply = cudnn_lstm_apply(xs.shape[-1], params.w_hh.shape[0], precision)
+            flat = cudnn_lstm_weights(params)
+            out[name] = jax_pair(apply, (flat, xs), lambda g: params_from_cudnn(g, params))
+    return {name: {m: c[m] for m in (*modes, "to_rnnjax")} for name, c in out.items()}
+
+
+def tolerances(precision: str | None = "highest") -> dict[str, float]:
+    """The cross-check tolerances of a run at `precision` on this backend (module docstring)."""
+    if precision == "default" and jax.default_backend() == "gpu":
+        return dict(scan=TF32_TOL, peer=TF32_TOL, grad_rtol=TF32_TOL)
+    return dict(scan=SCAN_TOL, peer=PEER_TOL, grad_rtol=GRAD_RTOL)
+
+
+def cross_check(kind: str, mode: str, results_by_name: dict, tol: dict | None = None) -> dict[str, float]:
+    """Compare each contender's (already converted) result with rnnjax's; raise on mismatch.
+
+    `tol`: `tolerances(...)` (default: those of precision "highest"). Returns {contender: max abs output
+    difference (fwd) or max relative gradient difference (fwd+bwd)}.
+    """
+    tol = tolerances() if tol is None else tol
+    ref = results_by_name["rnnjax"]
+    diffs = {}
+    for name, value in results_by_name.items():
+        if name == "rnnjax":
+            continue
+        if mode == "fwd":
+            diff = float(np.max(np.abs(np.asarray(value, np.float64) - np.asarray(ref, np.float64))))
+            same_ops = name in ("scan", "rnnjax-plain") or name.startswith(SWEEP)
+            limit = tol["scan"] if same_ops else tol["peer"]
+        else:
+            diff = 0.0
+            for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(ref), strict=True):
+                a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+                if a.shape != b.shape:
+                    raise RuntimeError(
+                        f"cross-check {kind} {mode} {name}: gradient shape {a.shape} != {b.shape}"
+                    )
+                diff = max(diff, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)))
+            limit = tol["grad_rtol"]
+        diffs[name] = diff
+        if not diff <= limit:  # also catches NaN
+            raise RuntimeError(
+                f"cross-check failed: {kind} {mode}: {name} differs from rnnjax by {diff:.3g} "
+                f"(tolerance {limit:g})"
+            )
+    return diffs
+
+
+def with_random_biases(params, key, scale: float = 0.1):
+    """Add N(0, scale^2) noise to the biases (zero at init), so the cross-check sees the bias mapping."""
+    b = params.b + scale * jax.random.normal(key, params.b.shape, params.b.dtype)
+    params = params._replace(b=b)
+    if getattr(params, "b_hn", None) is not None:
+        k = jax.random.fold_in(key, 1)
+        params = params._replace(
+            b_hn=params.b_hn + scale * jax.random.normal(k, params.b_hn.shape, params.b_hn.dtype)
+        )
+    return params
