@@ -47,6 +47,7 @@ class Config:
     reps: int = 10  # timed calls per contender and shape
     run: str = "gpu-check"  # prefix of the run folders in results/benchmarks/
     overwrite: bool = False  # replace earlier runs of that name
+    progress: bool = True  # progress bars of the benchmark steps (--no-progress: none, for logs)
 
 
 def gpu_state() -> dict:
@@ -89,7 +90,8 @@ def commands(cfg: Config) -> list[tuple[str, list[str]]]:
     if not cfg.skip_tests:
         workers = ["-n", str(cfg.workers)] if cfg.workers > 1 else ["-p", "no:xdist"]
         steps.append(("tests", [py, "-m", "pytest", "-q", *workers, *cfg.tests]))
-    common = ["--reps", str(cfg.reps), "--no-progress", *(["--overwrite"] if cfg.overwrite else [])]
+    common = ["--reps", str(cfg.reps), *([] if cfg.progress else ["--no-progress"])]
+    common += ["--overwrite"] if cfg.overwrite else []
     for precision in cfg.precisions:
         steps.append((
             f"grid {precision}",

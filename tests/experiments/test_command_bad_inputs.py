@@ -68,6 +68,8 @@ CASES = [
     (LR, ["--seq-lens", "x"], r"seq_lens: expected ints, got \['x'\]"),
     ("benchmarks.revisions", ["--against", "nonexistent-x"], r"against: expected a git revision of this"),
     ("benchmarks.revisions", ["--shape", "1", "0", "3", "4"], r"shape: expected four positive ints"),
+    ("benchmarks.gpu_check", ["--workers", "-1"], r"workers: expected an int >= 0, got -1"),
+    ("benchmarks.gpu_check", ["--unrolls", "0"], r"unrolls: expected ints >= 1, got \(0,\)"),
     ("experiments.lyapunov", ["--gains", "0"], r"gains: expected a positive number, got 0\.0"),
     ("experiments.lyapunov", ["--input-scales", "a"], r"input_scales: expected numbers, got \['a'\]"),
     (GN, ["--gains", "nan"], r"gains: expected a positive number, got nan"),
