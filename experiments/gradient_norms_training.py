@@ -1,7 +1,7 @@
 """Experiment 3: how training changes the per-lag gradient profile ‖∂L/∂h_t‖, per cell, over several seeds.
 
-    python -m experiments.gradient_norms_training                         # adding, T=100, 5 seeds
-    python -m experiments.gradient_norms_training --task temporal_order   # temporal order, T=100
+    python -m experiments.gradient_norms_training                         # adding, T=100, 5 seeds; 14 min*
+    python -m experiments.gradient_norms_training --task temporal_order   # temporal order, T=100; 9 min*
     python -m experiments.gradient_norms_training --quick                 # a smoke run of ~10 s
 
 For each cell (simple-tanh, LSTM, GRU), `--seeds` N networks (seeds `seed` .. `seed` + N - 1) train at
@@ -16,7 +16,29 @@ the lags where the task's relevant inputs sit (adding: the two markers' halves; 
 symbols' windows) is recorded too. A seed succeeds when its held-out loss is below 0.1 x the task's
 memoryless baseline; success is reported as k/N.
 
-MEASURED
+Measured (seeds 0-4, H=64, 1500 Adam steps at lr 1e-3, clipping at 1, 1 x XLA:CPU, jax 0.10.2; *wall
+times on a 2-core CPU shared with other jobs, load average 5-9; runs `seeds5_adding`,
+`seeds5_temporal_order`). Slope: median [min, max] over seeds, log10 per step of lag; "at lags": median
+log10 ‖∂L/∂h_t‖ over the relevant lags, median over seeds.
+
+    task    cell   k/N  slope at init            slope trained            1st: init -> trained  2nd
+    adding  tanh   0/5  -0.030 [-0.035, -0.024]  -0.051 [-0.069, -0.013]   -4.4 -> -7.6    -2.9 -> -5.1
+    adding  LSTM   0/5  -0.017 [-0.018, -0.012]  -0.049 [-0.065, -0.038]   -4.3 -> -7.5    -3.4 -> -4.9
+    adding  GRU    5/5  -0.128 [-0.131, -0.125]  -0.0013 [-0.0018, 0.0000] -12.1 -> -3.7   -5.7 -> -3.7
+    order   tanh   2/5  -0.046 [-0.049, -0.044]  -0.005 [-0.122, -0.000]   -6.4 -> -6.3    -4.6 -> -6.0
+    order   LSTM   4/5  -0.017 [-0.021, -0.015]  +0.005 [-0.003, +0.007]   -4.8 -> -7.2    -4.2 -> -7.2
+    order   GRU    0/5  -0.128 [-0.130, -0.128]  -0.142 [-0.146, -0.135]   -13.6 -> -15.2  -8.6 -> -9.7
+
+(order: temporal order. 1st / 2nd: adding, the first marker's half, lags 50-99, and the second's,
+lags 0-49; temporal order, the first symbol's window, lags 80-89, and the second's, lags 40-49.) The GRU
+decays alike at initialisation under both tasks' inputs (-0.128 per step), but the nearest relevant
+input sits at lags 0-49 in adding (median 10^-5.7 at init) and at lags 40-49 in temporal order (10^-8.6;
+10^-13.6 for the first symbol). Adding is learned on every seed and the profile flattens (-0.0013 per
+step; 10^-3.7 at both halves); on temporal order the loss never leaves ln 4 (gradient norms at most
+0.48 on every seed) and training steepens the decay to -0.142 per step, the gradient at the relevant
+lags falling a further 1.1-1.6 decades. In that sense the GRU's temporal-order failure is a vanishing
+gradient, on all 5 seeds. The tanh RNN solves temporal order at T = 100 on 2/5 seeds here (lr 1e-3,
+1500 steps) but on 0/5 in `long_range` (lr 3e-3, 1200 steps).
 
 Outputs in `results/gradient_norms_training/<run>/`: config.json, metrics.json (per seed: profiles,
 slopes, loss curves, final losses), profiles.png, summary.md.
@@ -49,8 +71,8 @@ FIT_BOUNDS = diagnostics.fit_bounds(np.float32)  # the float32 profiles' fit win
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Profiles at initialisation and after training. Expected run time on a 2-core CPU: RUNTIME at the
-    defaults; --quick about 10 s."""
+    """Profiles at initialisation and after training. Expected run time on a 2-core CPU: 14 min at the
+    defaults (measured while the cores were shared with other jobs); --quick about 15 s."""
 
     task: str = "adding"  # "adding", "copy" or "temporal_order"
     seq_len: int = 100
