@@ -2,7 +2,7 @@
 
     python -m experiments.gradient_norms_training                         # adding, T=100, 5 seeds; 14 min*
     python -m experiments.gradient_norms_training --task temporal_order   # temporal order, T=100; 9 min*
-    python -m experiments.gradient_norms_training --quick                 # a smoke run of ~10 s
+    python -m experiments.gradient_norms_training --quick                 # a smoke run of ~17 s
 
 For each cell (simple-tanh, LSTM, GRU), `--seeds` N networks (seeds `seed` .. `seed` + N - 1) train at
 once (`rnnjax.train.synthetic.train_seeds`). For each seed the profile log10 ‖∂L/∂h_t‖ against lag T − t
@@ -72,7 +72,7 @@ FIT_BOUNDS = diagnostics.fit_bounds(np.float32)  # the float32 profiles' fit win
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Profiles at initialisation and after training. Expected run time on a 2-core CPU: 14 min at the
-    defaults (measured while the cores were shared with other jobs); --quick about 15 s."""
+    defaults (measured while the cores were shared with other jobs); --quick about 17 s of CPU."""
 
     task: str = "adding"  # "adding", "copy" or "temporal_order"
     seq_len: int = 100
