@@ -53,7 +53,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple, Union
 
-import jax
 import matplotlib
 import tyro
 
@@ -264,12 +263,18 @@ def train(args: Train):
         distributed.on_main(lambda: check_resume(args), "checking the resumed run")
     level_defaults = LMConfig.for_level(args.lm.level)
     config = _cli.quick(args.lm, QUICK, level_defaults) if args.quick and not args.resume else args.lm
-    parallel.check_batch_size(parallel.run_mesh(config.devices), config.batch_size)  # before any output
-    source = read_corpus(args)
+
+    def read() -> tuple[Source, lm.Corpus]:  # every process reads its own copy of the text
+        parallel.check_batch_size(parallel.run_mesh(config.devices), config.batch_size)  # before any output
+        source = read_corpus(args)
+        return source, lm.prepare(source.text[: QUICK_CHARS if args.quick else None], config)
+
+    source, corpus = distributed.together(read, "reading the corpus")  # fit() checks a resumed run's
+    distributed.check_same(  # vocabulary against it
+        {"settings": config.to_dict(), "text": _digest(corpus)}, "settings and text (--corpus, lm flags)"
+    )
     if source.notes and main:
         print(source.notes)
-    corpus = lm.prepare(source.text[: QUICK_CHARS if args.quick else None], config)  # fit() checks a
-    same_everywhere(config, corpus)  # resumed run's vocabulary against it
 
     def open_run() -> str:
         run = _cli.run_folder(EXPERIMENT, args, resume=args.resume)
@@ -297,25 +302,11 @@ def train(args: Train):
     return result
 
 
-def same_everywhere(config: LMConfig, corpus: lm.Corpus) -> None:
-    """In a multi-process run, refuse (on every process) settings or a text that differ from process 0's:
-    each process builds the batches from its own copy, so they must agree."""
-    if distributed.process_count() == 1:
-        return
-    mine = json.loads(json.dumps({"config": config.to_dict(), "text": _digest(corpus)}))  # as sent
-    theirs = distributed.on_main(lambda: mine, "reading the settings")
-    if theirs != mine:
-        what = "settings" if theirs["config"] != mine["config"] else "text (corpus, vocabulary or split)"
-        raise ValueError(
-            f"corpus, lm: expected every process to train on process 0's {what}, got others on process "
-            f"{jax.process_index()}; give every process the same flags and the same corpus file"
-        )
-
-
 def _digest(corpus: lm.Corpus) -> str:
+    """SHA-256 of the token streams and the vocabulary (processes of one run must hold the same)."""
     h = hashlib.sha256()
-    for part in (corpus.train, corpus.valid, "\n".join(corpus.vocab.tokens).encode()):
-        h.update(part.tobytes() if hasattr(part, "tobytes") else part)
+    for part in (corpus.train.tobytes(), corpus.valid.tobytes(), "\n".join(corpus.vocab.tokens).encode()):
+        h.update(part)
     return h.hexdigest()
 
 

@@ -1,8 +1,10 @@
 """Multi-process runs on JAX's own distributed runtime (`jax.distributed`): one process per host (or per
 GPU), every process running the same program, the devices of all processes forming one mesh
 (`parallel.run_mesh`). Process 0 is the writer: it alone writes files and shows progress, and
-`on_main` runs a piece of code there and hands its result (or its error) to every process, so all
-processes take the same branch and none waits forever on a collective that another one skipped.
+`on_main` runs a piece of code there and hands its result (or its error) to every process, `together`
+runs one on every process and raises everywhere if it failed anywhere, and `check_same` refuses processes
+given different settings, so all processes take the same branch and none waits forever on a collective
+that another one skipped.
 
     from rnnjax.train import distributed
     distributed.initialize("10.0.0.1:1234", num_processes=2, process_id=0)  # before any JAX computation
@@ -29,6 +31,7 @@ import numpy as np
 __all__ = [
     "ENV",
     "broadcast",
+    "check_same",
     "describe",
     "initialize",
     "is_main",
@@ -36,6 +39,7 @@ __all__ = [
     "process_count",
     "settings",
     "to_host",
+    "together",
 ]
 
 # The environment variables `initialize` reads for the arguments it is not given.
@@ -209,6 +213,60 @@ def _broadcast_bytes(data: bytes) -> bytes:
     return np.asarray(multihost_utils.broadcast_one_to_all(buffer), np.uint8).tobytes()
 
 
+def _allgather_bytes(data: bytes) -> list[bytes]:
+    """Every process's `data`, in process order, on every process (two collectives)."""
+    from jax.experimental import multihost_utils
+
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([len(data)], np.int32))).reshape(-1)
+    buffer = np.zeros(int(sizes.max()), np.uint8)
+    buffer[: len(data)] = np.frombuffer(data, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(buffer), np.uint8).reshape(len(sizes), -1)
+    return [every[p, : int(n)].tobytes() for p, n in enumerate(sizes)]
+
+
+def _outcome(fn) -> tuple[dict, object, Exception | None]:
+    """(JSON-able outcome, value, error) of calling `fn`."""
+    try:
+        value = fn()
+    except Exception as e:  # reported to the other processes, then raised here
+        kind = type(e).__name__ if type(e).__name__ in _PASSED else "RuntimeError"
+        return {"error": kind, "message": str(e)}, None, e
+    return {"value": None}, value, None
+
+
+def together(fn, what: str):
+    """`fn()` run on every process; if it raises on any, every process raises: that one its own error, the
+    others the same type (ValueError, OSError, ...; others as RuntimeError) with the message "`what` failed
+    on process K: ...". So a process whose local work fails (a missing file, a bad value) never leaves the
+    others waiting for it in a collective. Every process must call it at the same point. In a single
+    process: `fn()`."""
+    if jax.process_count() == 1:
+        return fn()
+    outcome, value, error = _outcome(fn)
+    outcomes = [json.loads(b.decode()) for b in _allgather_bytes(json.dumps(outcome).encode())]
+    if error is not None:
+        raise error
+    for k, other in enumerate(outcomes):
+        if "error" in other:
+            raise _PASSED[other["error"]](f"{what} failed on process {k}: {other['message']}")
+    return value
+
+
+def check_same(value, name: str) -> None:
+    """Raise ValueError on every process unless every process holds the same JSON-able `value` (e.g. its
+    settings, or a digest of its data) as process 0; the message names `name` and the processes that
+    differ. In a single process: nothing."""
+    if jax.process_count() == 1:
+        return
+    every = _allgather_bytes(json.dumps(value, sort_keys=True).encode())
+    differ = [k for k, b in enumerate(every) if b != every[0]]
+    if differ:
+        raise ValueError(
+            f"{name}: expected the same on every process, got values on process(es) {differ} that differ "
+            f"from process 0's; give every process the same flags and the same files"
+        )
+
+
 def on_main(fn, what: str = "process 0"):
     """`fn()` run on process 0 only, its JSON-able result returned on every process.
 
@@ -218,15 +276,11 @@ def on_main(fn, what: str = "process 0"):
     """
     if jax.process_count() == 1:
         return fn()
-    outcome, error = None, None
-    if is_main():
-        try:
-            outcome = {"value": fn()}
-        except Exception as e:  # reported to the other processes, then raised here
-            error = e
-            kind = type(e).__name__ if type(e).__name__ in _PASSED else "RuntimeError"
-            outcome = {"error": kind, "message": str(e)}
-    shared = json.loads(_broadcast_bytes(json.dumps(outcome).encode()).decode())
+    payload, error = b"", None
+    if is_main():  # the value is sent as JSON: one that is not JSON-able fails here, on every process
+        outcome, text, error = _outcome(lambda: json.dumps({"value": fn()}))
+        payload = (text if error is None else json.dumps(outcome)).encode()
+    shared = json.loads(_broadcast_bytes(payload).decode())
     if error is not None:
         raise error
     if "error" in shared:

@@ -269,7 +269,9 @@ def fit(
             return start
 
         start = distributed.on_main(open_run, f"{desc}: opening the run folder")
-        if resume:  # every process continues from the writer's checkpoint, placed as `state` is
+        if resume and distributed.process_count() == 1:
+            state = restored  # host arrays: the step's jit places them
+        elif resume:  # every process continues from the writer's checkpoint, placed as `state` is
             host = restored if distributed.is_main() else jax.tree.map(_zeros_like, state)
             state = _placed_like(distributed.broadcast(host), state)
         return _loop(train_step, state, batches, key, start, store, log, run, **loop_args)

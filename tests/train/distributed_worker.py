@@ -99,6 +99,22 @@ def main(argv: list[str]) -> None:
         refused = "nothing raised"
     except ValueError as error:
         refused = f"{type(error).__name__}: {error}"
+
+    def fails_on_process_1():
+        if jax.process_index() == 1:
+            raise FileNotFoundError("corpus: not on this host")
+        return "read"
+
+    caught = {}
+    calls = {
+        "together": lambda: distributed.together(fails_on_process_1, "reading"),
+        "check_same": lambda: distributed.check_same(jax.process_index(), "settings"),
+    }
+    for name, call in calls.items():
+        try:
+            caught[name] = f"returned {call()!r}"
+        except (FileNotFoundError, ValueError) as error:
+            caught[name] = f"{type(error).__name__}: {error}"
     try:
         parallel.run_mesh(3)
         bad_mesh = "nothing raised"
@@ -107,6 +123,7 @@ def main(argv: list[str]) -> None:
     two = [d.process_index for d in parallel.run_mesh(2).devices] if args.processes == 2 else []
 
     out = {"refused": np.str_(refused), "bad_mesh": np.str_(bad_mesh), "mesh_of_2": np.array(two)}
+    out.update({f"caught/{k}": np.str_(v) for k, v in caught.items()})
     out.update({f"sweep/{k}": v for k, v in swept.items()})
     out.update({f"plain/{k}": np.asarray(v) for k, v in plain.items()})
     init = lm.init_state(lm.make_model(config, len(corpus.vocab)), config).params

@@ -24,16 +24,16 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker as worker  # noqa: E402
 
-# Seconds the four worker processes may take together before they are killed and the test fails: they
-# need about 50 s of CPU, so about 30 s on 2 idle cores, but 170 s were measured on 2 cores shared with
-# a load of 10-15; a hung collective would otherwise wait for gloo's or the coordination service's
-# minutes-long timeouts.
+# Seconds the four worker processes may take together before they are killed and the test fails: the
+# file needs about 48 s of CPU (37 s wall on 2 cores at a load of 3-5 from other jobs; 170 s at a load of
+# 10-15); a hung collective would otherwise wait for gloo's or the coordination service's minutes-long
+# timeouts.
 TIMEOUT = 300
 # 2 processes x 2 devices (or 1 x 4) vs 1 device: the gradient all-reduce adds the shards' partial sums in
-# another order (float32), and 6 SGD steps at learning rate 0.5 carry that round-off into the params. A
-# real fault (a shard dropped or counted twice, a mean over one shard instead of the batch, another batch
-# or dropout mask on one process) changes params by ~1e-2 relative after one step (as DP_RTOL in
-# tests/train/test_lm.py argues for 4 devices in one process).
+# another order (float32), and 6 SGD steps at learning rate 0.5 carry that round-off into the params
+# (measured: 5e-8 vs 1 x 4, 1e-7 vs 1 x 1). A real fault moves them far more: half of the batch rows wrong
+# (as if one process fed other rows) changed them by 1.2e-2 relative over the same 6 steps
+# (docs/distributed.md).
 DP_RTOL = 1e-5
 
 
@@ -165,7 +165,7 @@ def _check_sweep(launches: Path) -> None:
 
 
 def _check_failure(launches: Path) -> None:
-    """A failure on process 0 reaches process 1 as the same kind of error."""
+    """A failure on one process reaches every process as the same kind of error."""
     # The worker's last run trains into a folder that holds checkpoints without resume: process 0 refuses
     # it; process 1 must raise the same kind of error instead of waiting for process 0 in a collective.
     p0, p1 = (_npz(launches / "2x2" / f"p{k}.npz") for k in (0, 1))
@@ -173,6 +173,20 @@ def _check_failure(launches: Path) -> None:
     assert refused0.startswith("ValueError: run: ") and "already holds checkpoints" in refused0
     prefix = "ValueError: lstm char-level: opening the run folder failed: "
     assert refused1 == prefix + refused0.removeprefix("ValueError: ")
+    # A failure of one process's own work (here: process 1's) reaches every process too.
+    assert str(p1["caught/together"]) == "FileNotFoundError: corpus: not on this host"
+    assert (
+        str(p0["caught/together"])
+        == "FileNotFoundError: reading failed on process 1: corpus: not on this host"
+    )
+    for p in (p0, p1):  # each process holds its own id: not the same on every process
+        assert str(p["caught/check_same"]).startswith(
+            "ValueError: settings: expected the same on every process"
+        )
+    one = _npz(launches / "1x1" / "p0.npz")  # in one process: the plain call
+    assert (
+        str(one["caught/together"]) == "returned 'read'" and str(one["caught/check_same"]) == "returned None"
+    )
 
 
 def _check_mesh(launches: Path) -> None:
