@@ -147,7 +147,8 @@ def sweep_map(fn, tree, *, mesh: Mesh | None = None):
     the results gathered whole onto the host of every process as NumPy arrays.
 
     The number of points need not divide the device count: the last point is repeated to fill the last
-    device and the copies are dropped from the result. Every process must call it with the same `tree`.
+    device and the copies are dropped from the result. Every process must call it with the same `tree`
+    (tested over 2 processes x 2 devices against a plain vmap: tests/train/test_distributed.py).
 
     Args:
       fn: a function of one point (a pytree of arrays without the leading axis), traceable by JAX.
