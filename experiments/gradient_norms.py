@@ -57,7 +57,7 @@ from tqdm import tqdm
 from experiments import _cli
 from experiments.gradient_norms_plots import LAYOUT, plot_all, summary_text
 from rnnjax import cells, diagnostics, initializers, readout, reference, results
-from rnnjax.train import parallel
+from rnnjax.train import distributed, parallel
 from rnnjax.train.optimizers import check_positive
 
 EXPERIMENT = "gradient_norms"
@@ -100,7 +100,13 @@ class Config:
     run: str | None = None  # results/gradient_norms/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
     plot_only: Path | None = None  # redraw the figures of an existing run from its metrics.json
+    coordinator: str | None = None  # several processes: HOST:PORT of process 0 (docs/distributed.md)
+    num_processes: int | None = None  # several processes: how many (each one runs this command)
+    process_id: int | None = None  # several processes: this one's id, 0 .. num_processes - 1 (0 writes)
 
+
+# The options that may differ between the processes of one multi-process run.
+PROCESS_OPTIONS = ("coordinator", "process_id", "progress")
 
 QUICK = dict(
     cells=("simple-linear", "lstm-fb1"),
@@ -119,6 +125,7 @@ def _distinct(name: str, values: tuple) -> None:
 
 
 def validate(cfg: Config) -> Config:
+    distributed.settings(cfg.coordinator, cfg.num_processes, cfg.process_id)  # refuses bad values
     if cfg.preset not in PRESETS:
         raise ValueError(f"preset: expected one of {list(PRESETS)}, got {cfg.preset!r}")
     if cfg.preset != "default" and tuple(cfg.inits) != INITS:
@@ -392,12 +399,20 @@ def main(cfg: Config) -> Path:
         print(f"redrew figures in {run}")
         return run
     cfg = validate(cfg)
+    if distributed.settings(cfg.coordinator, cfg.num_processes, cfg.process_id) is not None:
+        distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
+    # Every process runs the same sweep (its points split over the devices of all of them by
+    # `parallel.sweep_map`); process 0 alone writes the run folder.
+    same = {k: v for k, v in results.to_jsonable(dataclasses.asdict(cfg)).items() if k not in PROCESS_OPTIONS}
+    distributed.check_same(same, "settings")
+    main_process = distributed.is_main()
     dtype = np.float64 if cfg.float64 else np.float32
-    out = _cli.new_run(EXPERIMENT, cfg)
+    out = Path(distributed.on_main(lambda: str(_cli.new_run(EXPERIMENT, cfg)), "creating the run folder"))
     start = time.perf_counter()
     raw, d = {}, {}
     with jax.enable_x64(True) if cfg.float64 else contextlib.nullcontext():
-        for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not cfg.progress):
+        progress = cfg.progress and main_process
+        for cell_name in tqdm(cfg.cells, desc="gradient_norms", unit="cell", disable=not progress):
             d[cell_name] = draws(cfg, make_cell(cfg, cell_name))
             raw[cell_name] = sweep_cell(cfg, cell_name, d=d[cell_name])
         metrics = summarise(cfg, raw, dtype)
@@ -419,7 +434,10 @@ def main(cfg: Config) -> Path:
         backend=backend_facts(),
         wall_time_s=time.perf_counter() - start,
         devices=[str(d) for d in jax.devices()],
+        processes=distributed.process_count(),
     )
+    if not main_process:
+        return out
     # One line (no indentation): the curves by lag hold ~10^6 numbers in the default sweep.
     results.atomic_write_text(out / "metrics.json", json.dumps(results.to_jsonable(metrics)) + "\n")
     plot_all(out)

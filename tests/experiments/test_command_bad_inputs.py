@@ -63,6 +63,8 @@ CASES = [
     (QS, ["--quick", "yes"], r"Unrecognized options: yes"),
     # gradient_norms
     (GN, ["--classes", "0"], r"classes: expected an int >= 2, got 0"),
+    (GN, ["--num-processes", "2", "--process-id", "2", "--coordinator", "localhost:1234"],
+     r"process_id: expected an int in \[0, 2\) \(num_processes = 2\), got 2"),
     (GN, ["--input-scales", "big"], r"input_scales: expected numbers, got \['big'\]"),
     (GN, ["--lengths", "100", "3.5"], r"lengths: expected ints, got \['100', '3.5'\]"),
     (LR, ["--seq-lens", "x"], r"seq_lens: expected ints, got \['x'\]"),
