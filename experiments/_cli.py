@@ -305,6 +305,20 @@ def new_run(experiment: str, cfg) -> Path:
     return out
 
 
+def finish_run(out: Path, title: str, metrics: dict, plot, summarise, *, compact: bool = False) -> str:
+    """Write a sweep's `metrics.json` (one line when `compact`: for large curves), draw its figures with
+    `plot(out)` and write `summary.md` from the saved metrics with `summarise(metrics) -> text`, so figures
+    and summary always show what the JSON holds. Returns the summary text."""
+    if compact:
+        results.atomic_write_text(out / "metrics.json", json.dumps(results.to_jsonable(metrics)) + "\n")
+    else:
+        results.write_json(out / "metrics.json", metrics)
+    plot(out)
+    text = summarise(json.loads((out / "metrics.json").read_text()))
+    results.atomic_write_text(out / "summary.md", f"# {title}\n\n{text}\n")
+    return text
+
+
 class Printout:
     """`say(line)`: print a line (with `write`, e.g. `tqdm.write` between progress bars) and keep it in
     `lines`, for the run's summary.md."""

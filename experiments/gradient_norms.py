@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import time
 from pathlib import Path
 
@@ -439,11 +438,7 @@ def main(cfg: Config) -> Path:
     if not main_process:
         return out
     # One line (no indentation): the curves by lag hold ~10^6 numbers in the default sweep.
-    results.atomic_write_text(out / "metrics.json", json.dumps(results.to_jsonable(metrics)) + "\n")
-    plot_all(out)
-    text = summary_text(json.loads((out / "metrics.json").read_text()))
-    results.atomic_write_text(out / "summary.md", f"# gradient_norms\n\n{text}\n")
-    print(text)
+    print(_cli.finish_run(out, EXPERIMENT, metrics, plot_all, summary_text, compact=True))
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     return out
 

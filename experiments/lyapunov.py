@@ -46,7 +46,7 @@ from tqdm import tqdm
 from experiments import _cli
 from experiments._plots import colors, nan_if_none, panels, save
 from experiments.gradient_norms import VARIANTS
-from rnnjax import cells, diagnostics, results
+from rnnjax import cells, diagnostics
 from rnnjax.train import parallel
 from rnnjax.train.optimizers import check_positive
 
@@ -544,11 +544,7 @@ def main(cfg: Config) -> Path:
     metrics = summarise(cfg, raw, spectra)
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics["devices"] = [str(d) for d in jax.devices()]
-    results.write_json(out / "metrics.json", metrics)
-    plot_all(out)
-    table = summary_table(json.loads((out / "metrics.json").read_text()))
-    results.atomic_write_text(out / "summary.md", f"# lyapunov\n\n{table}\n")
-    print(table)
+    print(_cli.finish_run(out, EXPERIMENT, metrics, plot_all, summary_table))
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     return out
 
