@@ -52,7 +52,9 @@ for kind in kinds:
         fns[kind, mode], args[kind, mode] = fn, (params, xs)
 for line in sys.stdin:
     command = line.strip()
-    if command == "jaxprs":
+    if command == "where":
+        out = {"rnnjax": rnnjax.__file__}
+    elif command == "jaxprs":
         out = {f"{k}|{m}": str(jax.make_jaxpr(fn)(*args[k, m])) for (k, m), fn in fns.items()}
     elif command == "compile":
         fns = {key: jax.jit(fn) for key, fn in fns.items()}
@@ -112,8 +114,11 @@ def _worker(checkout: Path, cfg: Config) -> subprocess.Popen:
 
 
 def _ask(worker: subprocess.Popen, command: str) -> dict:
-    worker.stdin.write(command + "\n")
-    worker.stdin.flush()
+    try:
+        worker.stdin.write(command + "\n")
+        worker.stdin.flush()
+    except BrokenPipeError:
+        raise _cli.RunFailed(f"a worker process ended early (exit status {worker.wait()})") from None
     line = worker.stdout.readline()
     if not line:
         raise _cli.RunFailed(f"a worker process ended early (exit status {worker.wait()})")
@@ -129,6 +134,10 @@ def compare(cfg: Config) -> dict:
         workers = {}
         try:
             workers = {"this": _worker(ROOT, cfg), "against": _worker(other, cfg)}
+            for (name, w), checkout in zip(workers.items(), (ROOT, other)):
+                where = Path(_ask(w, "where")["rnnjax"]).resolve()
+                if checkout.resolve() not in where.parents:
+                    raise _cli.RunFailed(f"the {name} worker imported rnnjax from {where}, not {checkout}")
             jaxprs = {name: _ask(w, "jaxprs") for name, w in workers.items()}
             times = {name: {key: [] for key in jaxprs["this"]} for name in workers}
             for w in workers.values() if cfg.time else ():
@@ -139,10 +148,16 @@ def compare(cfg: Config) -> dict:
                     for key, seconds in _ask(w, "time").items():
                         times[name][key].append(seconds)
         finally:
-            for w in workers.values():
-                w.stdin.close()
-                w.wait(timeout=60)
-            subprocess.run([*git, "remove", "--force", str(other)], check=False)
+            try:
+                for w in workers.values():
+                    try:
+                        w.stdin.close()
+                        w.wait(timeout=60)
+                    except (OSError, subprocess.TimeoutExpired):
+                        w.kill()
+                        w.wait()
+            finally:  # the checkout goes whatever happened to the workers
+                subprocess.run([*git, "remove", "--force", str(other)], check=False)
     rows = {}
     for key in jaxprs["this"]:
         row = dict(identical_jaxpr=jaxprs["this"][key] == jaxprs["against"].get(key))

@@ -194,11 +194,13 @@ def check(cfg: Config) -> Config:
     check_positive("clip_norm", cfg.clip_norm)  # always given here (the clip runs use it)
     _synthetic.check_training(cfg)
     _cli.check_ints(cfg, "eval_batch_size", "seeds")
+    lens = parse_task_values("task_seq_lens", cfg.task_seq_lens, cfg.tasks, lists=True)
     for name in cfg.tasks:  # fail on bad names or lengths before any training
         with _cli.named("tasks", "name"), _cli.named("seq_lens", "seq_len"):
-            tasks.make(name, max(cfg.seq_lens))
-            tasks.make(name, min(cfg.seq_lens))
-    lens = parse_task_values("task_seq_lens", cfg.task_seq_lens, cfg.tasks, lists=True)
+            tasks.make(name, 10)  # the name
+            if name not in lens:  # the lengths of --seq-lens that this task runs at
+                tasks.make(name, max(cfg.seq_lens))
+                tasks.make(name, min(cfg.seq_lens))
     for name, values in lens.items():
         for T in values:
             with _cli.named("task_seq_lens", "seq_len"):

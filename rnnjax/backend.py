@@ -3,7 +3,9 @@
 `lax.scan` runs one loop iteration per `unroll` steps. Each iteration has a fixed cost besides the cell's
 own work; on a GPU it dominates small and medium shapes, on a CPU it is lost in the noise. `rnnjax.unroll`
 and the kernels of `rnnjax.fused` take `unroll=None` (their default) to mean `SCAN_UNROLL[platform]` of
-the backend JAX computes on (`jax.default_backend()`).
+JAX's default backend (`jax.default_backend()`), read when the call is traced: a computation placed on
+another backend (`jax.jit(..., backend="cpu")` on a GPU machine) gets the default backend's value, so
+pass `unroll=` there.
 
 Where the values come from:
   - cpu 1: `python -m benchmarks.throughput --quick --unrolls 1 2 4 8 16` on a 2-core CPU (README,

@@ -553,13 +553,20 @@ def fit_bounds(dtype, margin: float = FIT_MARGIN_DECADES) -> tuple[float, float]
       (low, high), e.g. (-31.93, 32.53) for float32 and (-301.65, 302.25) for float64 at the default margin.
     """
     try:
-        info = np.finfo(np.dtype(dtype))
+        info = jnp.finfo(dtype)  # also bfloat16 and the other ml_dtypes
     except (TypeError, ValueError):
         raise TypeError(f"dtype: expected a floating-point dtype, got {dtype!r}") from None
-    margin = float(margin)
-    if not np.isfinite(margin) or margin < 0:
-        raise ValueError(f"margin: expected a finite number of decades >= 0, got {margin!r}")
-    return float(np.log10(info.tiny)) + margin, float(np.log10(info.max)) - margin
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise TypeError(f"margin: expected a number of decades, got {margin!r}") from None
+    low, high = float(np.log10(float(info.tiny))), float(np.log10(float(info.max)))
+    if not np.isfinite(margin) or margin < 0 or low + margin >= high - margin:
+        raise ValueError(
+            f"margin: expected a finite number of decades >= 0 and below {(high - low) / 2:.4g} (half the "
+            f"range of {np.dtype(info.dtype).name}), got {margin!r}"
+        )
+    return low + margin, high - margin
 
 
 class DecayFit(NamedTuple):

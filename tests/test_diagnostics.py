@@ -376,8 +376,14 @@ def test_fit_bounds_are_the_dtype_limits_less_the_margin():
     assert diagnostics.fit_bounds(jnp.float64) == pytest.approx((-307.65 + 6.0, 308.25 - 6.0), abs=0.01)
     with pytest.raises(TypeError, match="dtype: expected a floating-point dtype, got <class 'numpy.int32'>"):
         diagnostics.fit_bounds(np.int32)
-    with pytest.raises(ValueError, match=r"margin: expected a finite number of decades >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"margin: expected a finite number of decades >= 0 and below 38.2"):
         diagnostics.fit_bounds(np.float32, margin=-1)
+    with pytest.raises(ValueError, match=r"margin: .* \(half the range of float32\), got 40.0"):
+        diagnostics.fit_bounds(np.float32, margin=40)
+    with pytest.raises(TypeError, match=r"margin: expected a number of decades, got 'six'"):
+        diagnostics.fit_bounds(np.float32, margin="six")
+    low, high = diagnostics.fit_bounds(jnp.bfloat16)  # bfloat16 has float32's exponent range
+    assert (low, high) == pytest.approx(diagnostics.fit_bounds(np.float32), abs=0.01)
 
 
 def test_bounded_fit_stops_at_the_first_lag_outside_the_window():
@@ -414,7 +420,9 @@ def test_float32_linear_slope_is_log10_gain_within_2e_5_at_T_1000(gain):
     _, _, g_carry = diagnostics.loss_and_hidden_state_grads(cell, params, xs, lambda ys: ys[-1] @ u)
     log_norms = diagnostics.log10_norm(np.asarray(g_carry.h))[::-1]  # lag 0 first
     fit = diagnostics.decay_rate(np.arange(T), log_norms, bounds=diagnostics.fit_bounds(jnp.float32))
-    assert abs(fit.slope - np.log10(gain)) < 2e-5, fit
+    # The issue asks for 2e-5; measured here <= 1.2e-8 (4 seeds). 1e-6 would still fail a 2-decade margin
+    # (slope error 8e-6), so a window reaching into the flushed range cannot pass unnoticed.
+    assert abs(fit.slope - np.log10(gain)) < 1e-6, fit
     assert fit.last_fitted_lag >= 100  # a real window, not two points
     if fit.first_underflow_lag is not None:
         assert fit.last_fitted_lag < fit.first_underflow_lag

@@ -229,7 +229,7 @@ def _outcome(fn) -> tuple[dict, object, Exception | None]:
     try:
         value = fn()
     except Exception as e:  # reported to the other processes, then raised here
-        kind = type(e).__name__ if type(e).__name__ in _PASSED else "RuntimeError"
+        kind = next((c.__name__ for c in type(e).__mro__ if c.__name__ in _PASSED), "RuntimeError")
         return {"error": kind, "message": str(e)}, None, e
     return {"value": None}, value, None
 

@@ -40,7 +40,7 @@ import optax
 from rnnjax import generate, models, readout
 from rnnjax.data import text as text_lib
 from rnnjax.results import write_json
-from rnnjax.train import loop, parallel
+from rnnjax.train import distributed, loop, parallel
 from rnnjax.train.checkpoint import Checkpoints, find_checkpoints
 from rnnjax.train.lm_config import (
     DATA_FIELDS,
@@ -372,9 +372,13 @@ def fit(
         raise TypeError(f"config: expected an LMConfig, got {type(config).__name__}")
     if not isinstance(corpus, Corpus):
         raise TypeError(f"corpus: expected the Corpus of lm.prepare, got {type(corpus).__name__}")
-    if not isinstance(run, str | os.PathLike) or (Path(run).exists() and not Path(run).is_dir()):
-        got = f"{str(run)!r}, which is a file" if isinstance(run, str | os.PathLike) else type(run).__name__
-        raise ValueError(f"run: expected the path of a run folder (created if missing), got {got}")
+    def check_run() -> None:  # on process 0, the one that writes it; its error reaches every process
+        if not isinstance(run, str | os.PathLike) or (Path(run).exists() and not Path(run).is_dir()):
+            path = isinstance(run, str | os.PathLike)
+            got = f"{str(run)!r}, which is a file" if path else type(run).__name__
+            raise ValueError(f"run: expected the path of a run folder (created if missing), got {got}")
+
+    distributed.on_main(check_run, "checking the run folder")
     mesh = parallel.run_mesh(config.devices)
     parallel.check_batch_size(mesh, config.batch_size)
     model = make_model(config, len(corpus.vocab))

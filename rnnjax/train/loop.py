@@ -304,9 +304,12 @@ def _loop(
     compile_seconds = 0.0
     t_start = t_window = time.perf_counter()
 
+    def write_log(entry: dict) -> None:  # on process 0; a failure there reaches every process
+        if run is not None:
+            distributed.on_main(lambda: log.write(entry), f"{desc}: writing metrics.jsonl")
+
     def record(split: str, values: dict) -> None:
-        if log is not None:
-            log.write({"step": done, "split": split, **values})
+        write_log({"step": done, "split": split, **values})
 
     def validate() -> dict:
         v = {k: float(x) for k, x in jax.device_get(evaluate(state)).items()}
@@ -331,9 +334,7 @@ def _loop(
             if bad:
                 status = "diverged"
                 message = _divergence_message(desc, step + 1, ", ".join(bad), store)
-                if log is not None:
-                    nulls = {k: None for k in values}
-                    log.write({"step": step + 1, "split": "train", **nulls, "diverged": True})
+                write_log({"step": step + 1, "split": "train", **{k: None for k in values}, "diverged": True})
                 if main:
                     warnings.warn(message, RuntimeWarning, stacklevel=2)
                 break

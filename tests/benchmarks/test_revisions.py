@@ -6,8 +6,10 @@ from benchmarks import revisions
 
 
 def test_this_revision_against_itself_traces_identical_jaxprs():
-    """Two worker processes in two checkouts of the same commit must trace the same programs; a worker
-    that imported the wrong checkout or traced other inputs would show as DIFFERENT."""
+    """Two worker processes in two checkouts of the same commit (the working tree and a fresh worktree of
+    HEAD) trace the same programs. Each worker must import rnnjax from its own checkout, which `compare`
+    checks (it raises otherwise); a traced change to this package left uncommitted would show here as
+    a difference."""
     cfg = revisions.check(revisions.Config(against="HEAD", cells=("lstm",), shape=(2, 5, 3, 4), time=False))
     rows = revisions.compare(cfg)
     assert set(rows) == {"lstm|fwd", "lstm|fwd+bwd"}
