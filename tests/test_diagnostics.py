@@ -406,7 +406,7 @@ def test_bounded_fit_stops_at_the_first_lag_outside_the_window():
 
 
 @pytest.mark.parametrize("gain", [0.5, 0.9])
-def test_float32_linear_slope_is_log10_gain_within_2e_5_at_T_1000(gain):
+def test_float32_linear_slope_is_log10_gain_at_T_1000(gain):
     """The linear cell with orthogonal W_hh = g Q shrinks every back-propagated vector by exactly g per
     step, so log10 g is the exact slope (an independent, analytic value). In float32 the profile reaches
     the float limits long before lag 999 (lag ~120 at g = 0.5); the window keeps the fit off them."""
