@@ -305,6 +305,15 @@ def new_run(experiment: str, cfg) -> Path:
     return out
 
 
+def redraw(path, experiment: str, plot) -> Path:
+    """`--plot-only PATH`: the saved run of `experiment` at `path` (`saved_run`), its figures redrawn by
+    `plot(run)`."""
+    run = saved_run(path, experiment)
+    plot(run)
+    print(f"redrew figures in {run}")
+    return run
+
+
 def finish_run(out: Path, title: str, metrics: dict, plot, summarise, *, compact: bool = False) -> str:
     """Write a sweep's `metrics.json` (one line when `compact`: for large curves), draw its figures with
     `plot(out)` and write `summary.md` from the saved metrics with `summarise(metrics) -> text`, so figures

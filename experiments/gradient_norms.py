@@ -393,10 +393,7 @@ def float64_linear(cfg: Config, d: dict | None = None) -> dict:
 def main(cfg: Config) -> Path:
     """Run the sweep (or only redraw, with `plot_only`); returns the run folder."""
     if cfg.plot_only is not None:
-        run = _cli.saved_run(cfg.plot_only, EXPERIMENT)
-        plot_all(run)
-        print(f"redrew figures in {run}")
-        return run
+        return _cli.redraw(cfg.plot_only, EXPERIMENT, plot_all)
     cfg = validate(cfg)
     if distributed.settings(cfg.coordinator, cfg.num_processes, cfg.process_id) is not None:
         distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)

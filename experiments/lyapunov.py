@@ -528,10 +528,7 @@ def summary_table(m: dict) -> str:
 def main(cfg: Config) -> Path:
     """Run the sweep (or only redraw, with `plot_only`); returns the run folder."""
     if cfg.plot_only is not None:
-        run = _cli.saved_run(cfg.plot_only, EXPERIMENT)
-        plot_all(run)
-        print(f"redrew figures in {run}")
-        return run
+        return _cli.redraw(cfg.plot_only, EXPERIMENT, plot_all)
     cfg = validate(cfg)
     if cfg.float64:
         jax.config.update("jax_enable_x64", True)
