@@ -3,7 +3,9 @@ dataclass with tyro, run `main(config)`, and report every failure as one line `e
 
 Exit status: 0 done; 2 bad usage (a value refused by the command line, a config's checks or the library:
 `BAD_INPUT`); 1 a run that failed (`RunFailed`, e.g. a diverged training, a full disk, or anything
-unexpected); 130 interrupted. The traceback (or tyro's full parse report) only with `--debug`.
+unexpected); 130 interrupted by Ctrl-C, 143 by SIGTERM (training saves the interrupted step first and
+prints the command that continues it). The traceback (or tyro's full parse report) only with `--debug`.
+Warnings print as one line `warning: ...` (their source file and line only with `--debug`).
 
 Every experiment's config has the same fields, so the same flags work everywhere: `--run NAME` (outputs in
 `results/<experiment>/<NAME>/`, a plain folder name), `--overwrite` (replace an existing run of that
@@ -22,7 +24,10 @@ import io
 import json
 import os
 import re
+import shlex
+import signal
 import sys
+import threading
 import traceback
 import typing
 import warnings
@@ -33,6 +38,7 @@ from typing import Any
 import tyro
 
 from rnnjax import results
+from rnnjax.train.loop import Interrupted
 
 __all__ = [
     "BAD_INPUT",
@@ -57,7 +63,7 @@ __all__ = [
 # was expected, so the user needs no traceback.
 BAD_INPUT = (ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
              IsADirectoryError)  # fmt: skip
-EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 1, 130, 141
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 2, 1, 130, 141, 143
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BOX = "│┃╭╮╰╯┌┐└┘├┤|+ \t"  # the frame of tyro's error panel, stripped from each line
 _RULE = re.compile(r"[─━\-=]{3,}")  # a horizontal rule inside tyro's panel
@@ -178,12 +184,21 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    config = None
     try:
-        main(parse(command, argv, debug))
+        with _plain_warnings(debug), _sigterm_interrupts() as received:
+            config = parse(command, argv, debug)
+            main(config)
+    except Interrupted as e:
+        if debug:
+            raise
+        sys.stdout.flush()
+        print(f"{e}; {_continue_with(argv, config, e)}", file=sys.stderr, flush=True)
+        raise SystemExit(e.exit_status) from None
     except KeyboardInterrupt:
         if debug:
             raise
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail("interrupted", EXIT_TERMINATED if received else EXIT_INTERRUPTED)
     except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error on exit
         raise SystemExit(EXIT_BROKEN_PIPE) from None
@@ -206,6 +221,58 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
             f"--debug shows the traceback)",
             EXIT_FAILED,
         )
+
+
+def _continue_with(argv: list[str], config, interrupted: Interrupted) -> str:
+    """How to continue an interrupted run: the same command line with `--resume` (and without
+    `--overwrite`, which would delete what was saved), when the command can resume."""
+    if not interrupted.saved:
+        return "this command keeps no checkpoint; run it again to start over"
+    if not hasattr(config, "resume"):
+        return "this command cannot continue a run; run it again to start over"
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    line = " ".join(shlex.quote(a) for a in [*(_prog() or "python -m ?").split(), *kept, "--resume"])
+    return f"continue with: {line}"
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """Inside (in the main thread), SIGTERM interrupts like Ctrl-C (a KeyboardInterrupt, so files are
+    closed and locks released) instead of killing the process; the list yielded gets the signal number.
+    Training (`rnnjax.train.loop.fit`) handles both signals itself: it saves the step first."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _plain_warnings(debug: bool):
+    """Inside, a warning prints as one line `warning: <message>` on stderr (with `debug`: Python's usual
+    form, naming the source line)."""
+    if debug:
+        yield
+        return
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {one_line(str(message))}", file=sys.stderr if file is None else file, flush=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def _fail(message: str, status: int):

@@ -5,6 +5,7 @@ copying memory at several time lags T, several seeds at once, reporting success 
     python -m experiments.long_range --quick     # ~20 s smoke run (adding, T=10, clip, 60 steps, 2 seeds)
     python -m experiments.long_range --full      # the wider grid (not run here; see FULL)
     python -m experiments.long_range --replot results/long_range/<run>   # figures + summary from JSON
+    python -m experiments.long_range --run NAME --resume   # continue an interrupted run (Ctrl-C saves)
 
 Every configuration (task, T, cell, clip) trains `--seeds` N fresh networks at once (seeds `seed` ..
 `seed` + N - 1; `rnnjax.train.synthetic.train_seeds`: one compiled step over a leading seed axis): a
@@ -95,6 +96,7 @@ class Config:
     progress: bool = True  # progress bars (--no-progress for logs)
     run: str | None = None  # results/long_range/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
+    resume: bool = False  # continue the interrupted --run with its saved settings (finished trainings kept)
     replot: str | None = None  # redo figures and summary.md from an existing run folder, then exit
 
 
@@ -142,8 +144,12 @@ def grid(cfg: Config) -> list[tuple[str, int, int]]:
     return [(t, T, steps.get(t, cfg.steps)) for t in cfg.tasks for T in lens.get(t, cfg.seq_lens)]
 
 
-def run_one(cfg: Config, task_name: str, seq_len: int, steps: int, cell_name: str, clip: bool) -> dict:
-    """Train one (task, T, cell, clip) combination for every seed at once; returns its JSON record."""
+def run_one(
+    cfg: Config, task_name: str, seq_len: int, steps: int, cell_name: str, clip: bool, folder: Path | None
+) -> dict:
+    """Train one (task, T, cell, clip) combination for every seed at once; returns its JSON record. With
+    `folder`, the training keeps its log and checkpoint there and continues one found there (an
+    interrupted run), replaying exactly the uninterrupted training."""
     task = tasks.make(task_name, seq_len)
     seeds = tuple(range(cfg.seed, cfg.seed + cfg.seeds))
     cell = _synthetic.make_cell(cell_name, cfg.hidden_size)
@@ -157,6 +163,8 @@ def run_one(cfg: Config, task_name: str, seq_len: int, steps: int, cell_name: st
         clip_norm=cfg.clip_norm if clip else None,
         progress=cfg.progress,
         desc=f"{task_name} T={seq_len} {cell_name}{' clip' if clip else ''} x{len(seeds)}",
+        run=folder,
+        resume=folder is not None and _has_checkpoint(folder),
     )
     final = synthetic.evaluate_seeds(cell, task, params, seeds=seeds, batch_size=cfg.eval_batch_size)
     success = [task.success(float(f)) and not h["diverged"] for f, h in zip(final, histories)]
@@ -211,31 +219,72 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
+def resumed(cfg: Config) -> tuple[Config, Path, dict]:
+    """For `--resume`: the run's saved settings (the command line may repeat them, and change only
+    `--no-progress`), its folder and its finished trainings by (task, T, cell, clip). Nothing is written."""
+    if cfg.run is None:
+        raise ValueError("resume: expected the --run to continue, got no --run")
+    out = _cli.run_folder(EXPERIMENT, cfg, resume=True)
+    if not (out / "config.json").is_file():
+        raise ValueError(f"resume: {str(out)!r} holds no config.json of a long_range run to continue")
+    saved = json.loads((out / "config.json").read_text())
+    fields = {f.name for f in dataclasses.fields(Config)}
+    kept = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+    defaults, free = Config(), ("run", "resume", "overwrite", "progress", "replot")
+    changed = [
+        f"{k} (saved {kept[k]!r}, given {getattr(cfg, k)!r})"
+        for k in sorted(fields - set(free))
+        if getattr(cfg, k) != getattr(defaults, k) and k in kept and getattr(cfg, k) != kept[k]
+    ]
+    if changed:
+        raise ValueError(f"resume: run {cfg.run!r} was started with other settings: {'; '.join(changed)}")
+    cfg = dataclasses.replace(Config(**kept), run=cfg.run, resume=True, progress=cfg.progress)
+    done = {}
+    if (out / "metrics.json").is_file():
+        for r in json.loads((out / "metrics.json").read_text())["runs"]:
+            done[(r["task"], r["seq_len"], r["cell"], r["clip"])] = r
+    return cfg, out, done
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    ckpt = folder / "checkpoints"
+    return ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())
+
+
 def main(cfg: Config) -> None:
     if cfg.replot:
         report(_cli.saved_run(cfg.replot, EXPERIMENT, what="replot"))
         return
-    cfg = check(cfg)
-    out = _cli.new_run(EXPERIMENT, cfg)
-    start = time.perf_counter()
-    runs = []
+    if cfg.resume:
+        cfg, out, done = resumed(cfg)
+    else:
+        cfg = check(cfg)
+        out, done = _cli.new_run(EXPERIMENT, dataclasses.replace(cfg, overwrite=False)), {}
+    start, runs = time.perf_counter(), []
+    earlier = json.loads((out / "metrics.json").read_text())["wall_seconds"] if done else 0.0
     for task_name, seq_len, steps in grid(cfg):
         for cell_name in cfg.cells:
             for clip in cfg.clip:
-                runs.append(run_one(cfg, task_name, seq_len, steps, cell_name, clip))
+                key = (task_name, seq_len, cell_name, clip)
+                if key in done:  # finished before the run was interrupted
+                    runs.append(done[key])
+                    continue
+                folder = out / "train" / f"{task_name}-T{seq_len}-{cell_name}-{'clip' if clip else 'noclip'}"
+                runs.append(run_one(cfg, task_name, seq_len, steps, cell_name, clip, folder))
                 # Rewritten after every run, so an interrupted sweep keeps what it finished.
-                metrics = dict(
-                    runs=runs,
-                    criterion=CRITERION,
-                    backend=_backend(),
-                    wall_seconds=time.perf_counter() - start,
-                    complete=False,
-                )
+                metrics = _metrics(runs, earlier + time.perf_counter() - start, complete=False)
                 results.write_json(out / "metrics.json", metrics)
-    metrics["complete"] = True
+    metrics = _metrics(runs, earlier + time.perf_counter() - start, complete=True)
     results.write_json(out / "metrics.json", metrics)
     report(out)
     print(f"wrote {out} in {metrics['wall_seconds']:.0f} s")
+
+
+def _metrics(runs: list[dict], wall_seconds: float, complete: bool) -> dict:
+    """The sweep's metrics.json record."""
+    return dict(
+        runs=runs, criterion=CRITERION, backend=_backend(), wall_seconds=wall_seconds, complete=complete
+    )
 
 
 def _backend() -> str:

@@ -13,6 +13,10 @@ holds the whole state, resuming from a checkpoint replays exactly the computatio
     result = fit(step_fn, state, batches, steps=1000, evaluate=evaluate, run="results/x/run1")
     result.state, result.history["loss"], result.status   # "done", "stopped" or "diverged"
 
+Ctrl-C (SIGINT) or SIGTERM (a cluster's preemption) during `fit` finishes the current step, checkpoints it
+(with a run folder) and raises `Interrupted` (a `KeyboardInterrupt` carrying the `FitResult`), so
+`resume=True` continues from exactly that step; a second Ctrl-C aborts at once.
+
 In a multi-process run (`rnnjax.train.distributed`) every process calls `fit` alike and computes every step
 (the step, its batches and `evaluate` are collectives over the run's devices); process 0 alone writes
 (run folder lock, `metrics.jsonl`, checkpoints, `on_start`) and shows the progress bar, a resumed run
@@ -29,6 +33,9 @@ import json
 import math
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -44,7 +51,7 @@ from rnnjax.results import RunLock, atomic_write_text, disk_full_message
 from rnnjax.train import distributed
 from rnnjax.train.checkpoint import METRIC, Checkpoints
 
-__all__ = ["FitResult", "MetricsLog", "fit"]
+__all__ = ["FitResult", "Interrupted", "MetricsLog", "fit"]
 
 # Steps between updates of the progress bar's loss display (each update costs a terminal write).
 POSTFIX_EVERY = 25
@@ -58,9 +65,10 @@ class FitResult(NamedTuple):
     Attributes:
       state: the last good state, on the host (on divergence: the state before the non-finite step).
       history: dict of per-step lists, one per metric of `train_step` (e.g. "loss", "grad_norm"), for the
-        steps run in this call (the diverging step included), plus "steps" (how many), "diverged",
-        "message", "compile_seconds" and "train_seconds".
-      status: "done", "stopped" (by `stop_after` or the time limit) or "diverged".
+        steps run in this call (the diverging step included), plus "steps" (how many), "total_steps" (the
+        run's target), "diverged", "message", "compile_seconds" and "train_seconds".
+      status: "done", "stopped" (by `stop_after` or the time limit), "diverged" or, in the result carried
+        by `Interrupted`, "interrupted".
       message: a human-readable account of how training ended.
       valid: the last evaluation record, or None.
       best_step: the checkpointed step with the lowest evaluation loss, or None.
@@ -76,6 +84,61 @@ class FitResult(NamedTuple):
     best_step: int | None
     step: int
     run: Path | None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (SIGINT or SIGTERM) after a completed step.
+
+    Raised by `fit` once the step in progress has finished and, with a run folder, been checkpointed, so
+    `fit(..., resume=True)` continues from `result.step` exactly as an uninterrupted run would.
+
+    Attributes:
+      result: the `FitResult` up to the interrupted step (`status == "interrupted"`).
+      signum: the signal received (`signal.SIGINT` or `signal.SIGTERM`).
+      saved: whether a checkpoint of `result.step` was written.
+      exit_status: 128 + signum, the shell's convention (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+    def __init__(self, result: FitResult, signum: int, saved: bool):
+        self.result, self.signum, self.saved = result, int(signum), saved
+        self.exit_status = 128 + int(signum)
+        steps = result.history.get("total_steps", "?")
+        where = f"saved in {str(result.run)!r}" if saved else "not saved (no run folder)"
+        super().__init__(f"interrupted at step {result.step} of {steps}; {where}")
+
+
+class _Signals:
+    """While entered (in the main thread): the first SIGINT or SIGTERM is only recorded (`received`), so
+    the loop can finish its step and save; a second SIGINT raises KeyboardInterrupt at once. The previous
+    handlers come back on exit. In another thread (where Python cannot set handlers) nothing changes."""
+
+    def __init__(self, desc: str, show: bool):
+        self.received: int | None = None
+        self._previous: dict = {}
+        self._desc, self._show = desc, show
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.received = signum
+        if self._show:
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            again = " (Ctrl-C again aborts without saving)" if signum == signal.SIGINT else ""
+            sys.stderr.write(f"\n{self._desc}: {name} received; finishing this step and saving{again}\n")
+            sys.stderr.flush()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 class MetricsLog:
@@ -262,6 +325,7 @@ def fit(
                     if check_resume is not None:
                         check_resume(saved_meta)
                     log.truncate_after(start)
+                    print(f"{desc.strip()}: resuming from step {start} of {steps}", flush=True)
                 elif log.path.exists():
                     log.path.unlink()
             if on_start is not None:
@@ -319,7 +383,9 @@ def _loop(
     main = distributed.is_main()  # the writer: files, progress bar and warnings (the others compute only)
     bar = tqdm(total=steps, initial=start, unit="step", desc=desc, disable=not (progress and main),
                dynamic_ncols=True)  # fmt: skip
-    with bar:
+    signals = _Signals(desc.strip(), show=main)
+    interrupted = False
+    with bar, signals:
         for step in range(start, last):
             t0 = time.perf_counter()
             new_state, metrics, finite = step_fn(state, batches(step), jax.random.fold_in(key, step))
@@ -355,12 +421,14 @@ def _loop(
             bar.update(1)
             if done % POSTFIX_EVERY == 0 or done == last:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k in WATCHED}, refresh=False)
-            out_of_time = time_limit is not None and _agreed(time.perf_counter() - t_start > time_limit)
+            late = time_limit is not None and time.perf_counter() - t_start > time_limit
+            out_of_time, interrupted = _stop_flags(late, signals.received is not None)
+            stop = out_of_time or interrupted
             save = run is not None and (
-                (save_every is not None and done % save_every == 0) or done == last or out_of_time
+                (save_every is not None and done % save_every == 0) or done == last or stop
             )
             if evaluate is not None and (
-                save or done == last or out_of_time or (eval_every is not None and done % eval_every == 0)
+                save or done == last or stop or (eval_every is not None and done % eval_every == 0)
             ):
                 valid = validate()
                 t_window = time.perf_counter()  # evaluation time is not training throughput
@@ -379,10 +447,14 @@ def _loop(
                 distributed.on_main(save_now, f"{desc}: saving step {done}")
             if on_step is not None:
                 on_step(done, state)
-            if out_of_time:
+            if stop:
                 break
     train_seconds = time.perf_counter() - t_start
-    if status == "done":
+    if status == "done" and interrupted:
+        status = "interrupted"
+        saved = run is not None
+        message = f"{desc.strip()}: interrupted at step {done} of {steps}" + ("; saved" if saved else "")
+    elif status == "done":
         if done < steps:
             status = "stopped"
             why = "stop_after" if stop_after is not None and done >= stop_after else "the time limit"
@@ -394,20 +466,26 @@ def _loop(
             message += f"; evaluation loss {valid['loss']:.4f}"
     history.update(
         steps=len(history.get("loss", [])),
+        total_steps=steps,
         diverged=status == "diverged",
         message=message if status == "diverged" else None,
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
     )
     best = distributed.on_main(lambda: store.best_step()) if run is not None else None
-    return FitResult(distributed.to_host(state), history, status, message, valid, best, done, run)
+    result = FitResult(distributed.to_host(state), history, status, message, valid, best, done, run)
+    if status == "interrupted":
+        raise Interrupted(result, signals.received or signal.SIGINT, saved=run is not None)
+    return result
 
 
-def _agreed(flag: bool) -> bool:
-    """The writer's `flag` on every process (a decision taken on a clock must be the same everywhere)."""
+def _stop_flags(out_of_time: bool, interrupted: bool) -> tuple[bool, bool]:
+    """The writer's (out of time, interrupted) on every process: a decision taken on a clock or a signal
+    must be the same everywhere (one small broadcast per step in a multi-process run)."""
     if jax.process_count() == 1:
-        return flag
-    return bool(distributed.broadcast(np.array(flag, np.int32)))
+        return out_of_time, interrupted
+    flags = distributed.broadcast(np.array([out_of_time, interrupted], np.int32))
+    return bool(flags[0]), bool(flags[1])
 
 
 def _divergence_message(

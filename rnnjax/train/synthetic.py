@@ -27,8 +27,10 @@ there alone (its params stay the last finite ones) while the others go on.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +41,7 @@ import optax
 from rnnjax import models
 from rnnjax.cells import Cell
 from rnnjax.tasks import Task
-from rnnjax.train.loop import fit
+from rnnjax.train.loop import MetricsLog, fit
 from rnnjax.train.optimizers import make_optimizer
 from rnnjax.train.parallel import batch_sharding, sweep_mesh
 
@@ -397,6 +399,8 @@ def train_seeds(
     seed_axis: str | None = None,
     progress: bool = True,
     desc: str | None = None,
+    run: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> SeedsResult:
     """`train` for every seed of `seeds` at once: one compiled step vmapped over a leading seed axis of the
     params, the optimiser state and the batches (`make_seeds_step`), split across devices when there are
@@ -412,6 +416,10 @@ def train_seeds(
       params: stacked params to start from (leading axis len(seeds)); default `init_params_seeds`.
       seed_axis: "vmap", "map" or None (`default_seed_axis`); see `make_seeds_step`.
       desc: label of the progress bar.
+      run: a folder for the training's `metrics.jsonl` (every step's values) and checkpoints (at the end
+        and when interrupted, see `rnnjax.train.loop.Interrupted`); None keeps everything in memory.
+      resume: continue the checkpoint in `run`; the histories then hold every step, the earlier ones
+        read back from `metrics.jsonl`, so they equal an uninterrupted run's.
     Returns:
       `SeedsResult(params, histories)`.
     """
@@ -442,11 +450,15 @@ def train_seeds(
         state,
         jnp.int32,
         steps=steps,
-        log_every=steps,
+        log_every=steps if run is None else 1,  # with a run folder, every step's values are kept
+        run=run,
+        resume=resume,
         progress=progress,
         desc=desc or f"{cell.kind} {task.name} T={task.seq_len} x{n} seeds",
     )
     h = result.history
+    if run is not None and result.step > h["steps"]:  # resumed: the earlier steps come from the log
+        h = _with_earlier_steps(h, MetricsLog(Path(run) / "metrics.jsonl"), result.step - h["steps"])
     histories = []
     for i, seed in enumerate(seeds):
         ok = h[f"ok_{i}"]
@@ -464,6 +476,23 @@ def train_seeds(
         record.update(compile_seconds=h["compile_seconds"], train_seconds=h["train_seconds"])
         histories.append(record)
     return SeedsResult(result.state.params, histories)
+
+
+def _with_earlier_steps(history: dict, log: MetricsLog, start: int) -> dict:
+    """`history` (steps start+1, ...) preceded by the per-step training records 1..start of `log` (written
+    with `log_every=1`, so each record holds one step's values exactly)."""
+    earlier = sorted((r for r in log.read() if r.get("split") == "train" and r["step"] <= start),
+                     key=lambda r: r["step"])  # fmt: skip
+    if [r["step"] for r in earlier] != list(range(1, start + 1)):
+        raise ValueError(
+            f"resume: {str(log.path)!r} does not hold one training record for each of steps 1..{start}"
+        )
+    out = dict(history)
+    for name, values in history.items():
+        if isinstance(values, list):
+            out[name] = [r[name] for r in earlier] + values
+    out["steps"] = start + history["steps"]
+    return out
 
 
 def evaluate_seeds(cell: Cell, task: Task, params, *, seeds, batch_size: int = 1024) -> np.ndarray:
