@@ -6,11 +6,12 @@ is decided by one word near the start of a long padded text (`rnnjax.train.class
     python -m experiments.classify --synthetic-min-len 50   # harder: every gap of at least 45 words
     python -m experiments.classify --quick --run smoke      # seconds; results/classify/smoke/
     python -m experiments.classify --csv reviews.csv --text-column review --label-column sentiment
-    python -m experiments.classify --csv data.csv --level char --lowercase --max-len 400 --truncate post
+    python -m experiments.classify --csv data.csv --level char --max-len 400 --truncate post
     python -m experiments.classify --run NAME --resume      # continue a stopped run from its checkpoints
     python -m experiments.classify --plot-only results/classify/<run>   # figures again from saved metrics
     python -m experiments.classify predict --run NAME --text "what a great film" "so dull"
-    python -m experiments.classify predict --run NAME --csv new.csv   # results/classify/NAME/predictions.csv
+    python -m experiments.classify predict --run NAME --csv new.csv --id-column id
+        # writes results/classify/NAME/predict_<cell>_new.csv
 
 `--no-progress` hides the progress bars; bad input prints one line `error: ...` (`--debug`: traceback).
 An existing `--run` is refused unless `--overwrite` (replace it) or `--resume` (continue it: the run's
@@ -19,10 +20,14 @@ padding-check settings may change). Run times and measured results: README ("Tex
 generation and classification").
 
 `predict` labels new text with a trained run's model (the checkpoint holds the params, the vocabulary
-and the labels; the texts are read as in training): `--text` prints each text's class and probability;
-`--csv FILE` labels every row of the run's text column (`--text-column`) and writes `predictions.csv`
-into the run folder (with accuracy and the confusion matrix when the file has the run's label column).
-A run of several cells uses the one with the best validation accuracy unless `--cell` is given.
+and the labels; the texts are read as in training). It first names the run, the cell and the checkpoint
+step it used (a run of several cells uses the one with the best validation accuracy unless `--cell`),
+and warns in one line when texts have more than `--unknown-warning` (50%) of their tokens outside the
+run's vocabulary: those are read as `<unk>`, so their labels are guesses. `--text` prints each text's
+class, probability and share of unknown tokens; `--csv FILE` labels every row of the run's text column
+(`--text-column`) and writes `predict_<cell>_<FILE stem>.csv` into the run folder (or `--out`), with the
+cell, the unknown share and, with `--id-column`, the file's own id column (accuracy and the confusion
+matrix too when the file has the run's label column).
 
 Data. With `--csv`, the text and label columns are read with `rnnjax.data.labelled.read_csv`. Without it,
 `labelled.synthetic_sentiment` makes 12000 texts of 10-100 neutral filler words (uniform length) with one
@@ -30,6 +35,8 @@ sentiment word ("good", "awful", ...) in the first 5 positions; the label is its
 right-padded to T=100. With `--pooling last` the network must carry that word across up to 100 steps of
 filler to the last valid step. Either way the examples are split 80/10/10 into train/valid/test by a
 seeded shuffle and the vocabulary is built on the training rows (see `rnnjax.train.classify.prepare`).
+Texts are lowercased before tokenizing, at either level ("Great" and "great" are one token: case seldom
+decides a class, and a capitalised first word would otherwise often be `<unk>`); `--no-lowercase` keeps it.
 
 Training (`rnnjax.train.classify.train`, over `rnnjax.train.fit`): Adam (lr 3e-3, gradients clipped to
 global norm 1) on the mean softmax cross-entropy of shuffled minibatches of 64 for 5 epochs, validation
@@ -37,11 +44,14 @@ accuracy after every epoch. Then, with the last params, on the test split: accur
 quarter, the confusion matrix, every prediction, and the padding check (the test set padded to 2x and 4x
 its length with random ids must give the same predictions, the logits differing by rounding at most).
 
-Writes `results/classify/<run>/`: config.json, vocab.json, labels.json, metrics.json (the data's facts and
-each cell's final results), curves.png (train loss and valid accuracy against step), summary.md, and for
-each cell `<cell>/`: metrics.jsonl (training and validation records), checkpoints/ (orbax, with config,
-vocabulary and labels: `rnnjax.train.classify.load`), predictions.csv, confusion.json, confusion.png.
-summary.md shows each cell's test confusion matrix.
+Training prints the test accuracy of each cell against the test set's own majority-class share, a data
+summary (rows per split, class counts, vocabulary size, share of valid/test tokens unknown to the
+vocabulary) and each cell's test confusion matrix. It writes `results/classify/<run>/`: config.json,
+vocab.json, labels.json, metrics.json (the data's facts and each cell's final results), curves.png (train
+loss and valid accuracy against step), summary.md, and for each cell `<cell>/`: metrics.jsonl (training
+and validation records), checkpoints/ (orbax, with config, vocabulary and labels:
+`rnnjax.train.classify.load`), predictions.csv (the test rows), confusion.json, confusion.png.
+summary.md shows each cell's test confusion matrix and the padding check's table.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Union
 
@@ -71,6 +82,8 @@ EXPERIMENT = "classify"
 # --quick: seconds instead of minutes (a CSV keeps its data and trains one epoch).
 QUICK = dict(hidden_size=16, embed_size=16, padding_factors=(2,))
 QUICK_SYNTHETIC = dict(synthetic_n=600, synthetic_seq_len=30, synthetic_min_len=5, epochs=2)
+# predict warns about texts with more than this share of their tokens unknown to the run's vocabulary.
+UNKNOWN_WARNING = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +102,23 @@ class Config:
 
 @dataclasses.dataclass(frozen=True)
 class Predict:
-    """Label new text with a trained run's classifier (a few seconds)."""
+    """Label new text with a trained run's classifier (a few seconds). Prints the run, cell and checkpoint
+    step used, and each text's share of tokens unknown to the run's vocabulary (read as <unk>: a text
+    mostly unknown gets a guessed label, and a warning says how many such texts there are)."""
 
     run: str  # the trained run: results/classify/<run>
     text: tuple[str, ...] = ()  # texts to label, one argument each
-    csv: Path | None = None  # or a CSV file with a header row: label every row, write predictions.csv
+    csv: Path | None = None  # or a CSV file with a header row: label every row and write a CSV (see --out)
     text_column: str | None = None  # the CSV's text column; default: the run's --text-column
+    id_column: str | None = None  # a column of the CSV (e.g. its ids) copied as the first output column
+    out: Path | None = None
+    """The CSV written with --csv; default results/classify/<run>/predict_<cell>_<csv file stem>.csv.
+    Columns: [--id-column], cell, row (1 = the first data row), length (tokens read), unknown_share (of
+    those, the share not in the vocabulary), label and correct (if the CSV has the run's label column),
+    prediction, p_<class> (probability of each class), text."""
     cell: str | None = None  # the trained cell to use; default: the run's best by validation accuracy
-    overwrite: bool = False  # replace the run's predictions.csv of an earlier --csv
+    unknown_warning: float = UNKNOWN_WARNING  # warn about texts with more than this share of unknown tokens
+    overwrite: bool = False  # replace an existing --out file
     quick: bool = False  # accepted as by every command (predicting is already quick)
     progress: bool = True  # accepted as by every command (no progress bar)
 
@@ -107,6 +129,12 @@ class Predict:
                 f"text, csv: expected --text TEXT... or --csv FILE (one of them), got "
                 f"{'both' if self.text else 'neither'}"
             )
+        for name in ("id_column", "out"):
+            if getattr(self, name) is not None and self.csv is None:
+                raise ValueError(f"{name}: expected --csv FILE with it, got --text")
+        share = self.unknown_warning
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"unknown_warning: expected a share in [0, 1], got {share!r}")
 
 
 def command(argv: list[str]):
@@ -166,25 +194,33 @@ def final_results(
 
 
 def describe(data: classify.Data) -> dict:
-    """JSON-able facts about `data`: sizes, classes, padded length, majority-class accuracy per split."""
-
-    def majority(split: classify.Examples) -> float:
-        return float(np.mean(split.labels == np.argmax(counts)))
-
-    counts = np.bincount(data.train.labels, minlength=len(data.label_set))
-    all_lengths = np.concatenate([data.train.lengths, data.valid.lengths, data.test.lengths])
+    """JSON-able facts about `data`: sizes, classes and their counts per split, padded length, the share
+    of valid and test tokens unknown to the vocabulary, and each held-out split's majority-class
+    baseline, the class most frequent in that split itself ("majority_accuracy": valid)."""
+    C, names = len(data.label_set), data.label_set.labels
+    splits = dict(train=data.train, valid=data.valid, test=data.test)
+    majority = {k: classify.majority_baseline(splits[k].labels, C) for k in ("valid", "test")}
+    unknown = {
+        k: int(labelled.unknown_counts(splits[k].tokens, splits[k].lengths, data.vocab.unk_id).sum())
+        / int(splits[k].lengths.sum())
+        for k in ("valid", "test")
+    }
     return dict(
         source=data.source,
         n_train=len(data.train.labels),
         n_valid=len(data.valid.labels),
         n_test=len(data.test.labels),
         vocab_size=len(data.vocab),
-        num_classes=len(data.label_set),
-        labels=list(data.label_set.labels),
+        num_classes=C,
+        labels=list(names),
+        class_counts={k: np.bincount(v.labels, minlength=C).tolist() for k, v in splits.items()},
         T=int(data.train.tokens.shape[1]),
-        mean_length=float(np.mean(all_lengths)),
-        majority_accuracy=majority(data.valid),
-        test_majority_accuracy=majority(data.test),
+        mean_length=float(np.mean(np.concatenate([v.lengths for v in splits.values()]))),
+        unknown_share=unknown,
+        majority_class=names[majority["valid"][0]],
+        majority_accuracy=majority["valid"][1],
+        test_majority_class=names[majority["test"][0]],
+        test_majority_accuracy=majority["test"][1],
     )
 
 
@@ -288,8 +324,11 @@ def write_summary(run: Path, metrics: dict) -> str:
         f"padded length T={data['T']} (mean length {data['mean_length']:.1f}), pooling={cfg['pooling']}, "
         f"H={cfg['hidden_size']}, embed={cfg['embed_size']}, {cfg['optimizer']} lr={cfg['learning_rate']}, "
         f"clip={cfg['clip_norm']}, seed={cfg['seed']}.",
-        f"Majority-class accuracy: valid {data['majority_accuracy']:.4f}, "
-        f"test {data['test_majority_accuracy']:.4f}.",
+        f"Majority-class baseline (each split's own most frequent class): valid "
+        f"{data['majority_accuracy']:.4f} ({data['majority_class']!r}), "
+        f"test {data['test_majority_accuracy']:.4f} ({data['test_majority_class']!r}).",
+        "",
+        data_line(data, cfg) + ".",
         "",
         f"Padding check: test set re-padded with random ids to {cfg['padding_factors']}x T; "
         "accuracy and predictions must not change.",
@@ -304,6 +343,65 @@ def write_summary(run: Path, metrics: dict) -> str:
         text.append(confusion_table(saved["labels"], saved["counts"]))
     results.atomic_write_text(run / "summary.md", "\n".join(text) + "\n")
     return table
+
+
+def data_line(data: dict, cfg: dict) -> str:
+    """One line: rows per split, class counts, vocabulary and the share of unknown held-out tokens."""
+    counts = data["class_counts"]
+    classes = ", ".join(
+        f"{y} {'/'.join(str(counts[k][j]) for k in ('train', 'valid', 'test'))}"
+        for j, y in enumerate(data["labels"])
+    )
+    unknown = data["unknown_share"]
+    return (
+        f"data: {data['n_train']} train / {data['n_valid']} valid / {data['n_test']} test rows; "
+        f"classes (train/valid/test) {classes}; vocabulary {data['vocab_size']} {cfg['level']}s of the "
+        f"training rows{', lowercased' if cfg['lowercase'] else ''}; tokens unknown to it: "
+        f"valid {unknown['valid']:.1%}, test {unknown['test']:.1%}"
+    )
+
+
+def aligned_confusion(labels: list[str], counts, indent: str = "  ") -> list[str]:
+    """A confusion matrix <[C, C]> as aligned text lines (rows: true class, columns: predicted class)."""
+    width = max(max(map(len, labels)), len(str(int(np.max(counts)))))
+    lines = [indent + " " * width + "".join(f"  {y:>{width}}" for y in labels)]
+    lines += [
+        indent + f"{y:<{width}}" + "".join(f"  {int(n):>{width}}" for n in row)
+        for y, row in zip(labels, counts)
+    ]
+    return lines
+
+
+def terminal_report(run: Path, metrics: dict) -> str:
+    """What training prints: test accuracy per cell against the test set's majority class, the data in
+    one line, each cell's test confusion matrix and the padding check's verdict (its table: summary.md)."""
+    data, finals = metrics["data"], metrics["cells"]
+    accuracy = ", ".join(f"{f['cell']} {f['test_accuracy']:.4f}" for f in finals)
+    below = [f["cell"] for f in finals if not f["test_accuracy"] > data["test_majority_accuracy"]]
+    verdict = f"not beaten by {', '.join(below)}" if below else "every cell beats it"
+    lines = [
+        f"test accuracy ({data['n_test']} test rows): {accuracy}; always answering the test set's most "
+        f"frequent class {data['test_majority_class']!r} scores {data['test_majority_accuracy']:.4f}: "
+        + verdict,
+        data_line(data, metrics["config"]),
+    ]
+    for final in finals:
+        saved = json.loads((run / final["cell"] / "confusion.json").read_text())
+        lines.append(f"{final['cell']} test confusion matrix (rows: true class, columns: predicted):")
+        lines += aligned_confusion(saved["labels"], saved["counts"])
+    changed = [
+        f"{f['cell']} {p['predictions_changed']} at {p['factor']}x"
+        for f in finals
+        for p in f["padding"][1:]
+        if p["predictions_changed"]
+    ]
+    factors = "/".join(f"{p['factor']}x" for p in (finals[0]["padding"][1:] if finals else []))
+    lines.append(
+        f"padding check ({factors or 'none'}): "
+        + (f"predictions CHANGED: {', '.join(changed)}" if changed else "no prediction changed")
+        + " (table in summary.md)"
+    )
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -339,65 +437,134 @@ def train(cfg: Config) -> dict:
     results.write_json(out / "metrics.json", metrics)
     metrics = json.loads((out / "metrics.json").read_text())  # plots and summary read the saved metrics
     plot_all(out)
-    print(write_summary(out, metrics))
-    print(f"wrote {out} in {metrics['wall_seconds']:.1f} s")
+    write_summary(out, metrics)
+    print(terminal_report(out, metrics))
+    print(
+        f"wrote {out} in {metrics['wall_seconds']:.1f} s (summary.md, curves.png, per cell: predictions.csv)"
+    )
     return dict(out=out, data=metrics["data"], finals=finals)
 
 
-def best_cell(run: Path) -> str:
-    """The cell of a run with the best validation accuracy (from metrics.json), or its only trained cell."""
+def best_cell(run: Path) -> tuple[str, str]:
+    """The cell of a run with the best validation accuracy (from metrics.json), or its only trained cell,
+    and why it was chosen."""
     if (run / "metrics.json").is_file():
         finals = json.loads((run / "metrics.json").read_text())["cells"]
-        return max(finals, key=lambda f: f["valid_accuracy"] or 0.0)["cell"]
+        best = max(finals, key=lambda f: f["valid_accuracy"] or 0.0)["cell"]
+        names = [f["cell"] for f in finals]
+        return best, (
+            f"best validation accuracy of {', '.join(names)}" if len(names) > 1 else "its only cell"
+        )
     trained = sorted(p.parent.name for p in run.glob("*/checkpoints"))
     if len(trained) != 1:
         raise ValueError(f"cell: expected --cell, one of the trained cells {trained} of {str(run)!r}")
-    return trained[0]
+    return trained[0], "its only trained cell"
+
+
+def output_path(args: Predict, run: Path, cell: str) -> Path:
+    """Where `predict --csv` writes: `--out`, else `<run>/predict_<cell>_<csv stem>.csv`; never a file of
+    the training (a path inside the run folder must be named predict_*)."""
+    target = args.out if args.out is not None else run / f"predict_{cell}_{Path(args.csv).stem}.csv"
+    if target.resolve().is_relative_to(run.resolve()) and not target.name.startswith("predict_"):
+        raise ValueError(
+            f"out: expected a path outside the run folder or a name predict_*.csv inside it (the run's own "
+            f"files stay), got {str(target)!r}"
+        )
+    if target.is_dir():
+        raise ValueError(f"out: expected a CSV file path, got the folder {str(target)!r}")
+    if target.exists() and not args.overwrite:
+        raise ValueError(f"out: {str(target)!r} exists; pass --overwrite to replace it")
+    return target
 
 
 def predict(args: Predict) -> dict:
-    """Label `args.text` (printed) or the rows of `args.csv` (written to the run's predictions.csv) with the
-    run's classifier; returns {"cell", "labels", "probabilities", "accuracy" (CSV with labels only)}."""
+    """Label `args.text` (printed) or the rows of `args.csv` (written to `output_path`) with the run's
+    classifier; returns {"cell", "step", "labels", "probabilities", "unknown" (the share of each text's
+    tokens not in the vocabulary), "out" (the CSV written or None), "accuracy" (CSV with labels only)}."""
     run = _cli.trained_run(EXPERIMENT, args.run)
-    cell = args.cell or best_cell(run)
+    cell, why = (args.cell, "chosen by --cell") if args.cell else best_cell(run)
     if not (run / cell).is_dir():
         raise ValueError(f"cell: expected a trained cell of {str(run)!r}, got {cell!r}")
     loaded = classify.load(run / cell)
-    target = run / "predictions.csv"
-    if args.csv is not None and target.exists() and not args.overwrite:
-        raise ValueError(f"csv: {str(target)!r} exists; pass --overwrite to replace it")
-    texts, labels = read_texts(args, loaded.config) if args.csv is not None else (list(args.text), None)
-    names, lengths, ev = classify.predict(loaded, texts)
-    probs = classify.softmax(ev.logits)
-    out = dict(cell=cell, labels=names, probabilities=probs, accuracy=None)
+    names = list(loaded.label_set.labels)
+    target, columns = None, {}
+    if args.csv is not None:
+        columns = read_table(args, loaded.config)
+        texts, labels = columns["text_column"], columns["label_column"]
+        if labels is not None and not set(labels) <= set(names):
+            labels = None  # not this run's classes (or some rows unlabelled): no accuracy
+        written = classify.prediction_columns(names, labelled=labels is not None)
+        if args.id_column is not None and args.id_column.strip() in ["cell", *written]:
+            raise ValueError(
+                f"id_column: expected a column name other than the written columns {['cell', *written]}, got "
+                f"{args.id_column!r}"
+            )
+        target = output_path(args, run, cell)
+    else:
+        texts, labels = list(args.text), None
+    got = classify.predict(loaded, texts)
+    vocab = f"{len(loaded.vocab)} {loaded.config.level}s"
+    print(
+        f"run {args.run}, cell {cell} ({why}), checkpoint step {loaded.step}; vocabulary {vocab}"
+        f"{', lowercased' if loaded.config.lowercase else ''}",
+        flush=True,  # before the warning, which goes to stderr
+    )
+    guesses = int(np.sum(got.unknown > args.unknown_warning))
+    if guesses:
+        warnings.warn(
+            f"{guesses} of {len(texts)} texts have more than {args.unknown_warning:.0%} tokens unknown to "
+            f"run {args.run}'s vocabulary ({vocab}); their labels are guesses",
+            UserWarning,
+            stacklevel=2,
+        )
+    probs = classify.softmax(got.ev.logits)  # (N, C)
+    out = dict(cell=cell, step=loaded.step, labels=got.labels, probabilities=probs, unknown=got.unknown)
+    out.update(out=target, accuracy=None)
     if args.csv is None:
-        for text, name, p in zip(texts, names, probs.max(axis=1)):
-            print(f"{name}\t{p:.3f}\t{text}")
+        width = max(len("prediction"), *map(len, names))
+        print(f"{'prediction':<{width}}  p      unknown  text")
+        for text, name, p, share in zip(texts, got.labels, probs.max(axis=1), got.unknown):
+            print(f"{name:<{width}}  {p:.3f}  {share:>7.0%}  {text}")
         return out
-    ids = None
-    if labels is not None and set(labels) <= set(loaded.label_set.labels):
-        ids = loaded.label_set.encode(labels)
+    ids = loaded.label_set.encode(labels) if labels is not None else None
+    leading = {"cell": [cell] * len(texts)}
+    if args.id_column is not None:
+        leading = {args.id_column.strip(): columns["id_column"], **leading}
     rows = list(range(1, len(texts) + 1))
-    classify.write_prediction_csv(target, loaded.label_set.labels, ev, texts, rows, lengths, ids)
-    print(f"{cell}: labelled {len(texts)} rows of {args.csv}; wrote {target}")
+    classify.write_prediction_csv(
+        target, names, got.ev, texts, rows, got.lengths, ids, unknown=got.unknown, leading=leading
+    )
+    predicted = np.bincount(got.ev.predictions, minlength=len(names))
+    print(
+        f"labelled {len(texts)} rows of {args.csv}: "
+        + ", ".join(f"{y} {n}" for y, n in zip(names, predicted))
+        + f"; wrote {target}"
+    )
     if ids is not None:
-        out["accuracy"] = float(np.mean(ev.predictions == ids))
-        counts = classify.confusion_matrix(ids, ev.predictions, len(loaded.label_set))
-        print(f"accuracy {out['accuracy']:.4f}\n" + confusion_table(list(loaded.label_set.labels), counts))
+        out["accuracy"] = float(np.mean(got.ev.predictions == ids))
+        counts = classify.confusion_matrix(ids, got.ev.predictions, len(names))
+        print(
+            f"accuracy {out['accuracy']:.4f} on the file's labels; confusion matrix (rows: true class, "
+            "columns: predicted):"
+        )
+        print("\n".join(aligned_confusion(names, counts)))
     return out
 
 
-def read_texts(args: Predict, cfg: ClassifyConfig) -> tuple[list[str], list[str] | None]:
-    """The text column of `args.csv` and, if the file has the run's label column, its labels."""
-    column = args.text_column or cfg.text_column
-    options = dict(text_column=column, encoding=cfg.encoding, errors=cfg.decode_errors)
-    try:
-        return labelled.read_csv(args.csv, label_column=cfg.label_column, **options)
-    except ValueError as e:
-        if not str(e).startswith("label_column: column"):
-            raise
-    texts, _ = labelled.read_csv(args.csv, label_column=column, **options)  # no labels: read the texts only
-    return texts, None
+def read_table(args: Predict, cfg: ClassifyConfig) -> dict:
+    """The columns of `args.csv` that `predict` reads: "text_column", "label_column" (None if the file
+    has no column of the run's labels) and "id_column" (with `--id-column`; refused if missing)."""
+    columns = dict(text_column=args.text_column or cfg.text_column, label_column=cfg.label_column)
+    if args.id_column is not None:
+        columns["id_column"] = args.id_column
+    return labelled.read_columns(
+        args.csv,
+        columns,
+        optional=("label_column",),
+        strip=("label_column",),
+        encoding=cfg.encoding,
+        errors=cfg.decode_errors,
+    )
 
 
 def main(cfg: Config | Predict) -> dict:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class Config:
     seed: int = 0
     float64: bool = False  # compute in float64 (later underflow, slower)
     linear_float64: bool = True  # also the linear cell in float64 (same matrices, longest T, scale 1)
-    quick: bool = False  # a smoke run of seconds: 2 cells, 2 gains, 2 scales, T = 10, 50, 2 seeds, H = 16
+    quick: bool = False  # seconds: linear, tanh, LSTM, GRU; 2 gains, 2 scales, T = 10, 50, 2 seeds, H = 16
     progress: bool = True  # a progress bar over the cells
     run: str | None = None  # results/gradient_norms/<run>; default: a timestamp
     overwrite: bool = False  # replace an existing run of the same --run (without it, it is refused)
@@ -108,8 +109,8 @@ class Config:
 PROCESS_OPTIONS = ("coordinator", "process_id", "progress")
 
 QUICK = dict(
-    cells=("simple-linear", "lstm-fb1"),
-    gains=(0.9, 1.5),
+    cells=("simple-linear", "simple-tanh", "lstm-fb1", "gru"),
+    gains=(0.9, 1.0),
     inits=("orthogonal",),
     input_scales=(0.1, 1.0),
     lengths=(10, 50),
@@ -435,9 +436,81 @@ def main(cfg: Config) -> Path:
     if not main_process:
         return out
     # One line (no indentation): the curves by lag hold ~10^6 numbers in the default sweep.
-    print(_cli.finish_run(out, EXPERIMENT, metrics, plot_all, summary_text, compact=True))
+    _cli.finish_run(out, EXPERIMENT, metrics, plot_all, lambda m: _summary(m, out), compact=True)
+    print(headline(json.loads((out / "metrics.json").read_text()), out))
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     return out
+
+
+# The cells in the words of the headline, in its order.
+PLAIN_NAMES = {
+    "simple-tanh": "tanh RNN",
+    "simple-sigmoid": "sigmoid RNN",
+    "lstm-fb0": "LSTM, forget bias 0",
+    "lstm-fb1": "LSTM, forget bias 1",
+    "gru": "GRU",
+    "simple-linear": "linear RNN",
+}
+
+
+def _closest(values, target: float) -> str:
+    """The key of `values` (numbers as strings) closest to `target`."""
+    return min(values, key=lambda v: abs(float(v) - target))
+
+
+def _power(exponent: float) -> str:
+    """x10^e in plain text, e rounded to what a reader needs (the factor it stands for)."""
+    if abs(exponent) >= 10:
+        return f"x10^{exponent:+.0f}"
+    return f"x10^{exponent:+.1f}" if abs(exponent) >= 1 else f"x10^{exponent:+.2f}"
+
+
+def headline(m: dict, out: Path) -> str:
+    """The finding of a run in at most 20 lines, from its saved metrics: per cell, the decay rate of the
+    gradient norm with lag at gain 1 and input drive 1 (the closest swept values), what it means after 100
+    and 1,000 steps, and the linear cell's rate against its exact value log10 g; then where the figures and
+    the full tables are."""
+    T = str(m["T_max"])
+    cells = [c for c in PLAIN_NAMES if c in m["decay"]]
+    init = "orthogonal" if "orthogonal" in m["decay"][cells[0]] else next(iter(m["decay"][cells[0]]))
+    s = _closest(m["decay"][cells[0]][init], 1.0)
+    g = _closest(m["decay"][cells[0]][init][s], 1.0)
+    lines = [
+        "Why plain RNNs forget: the gradient reaching t from the loss at T shrinks (or grows) by a fixed "
+        "factor per step of lag T - t (extrapolated at this rate).",
+        f"At initialisation, gain g = {g}, input drive s = {s}, {init} W_hh; mean of {m['seeds']} seeds, "
+        f"H = {m['hidden_size']}, T = {T}, {m['backend']['platform']} {m['dtype']}:",
+        "",
+        f"  {'cell':<21} {'per step':>11} {'after 100 steps':>16} {'after 1,000 steps':>18}",
+    ]
+    for c in cells:
+        d = m["decay"][c][init][s][g][T]
+        if d["slope_mean"] is None:
+            lines.append(f"  {PLAIN_NAMES[c]:<21} {'n/a (no finite norm to fit)':>47}")
+            continue
+        r = d["slope_mean"]
+        lines.append(f"  {PLAIN_NAMES[c]:<21} {_power(r):>11} {_power(100 * r):>16} {_power(1000 * r):>18}")
+    if "simple-linear" in cells and init == "orthogonal" and m["preset"] == "default":
+        by_gain = m["decay"]["simple-linear"][init][s]
+        exact = [
+            f"g = {gain}: {d[T]['slope_mean']:+.5f} (log10 g = {np.log10(float(gain)):+.5f})"
+            for gain, d in by_gain.items()
+            if d[T]["slope_mean"] is not None
+        ]
+        lines += ["", "Linear RNN, orthogonal W_hh = g Q: exactly log10 g per step; measured:"]
+        lines += ["  " + "; ".join(exact[i : i + 3]) for i in range(0, len(exact), 3)]
+    rated = {c: m["decay"][c][init][s][g][T]["slope_mean"] for c in cells}
+    rated = {c: r for c, r in rated.items() if r is not None and c != "simple-linear"}
+    if len(rated) > 1:
+        slow, fast = max(rated, key=rated.get), min(rated, key=rated.get)
+        lines += ["", f"Keeps the signal longest: {PLAIN_NAMES[slow]}; loses it fastest: {PLAIN_NAMES[fast]}"]
+    lines += ["", f"Figures: {out}/*.png; every rate, window and seed count: {out / 'summary.md'}"]
+    return "\n".join(lines)
+
+
+def _summary(m: dict, out: Path) -> str:
+    """summary.md: the headline, then every table (`gradient_norms_plots.summary_text`)."""
+    return f"```\n{headline(m, out)}\n```\n\n{summary_text(m)}"
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ lengths, a seeded train/valid split, and a synthetic sentiment set whose label h
 Plain NumPy and the standard library (no jax), like the rest of `rnnjax.data`. The pipeline is
 
     CSV --read_csv--> (texts, labels)          or   synthetic_sentiment(n) --> (texts, labels)
+    CSV --read_columns--> {argument: column}   (any named columns, e.g. ids; optional ones may be missing)
     texts --tokenize--> token lists --text.Vocabulary.encode--> id lists --pad_sequences--> (tokens, lengths)
+    (tokens, lengths) --unknown_counts--> <int64>[N] tokens of each row missing from the vocabulary
     labels --LabelSet.build(...).encode--> <int32>[N]
     split_indices(N) --> (train rows, valid rows);   split_rows(N, (0.1, 0.1)) --> (train, valid, test)
 
@@ -25,7 +27,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +43,13 @@ __all__ = [
     "SYNTHETIC_LABELS",
     "LabelSet",
     "pad_sequences",
+    "read_columns",
     "read_csv",
     "split_indices",
     "split_rows",
     "synthetic_sentiment",
     "tokenize",
+    "unknown_counts",
 ]
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -87,7 +91,7 @@ def read_csv(
     Quoted fields may hold delimiters, quotes (doubled, `""`) and newlines. Header names are matched after
     stripping surrounding whitespace, and a UTF-8 byte-order mark is ignored. Blank lines are skipped.
     Texts are returned exactly as written (clean them with `tokenize`); labels are stripped of
-    surrounding whitespace, so " pos" and "pos" are one class.
+    surrounding whitespace, so " pos" and "pos" are one class. (`read_columns` reads other columns too.)
 
     Args:
       path: the CSV file.
@@ -106,11 +110,57 @@ def read_csv(
         found are listed), has rows too short to hold a column, or rows with an empty text or label
         (listed by data row, 1 = first row after the header, and by file line).
     """
+    got = read_columns(
+        path,
+        dict(text_column=text_column, label_column=label_column),
+        strip=("label_column",),
+        encoding=encoding,
+        errors=errors,
+        delimiter=delimiter,
+    )
+    return got["text_column"], got["label_column"]
+
+
+def read_columns(
+    path: str | os.PathLike,
+    columns: Mapping[str, str],
+    *,
+    optional: Collection[str] = (),
+    strip: Collection[str] = (),
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    delimiter: str = ",",
+) -> dict[str, list[str] | None]:
+    """Named columns of a CSV file with a header row, read as `read_csv` reads its two.
+
+    Args:
+      path: the CSV file.
+      columns: {argument: column name}, e.g. {"text_column": "review", "id_column": "review_id"}; each
+        argument is the caller's name for that column, used in error messages. Two arguments may name
+        the same column.
+      optional: arguments whose column may be missing from the header (their value is then None) and
+        whose cells may be empty; every other column must be present once with no empty cell.
+      strip: arguments whose values are stripped of surrounding whitespace (e.g. labels).
+      encoding, errors, delimiter: as for `read_csv`.
+
+    Returns:
+      {argument: its column's N strings in file order, N >= 1, or None for a missing optional column}.
+
+    Raises:
+      FileNotFoundError, ValueError: as `read_csv`; a column's error names its argument and lists the
+        columns found.
+    """
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors: expected 'strict' or 'replace', got {errors!r}")
-    for name, value in (("text_column", text_column), ("label_column", label_column)):
+    if not isinstance(columns, Mapping) or not columns:
+        raise TypeError(f"columns: expected a non-empty dict {{argument: column name}}, got {columns!r}")
+    for name, value in columns.items():
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name}: expected a non-empty column name, got {value!r}")
+    for what, names in (("optional", optional), ("strip", strip)):
+        unknown = sorted(set(names) - set(columns))
+        if isinstance(names, str) or unknown:
+            raise ValueError(f"{what}: expected arguments of columns {list(columns)}, got {names!r}")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(f"delimiter: expected one character, got {delimiter!r}")
     if not isinstance(encoding, str):
@@ -130,10 +180,11 @@ def read_csv(
             f"path: {os.fspath(path)!r}: expected a CSV text file, got binary data (a NUL character at "
             f"character {nul} of the decoded text)"
         )
+    required = [arg for arg in columns if arg not in optional]
     if not content.strip():
         raise ValueError(
             f"path: {os.fspath(path)!r} is empty; expected a header row naming the columns "
-            f"{text_column!r} and {label_column!r}, then one row per example"
+            f"{' and '.join(repr(columns[arg].strip()) for arg in required)}, then one row per example"
         )
 
     # newline="" leaves "\r\n" and newlines inside quoted fields to the csv module, as its docs require.
@@ -144,20 +195,22 @@ def read_csv(
         while not header:  # leading blank lines
             header = next(reader)
         names = [h.strip() for h in header]
-        columns = {}
-        for arg, name in (("text_column", text_column.strip()), ("label_column", label_column.strip())):
-            count = names.count(name)
+        index = {}  # argument -> field index, for the columns present
+        for arg, name in columns.items():
+            count = names.count(name.strip())
+            if count == 0 and arg in optional:
+                continue
             if count != 1:
                 problem = "not found" if count == 0 else f"found {count} times"
                 raise ValueError(
-                    f"{arg}: column {name!r} {problem} in the header of {os.fspath(path)!r}; "
+                    f"{arg}: column {name.strip()!r} {problem} in the header of {os.fspath(path)!r}; "
                     f"expected exactly one, columns found: {names!r}"
                 )
-            columns[arg] = names.index(name)
-        i_text, i_label = columns["text_column"], columns["label_column"]
-        need = max(i_text, i_label) + 1
-        texts, labels, rows, lines = [], [], [], []
-        empty_text, empty_label = [], []
+            index[arg] = names.index(name.strip())
+        need = max(index.values(), default=-1) + 1
+        values = {arg: [] for arg in index}
+        empty = {arg: [] for arg in index if arg not in optional}
+        rows, lines = [], []
         while True:
             line = reader.line_num + 1  # the line where the next record starts
             try:
@@ -171,31 +224,27 @@ def read_csv(
             if len(row) < need:
                 raise ValueError(
                     f"{where}: data row {rows[-1]} (line {line}) has {len(row)} field(s); expected at least "
-                    f"{need} to reach columns {text_column!r} and {label_column!r} (header: {names!r})"
+                    f"{need} to reach columns {', '.join(repr(columns[a].strip()) for a in index)} "
+                    f"(header: {names!r})"
                 )
-            t, y = row[i_text], row[i_label].strip()
-            if not t.strip():
-                empty_text.append(len(rows) - 1)
-            if not y:
-                empty_label.append(len(rows) - 1)
-            texts.append(t)
-            labels.append(y)
+            for arg, i in index.items():
+                value = row[i].strip() if arg in strip else row[i]
+                if arg in empty and not value.strip():
+                    empty[arg].append(len(rows) - 1)
+                values[arg].append(value)
     except csv.Error as e:
         raise ValueError(f"{where}: malformed CSV near line {reader.line_num}: {e}") from None
-    if not texts:
+    if not rows:
         raise ValueError(f"{where} has a header {names!r} but no data rows; expected at least one example")
-    for arg, column, bad in (
-        ("text_column", text_column, empty_text),
-        ("label_column", label_column, empty_label),
-    ):
+    for arg, bad in empty.items():
         if bad:
             raise ValueError(
-                f"{arg}: column {column!r} of {os.fspath(path)!r} is empty in {len(bad)} of "
-                f"{len(texts)} rows: data rows {_lines([rows[i] for i in bad])} "
+                f"{arg}: column {columns[arg].strip()!r} of {os.fspath(path)!r} is empty in {len(bad)} of "
+                f"{len(rows)} rows: data rows {_lines([rows[i] for i in bad])} "
                 f"(file lines {_lines([lines[i] for i in bad])}); "
                 f"expected a non-empty value in every row (drop or fill those rows)"
             )
-    return texts, labels
+    return {arg: values.get(arg) for arg in columns}
 
 
 # -------------------------------------------------------------------------------------------- labels
@@ -417,6 +466,35 @@ def pad_sequences(
         tokens[i, : kept.shape[0]] = kept
         lengths[i] = kept.shape[0]
     return tokens, lengths
+
+
+def unknown_counts(tokens, lengths, unk_id: int | None = 0) -> np.ndarray:
+    """How many of each row's tokens are the unknown id (tokens missing from the vocabulary).
+
+    Only each row's first `lengths[i]` ids are counted (the padding is id 0 too, but it is not read).
+    A text's share of unknown tokens is `unknown_counts(...) / lengths`; a split's is the ratio of sums.
+
+    Args:
+      tokens: <int>[N, T] padded ids (`pad_sequences`).
+      lengths: <int>[N] in [0, T].
+      unk_id: the vocabulary's unknown id (`text.Vocabulary.unk_id`); None (a closed vocabulary) counts 0.
+
+    Returns:
+      <int64>[N] counts, each in [0, lengths[i]].
+    """
+    tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+    if tokens.ndim != 2 or lengths.shape != tokens.shape[:1]:
+        raise ValueError(
+            f"tokens, lengths: expected shapes [N, T] and [N], got {tokens.shape} and {lengths.shape}"
+        )
+    if lengths.size and (lengths.min() < 0 or lengths.max() > tokens.shape[1]):
+        raise ValueError(
+            f"lengths: expected values in [0, T={tokens.shape[1]}], got [{lengths.min()}, {lengths.max()}]"
+        )
+    if unk_id is None:
+        return np.zeros(tokens.shape[0], np.int64)
+    read = np.arange(tokens.shape[1]) < lengths[:, None]  # (N, T) the ids a model reads
+    return np.sum((tokens == unk_id) & read, axis=1).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------- split

@@ -7,7 +7,8 @@ the one loop `rnnjax.train.fit`, on a labelled CSV file or on the synthetic sent
     data = prepare(cfg)                                   # train / valid / test Examples, vocabulary, labels
     result = train(cfg, data, "lstm", run="results/classify/run1/lstm")   # orbax checkpoint at the end
     ev = evaluate(result.model, result.params, data.test) # loss, accuracy, logits, predictions
-    model, params, vocab, label_set, cfg, cell = load("results/classify/run1/lstm")
+    loaded = load("results/classify/run1/lstm")           # model, params, vocab, labels, config, step
+    labels, lengths, unknown, ev = predict(loaded, ["a new text"])   # unknown: share of <unk> tokens
 
 Data: the examples are split by a seeded shuffle into train / valid / test (`labelled.split_rows`; they
 are independent, so a random split leaks nothing), tokenized into words or characters and encoded with a
@@ -59,6 +60,7 @@ __all__ = [
     "Evaluation",
     "Examples",
     "Loaded",
+    "Predictions",
     "TrainResult",
     "TrainState",
     "accuracy_by_length",
@@ -69,11 +71,13 @@ __all__ = [
     "evaluate",
     "init_state",
     "load",
+    "majority_baseline",
     "make_batches",
     "make_model",
     "make_train_step",
     "padding_check",
     "predict",
+    "prediction_columns",
     "prepare",
     "softmax",
     "train",
@@ -143,6 +147,16 @@ class Loaded(NamedTuple):
     label_set: labelled.LabelSet
     config: ClassifyConfig
     cell: str
+    step: int  # the training step of the restored checkpoint
+
+
+class Predictions(NamedTuple):
+    """What `predict` returns."""
+
+    labels: list[str]  # the predicted class name of each text
+    lengths: np.ndarray  # <int32>[N] tokens read (after truncation to max_len)
+    unknown: np.ndarray  # <float64>[N] share of those tokens missing from the vocabulary (read as <unk>)
+    ev: Evaluation  # logits and predictions; its loss and accuracy refer to placeholder labels 0
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -406,27 +420,67 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
     )
 
 
+def majority_baseline(labels, num_classes: int) -> tuple[int, float]:
+    """The accuracy of always predicting the most frequent class of `labels` <int>[N] (class ids in
+    [0, num_classes); ties go to the lower id): (that class id, its share of the N examples). Compare a
+    split's accuracy with the baseline of the same split."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"labels: expected class ids of shape [N] with N >= 1, got shape {labels.shape}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"labels: expected class ids in [0, {num_classes}), got [{labels.min()}, {labels.max()}]"
+        )
+    counts = np.bincount(labels, minlength=num_classes)
+    top = int(np.argmax(counts))
+    return top, float(counts[top] / labels.size)
+
+
 def softmax(logits) -> np.ndarray:
     """Class probabilities <float64>[N, C] of logits <[N, C]>."""
     logits = np.asarray(logits, np.float64)
     return np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
 
 
+def prediction_columns(label_names, *, labelled: bool, leading=()) -> list[str]:
+    """The header of `write_prediction_csv`: the `leading` columns, "row", "length", "unknown_share",
+    then "label", "prediction", "correct" (`labelled`) or "prediction", "p_<label>" per class, "text"."""
+    known = ["label", "prediction", "correct"] if labelled else ["prediction"]
+    return [*leading, "row", "length", "unknown_share", *known, *(f"p_{y}" for y in label_names), "text"]
+
+
 def write_prediction_csv(
-    path: str | os.PathLike, label_names, ev: Evaluation, texts, rows, lengths, labels=None
+    path: str | os.PathLike,
+    label_names,
+    ev: Evaluation,
+    texts,
+    rows,
+    lengths,
+    labels=None,
+    *,
+    unknown=None,
+    leading: dict | None = None,
 ):
-    """Write one CSV row per example of `ev`, atomically: "row" (`rows`, 1-based), "length" (tokens read),
-    "label" and "correct" (0/1; only with class ids `labels`), "prediction", "p_<label>" (the softmax
-    probability of each class), "text"."""
-    probs, given = softmax(ev.logits), labels is not None  # (N, C)
+    """Write one CSV row per example of `ev`, atomically (header: `prediction_columns`): the `leading`
+    columns ({name: N values}, e.g. an id column of the input, the cell), "row" (`rows`, 1-based),
+    "length" (tokens read), "unknown_share" (`unknown` <float>[N]: the share of those tokens missing from
+    the vocabulary; empty without it), "label" and "correct" (0/1; only with class ids `labels`),
+    "prediction", "p_<label>" (the softmax probability of each class), "text"."""
+    probs, given, leading = softmax(ev.logits), labels is not None, dict(leading or {})  # (N, C)
+    header = prediction_columns(label_names, labelled=given, leading=leading)
+    if len(set(header)) != len(header):
+        raise ValueError(f"leading: expected column names other than the written ones, got {list(leading)}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    head = ["row", "length", "label", "prediction", "correct"] if given else ["row", "length", "prediction"]
-    writer.writerow(head + [f"p_{y}" for y in label_names] + ["text"])
+    writer.writerow(header)
     for i, p in enumerate(ev.predictions.tolist()):
         y = int(labels[i]) if given else None
         known = [label_names[y], label_names[p], int(y == p)] if given else [label_names[p]]
-        writer.writerow([rows[i], int(lengths[i]), *known, *(f"{q:.6f}" for q in probs[i]), texts[i]])
+        share = "" if unknown is None else f"{float(unknown[i]):.4f}"
+        front = [values[i] for values in leading.values()]
+        writer.writerow(
+            [*front, rows[i], int(lengths[i]), share, *known, *(f"{q:.6f}" for q in probs[i]), texts[i]]
+        )
     results.atomic_write_text(path, buffer.getvalue())
 
 
@@ -439,15 +493,16 @@ def write_predictions(path: str | os.PathLike, data: Data, ev: Evaluation) -> No
         raise ValueError(
             f"ev: expected an evaluation of the {rows.size} test examples, got {ev.logits.shape[0]}"
         )
-    texts = [data.texts[r] for r in rows.tolist()]
-    write_prediction_csv(
-        path, data.label_set.labels, ev, texts, (rows + 1).tolist(), test.lengths, test.labels
-    )
+    texts, numbers = [data.texts[r] for r in rows.tolist()], (rows + 1).tolist()
+    unknown = labelled.unknown_counts(test.tokens, test.lengths, data.vocab.unk_id) / test.lengths
+    names = data.label_set.labels
+    write_prediction_csv(path, names, ev, texts, numbers, test.lengths, test.labels, unknown=unknown)
 
 
-def predict(loaded: Loaded, texts, *, batch_size: int = 256) -> tuple[list[str], np.ndarray, Evaluation]:
+def predict(loaded: Loaded, texts, *, batch_size: int = 256) -> Predictions:
     """Label new `texts` with a trained classifier (`load`), read as in its training: the same level,
-    lowercasing, vocabulary (unknown tokens become `<unk>`), `max_len` and truncation.
+    lowercasing, vocabulary (unknown tokens become `<unk>`), `max_len` and truncation. A text whose tokens
+    are mostly unknown is read as mostly `<unk>`: its label says little (see `Predictions.unknown`).
 
     Args:
       loaded: what `load` returned.
@@ -455,8 +510,9 @@ def predict(loaded: Loaded, texts, *, batch_size: int = 256) -> tuple[list[str],
       batch_size: rows per forward pass.
 
     Returns:
-      (labels, lengths, ev): the predicted class name of each text, the tokens read <int32>[N] and the
-      `Evaluation` (its logits and predictions; loss and accuracy refer to placeholder labels 0).
+      `Predictions(labels, lengths, unknown, ev)`: the predicted class name of each text, the tokens read
+      <int32>[N], the share of them unknown to the vocabulary <float64>[N], and the `Evaluation` (its
+      logits and predictions; loss and accuracy refer to placeholder labels 0).
     """
     if not isinstance(loaded, Loaded):
         raise TypeError(f"loaded: expected the Loaded of classify.load, got {type(loaded).__name__}")
@@ -475,7 +531,8 @@ def predict(loaded: Loaded, texts, *, batch_size: int = 256) -> tuple[list[str],
     )
     placeholder = np.zeros(len(ids), np.int32)
     ev = evaluate(loaded.model, loaded.params, Examples(tokens, lengths, placeholder), batch_size=batch_size)
-    return [loaded.label_set.labels[p] for p in ev.predictions.tolist()], lengths, ev
+    unknown = labelled.unknown_counts(tokens, lengths, loaded.vocab.unk_id) / lengths  # (N,)
+    return Predictions([loaded.label_set.labels[p] for p in ev.predictions.tolist()], lengths, unknown, ev)
 
 
 # ------------------------------------------------------------------------------------ training, loading
@@ -579,7 +636,7 @@ def train(
 
 def load(path: str | os.PathLike, which: str | int = "latest") -> Loaded:
     """The classifier saved by `train(..., run=path)`: `Loaded(model, params, vocab, label_set, config,
-    cell)`; `which` is "latest", "best" (lowest validation loss) or a saved step."""
+    cell, step)`; `which` is "latest", "best" (lowest validation loss) or a saved step."""
     with Checkpoints(find_checkpoints(path), writable=False) as store:
         step = store.resolve(which)
         meta = store.read_meta(step)
@@ -589,4 +646,4 @@ def load(path: str | os.PathLike, which: str | int = "latest") -> Loaded:
         model = make_model(cfg, meta["cell"], len(vocab), len(label_set))
         like = init_state(model, make_optimizer(cfg.optimizer, cfg.learning_rate, cfg.clip_norm), cfg.seed)
         state, _ = store.restore(step, like=like)
-    return Loaded(model, state.params, vocab, label_set, cfg, meta["cell"])
+    return Loaded(model, state.params, vocab, label_set, cfg, meta["cell"], int(step))

@@ -39,7 +39,7 @@ class ClassifyConfig:
     encoding: str = "utf-8"  # codec of the CSV file
     decode_errors: Literal["strict", "replace"] = "strict"  # "replace": undecodable bytes become U+FFFD
     level: Literal["word", "char"] = "word"  # tokens: words and punctuation marks, or characters
-    lowercase: bool = False  # lowercase the texts before tokenizing
+    lowercase: bool = True  # lowercase texts before tokenizing ("Great" = "great"); --no-lowercase keeps case
     min_count: int = 1  # keep tokens seen at least this often in the training rows; the rest are <unk>
     max_vocab: int | None = 20000  # vocabulary size cap, <unk> included
     max_len: int | None = None  # truncate longer sequences; None: pad to the longest

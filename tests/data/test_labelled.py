@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnjax.data import labelled
+from rnnjax.data.text import Vocabulary
 
 
 def write(tmp_path, content, name="data.csv", encoding="utf-8"):
@@ -97,6 +98,27 @@ def test_read_csv_missing_file_and_folder(tmp_path):
         labelled.read_csv(tmp_path, text_column="text", label_column="label")
 
 
+def test_read_columns_id_column_optional_and_stripped_columns(tmp_path):
+    path = write(tmp_path, "id,text,label\nr7,good, pos \nr9,bad,\n")
+    got = labelled.read_columns(
+        path,
+        dict(text_column="text", id_column="id", label_column="label", score_column="score"),
+        optional=("label_column", "score_column"),
+        strip=("label_column",),
+    )
+    # an optional column may be missing (None) or hold empty cells; the others are read as written
+    want = dict(
+        text_column=["good", "bad"], id_column=["r7", "r9"], label_column=["pos", ""], score_column=None
+    )
+    assert got == want
+    with pytest.raises(ValueError, match=r"id_column: column 'key' not found .*\['id', 'text', 'label'\]"):
+        labelled.read_columns(path, dict(text_column="text", id_column="key"))
+    with pytest.raises(ValueError, match=r"label_column: .* empty in 1 of 2 rows: data rows 2 "):
+        labelled.read_columns(path, dict(text_column="text", label_column="label"))
+    with pytest.raises(ValueError, match=r"optional: expected arguments of columns \['text_column'\]"):
+        labelled.read_columns(path, dict(text_column="text"), optional=("label_column",))
+
+
 # ---------------------------------------------------------------------------------------- labels, pad
 
 
@@ -175,6 +197,26 @@ def test_tokenize_levels():
     assert labelled.tokenize(["Ab  c"], level="char", lowercase=True) == [["a", "b", " ", "c"]]
     with pytest.raises(ValueError, match=r"level: expected one of \('char', 'word'\), got 'byte'"):
         labelled.tokenize(["x"], level="byte")
+
+
+def test_unknown_counts_against_a_hand_count():
+    vocab = Vocabulary.build(["a", "b", "a"])  # <unk>, a, b
+    texts = ["a c b d", "c c", "a", "b e a f g"]
+    token_lists = labelled.tokenize(texts)
+    # T = 3 with truncate="pre" keeps the last 3 tokens: "c b d", "c c", "a", "a f g"
+    tokens, lengths = labelled.pad_sequences([vocab.encode(t) for t in token_lists], 3)
+    counts = labelled.unknown_counts(tokens, lengths, vocab.unk_id)
+    kept = [toks[-3:] for toks in token_lists]
+    by_hand = [sum(tok not in {"a", "b"} for tok in toks) for toks in kept]
+    assert counts.tolist() == by_hand == [2, 2, 0, 2]
+    assert (counts / lengths).tolist() == [2 / 3, 1.0, 0.0, 2 / 3]
+    # the padding (id 0, the unknown id too) is not counted; a closed vocabulary has no unknown tokens
+    assert labelled.unknown_counts(np.zeros((2, 4), np.int32), np.array([1, 3])).tolist() == [1, 3]
+    assert labelled.unknown_counts(tokens, lengths, None).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match=r"tokens, lengths: expected shapes \[N, T\] and \[N\]"):
+        labelled.unknown_counts(tokens, lengths[:2])
+    with pytest.raises(ValueError, match=r"lengths: expected values in \[0, T=3\], got \[1, 4\]"):
+        labelled.unknown_counts(tokens, np.array([1, 4, 1, 1]))
 
 
 def test_split_indices():

@@ -199,12 +199,12 @@ def test_sweep_map_gives_the_bits_of_jit_vmap():
 
 def test_cli_flags_quick_no_progress_and_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["--quick", "--no-progress", "--run", "x", "--cells", "simple-linear"]
+    argv = ["--quick", "--no-progress", "--run", "x", "--cells", "simple-linear", "simple-tanh"]
     _cli.run(gradient_norms.Config, gradient_norms.main, argv)
     run = tmp_path / "results" / "gradient_norms" / "x"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["quick"] is True and cfg["progress"] is False and cfg["run"] == "x"
-    assert cfg["cells"] == ["simple-linear"]  # a flag given on the command line wins over --quick
+    assert cfg["cells"] == ["simple-linear", "simple-tanh"]  # a flag given on the command line wins
     for key, value in gradient_norms.QUICK.items():  # --quick replaced the rest of the sweep
         if key != "cells":
             assert cfg[key] == (list(value) if isinstance(value, tuple) else value), key
@@ -216,9 +216,26 @@ def test_cli_flags_quick_no_progress_and_run(tmp_path, monkeypatch, capsys):
             assert abs(d["slope_mean"] - np.log10(g)) <= TOL_SLOPE_F32
     captured = capsys.readouterr()
     assert "gradient_norms:" not in captured.err  # no tqdm bar
-    assert "| simple-linear |" in captured.out
+    # The terminal leads with the finding (at most 20 lines), the tables are in summary.md
+    head, _, tail = captured.out.partition("\nwrote ")
+    assert head.startswith("Why plain RNNs forget") and head.count("\n") < 20 and "summary.md" in head
+    assert "| simple-linear |" in (run / "summary.md").read_text() and "| simple-linear |" not in head
+    # The headline's numbers are the saved fits at g = 1, s = 1: the tanh RNN's rate per step and after
+    # 100 steps, and the linear cell's rate beside log10 g computed here
+    tanh = _decay(m, "simple-tanh", "orthogonal", 1.0, 1.0, 50)["slope_mean"]
+    row = next(line.split() for line in head.splitlines() if line.startswith("  tanh RNN"))
+    assert row[2:4] == [f"x10^{tanh:+.2f}", f"x10^{100 * tanh:+.0f}" if abs(100 * tanh) >= 10
+                        else f"x10^{100 * tanh:+.1f}"]  # fmt: skip
+    for g in gradient_norms.QUICK["gains"]:
+        slope = _decay(m, "simple-linear", "orthogonal", 1.0, g, 50)["slope_mean"]
+        assert f"g = {g}: {slope:+.5f} (log10 g = {np.log10(g):+.5f})" in head
     _cli.run(gradient_norms.Config, gradient_norms.main, ["--plot-only", str(run)])  # redraw from JSON
     assert "redrew figures" in capsys.readouterr().out
+
+
+def test_quick_shows_the_cells_the_story_is_about():
+    assert {"simple-tanh", "lstm-fb1", "gru"} <= set(gradient_norms.QUICK["cells"])
+    assert 1.0 in gradient_norms.QUICK["gains"] and 1.0 in gradient_norms.QUICK["input_scales"]
 
 
 @pytest.mark.parametrize(

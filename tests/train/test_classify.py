@@ -159,6 +159,17 @@ def test_training_learns_an_easy_synthetic_set_and_padding_does_not_matter(easy_
     assert loaded.vocab == data.vocab and loaded.label_set == data.label_set
     again = classify.evaluate(loaded.model, loaded.params, data.valid)
     assert np.array_equal(again.logits, classify.evaluate(model, params, data.valid).logits)
+    assert loaded.step == history["steps"]
+
+    # predict: the share of each text's tokens missing from the vocabulary, against a count by hand
+    texts = ["good zzz the qqq film", "Awful", "xx yy zz good"]
+    got = classify.predict(loaded, texts)
+    known = set(data.vocab.tokens) - {data.vocab.unk}
+    words = [t.lower().split() for t in texts]  # EASY lowercases; these texts have no punctuation
+    assert (
+        got.unknown.tolist() == [sum(w not in known for w in ws) / len(ws) for ws in words] == [0.4, 0, 0.75]
+    )
+    assert got.lengths.tolist() == [5, 1, 4] and set(got.labels) <= set(data.label_set.labels)
 
     # resuming the finished run trains nothing more; another model size is refused
     resumed = classify.train(EASY, data, "lstm", run=tmp_path / "lstm", resume=True, progress=False)
@@ -196,6 +207,39 @@ def test_confusion_matrix_and_predictions_file_match_loops(easy_data, tmp_path):
         assert abs(p.sum() - 1) <= 1e-5 and names[int(np.argmax(p))] == row["prediction"]
     with pytest.raises(ValueError, match=r"predictions: expected class ids in \[0, 2\)"):
         classify.confusion_matrix([0, 1], [0, 2], 2)
+
+
+def test_majority_baseline_against_a_count():
+    rng = np.random.default_rng(1)
+    for C in (2, 3, 5):
+        labels = rng.integers(C, size=97)
+        values, counts = np.unique(labels, return_counts=True)
+        top, share = classify.majority_baseline(labels, C)
+        assert share == counts.max() / 97 == np.mean(labels == top)
+        assert top == values[np.argmax(counts)]  # the first of tied classes, as np.unique sorts them
+    assert classify.majority_baseline([1, 0, 2, 1, 0], 4) == (0, 0.4)  # a tie goes to the lower id
+    with pytest.raises(ValueError, match=r"labels: expected class ids in \[0, 2\), got \[0, 2\]"):
+        classify.majority_baseline([0, 2], 2)
+
+
+def test_prediction_file_leading_columns_and_unknown_share(tmp_path):
+    ev = classify.Evaluation(0.0, 0.0, np.array([[2.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 1]))
+    leading = {"review_id": ["r9", "r4"], "cell": ["gru", "gru"]}
+    path = tmp_path / "p.csv"
+    texts, rows, lengths = ["a b", "c"], [1, 2], [2, 1]
+    classify.write_prediction_csv(
+        path, ("neg", "pos"), ev, texts, rows, lengths, unknown=[0.5, 1], leading=leading
+    )
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == classify.prediction_columns(("neg", "pos"), labelled=False, leading=leading)
+    assert rows[0][:5] == ["review_id", "cell", "row", "length", "unknown_share"]
+    assert rows[1][:7] == ["r9", "gru", "1", "2", "0.5000", "neg", f"{1 / (1 + np.exp(-2.0)):.6f}"]
+    assert rows[2][:6] == ["r4", "gru", "2", "1", "1.0000", "pos"]
+    with pytest.raises(ValueError, match=r"leading: expected column names other than the written ones"):
+        classify.write_prediction_csv(
+            path, ("neg", "pos"), ev, ["a", "c"], [1, 2], [1, 1], leading={"text": [1, 2]}
+        )
 
 
 @pytest.mark.parametrize(
