@@ -155,7 +155,8 @@ def parse(command, argv: list[str], debug: bool = False):
     try:
         with contextlib.redirect_stderr(captured), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            config = tyro.cli(target, args=argv, default=default, prog=_prog())
+            given = {} if default is None else dict(default=default)  # None would add a "none" subcommand
+            config = tyro.cli(target, args=argv, prog=_prog(), **given)
     except SystemExit as e:
         if e.code in (0, None) or debug:
             sys.stderr.write(captured.getvalue())

@@ -133,6 +133,7 @@ class Sample:
     top_k: int | None = None  # sample among the k most likely tokens (ignored with --greedy)
     top_p: float | None = None  # nucleus: the most likely tokens of total probability p (not --greedy)
     greedy: bool = False  # argmax decoding (the sampling options are then ignored)
+    allow_unk: bool = False  # let the model generate the unknown token <unk> (left out by default)
     step: str = "best"  # "best", "latest" or a step number
     num_samples: int = 1
     seed: int = 0
@@ -365,9 +366,9 @@ def sample(args: Sample) -> list[str]:
     saved = json.loads((folder / COMMAND_FILE).read_text()) if (folder / COMMAND_FILE).is_file() else {}
     prompt = args.prompt or saved.get("prompts", [FALLBACK_PROMPT])[0]
     options = (  # greedy decoding takes no sampling options
-        dict(greedy=True)
+        dict(greedy=True, allow_unk=args.allow_unk)
         if args.greedy
-        else dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        else dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, allow_unk=args.allow_unk)
     )
     out = []
     for i in range(1 if args.quick else args.num_samples):

@@ -257,6 +257,7 @@ def _generate(
     temperature,
     top_k,
     top_p,
+    allowed,
     *,
     model,
     length,
@@ -270,6 +271,7 @@ def _generate(
     variables = {"params": params}
 
     def choose(logits, step_key):  # logits (B, V) -> token (B,), log-probs (B, V)
+        logits = jnp.where(allowed, logits, -jnp.inf)  # excluded tokens are never chosen
         if greedy:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32), jax.nn.log_softmax(logits, axis=-1)
         log_probs = _filter(logits, temperature, top_k, top_p, use_top_k=use_top_k, use_top_p=use_top_p)
@@ -309,11 +311,13 @@ def _run(
     top_k=None,
     top_p=None,
     greedy=False,
+    exclude=(),
 ):
     """`generate`, plus the log-probabilities if `return_log_probs`; options default as in `generate`."""
     vocab_size = _check_model(model)
     length = _check_length(length)
     _check_options(temperature, top_k, top_p, greedy, vocab_size)
+    allowed = _allowed(exclude, vocab_size)
     prompt = _check_prompt(prompt, vocab_size)
     if not greedy:
         if key is None:
@@ -330,6 +334,7 @@ def _run(
         float(temperature),
         int(top_k) if top_k is not None else vocab_size,
         float(top_p) if top_p is not None else 1.0,
+        allowed,
         model=model,
         length=length,
         greedy=bool(greedy),
@@ -343,6 +348,16 @@ def _run(
     return tokens, log_probs
 
 
+def _allowed(exclude, vocab_size: int) -> jax.Array:
+    """<bool>[V]: False at the ids of `exclude` (distinct ints in [0, V), not all of them)."""
+    ids = list(exclude) if isinstance(exclude, list | tuple | set | frozenset | range) else None
+    if ids is None or not all(_is_int(i) and 0 <= i < vocab_size for i in ids):
+        raise ValueError(f"exclude: expected token ids in [0, {vocab_size}), got {exclude!r}")
+    if len(set(ids)) >= vocab_size:
+        raise ValueError(f"exclude: expected at least one of the {vocab_size} tokens left, got all of them")
+    return jnp.ones(vocab_size, bool).at[jnp.asarray(sorted(set(ids)), jnp.int32)].set(False)
+
+
 def generate(
     model: RNNModel,
     params,
@@ -354,6 +369,7 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     greedy: bool = False,
+    exclude=(),
 ) -> jax.Array:
     """Continue each prompt by `length` tokens, greedily or by sampling (see the module docstring for the
     filters and the key schedule).
@@ -370,11 +386,13 @@ def generate(
       top_p: None, or a number in (0, 1].
       greedy: take the argmax at every step (ties: lowest id) instead of sampling; then `temperature`,
         `top_k` and `top_p` must stay at their defaults.
+      exclude: token ids never generated (e.g. the unknown token): their logits are set to -inf before
+        the argmax or the filters.
 
     Returns:
       The generated tokens only (not the prompt): <int32>[L] for a 1-D prompt, <int32>[B, L] for a 2-D one.
     """
-    options = dict(key=key, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
+    options = dict(key=key, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, exclude=exclude)
     return _run(model, params, prompt, length, False, **options)[0]
 
 
@@ -383,7 +401,7 @@ def generate_with_log_probs(
 ) -> tuple[jax.Array, jax.Array]:
     """`generate`, plus the distribution each token was drawn from.
 
-    Args: as `generate` (`options`: temperature, top_k, top_p, greedy).
+    Args: as `generate` (`options`: temperature, top_k, top_p, greedy, exclude).
 
     Returns:
       `(tokens, log_probs)`: tokens <int32>[B, L] (or [L] for a 1-D prompt) as `generate` returns them
@@ -446,6 +464,7 @@ def sample_text(
     top_p: float | None = None,
     greedy: bool = False,
     include_prompt: bool = False,
+    allow_unk: bool = False,
 ) -> str:
     """Continue a text prompt by `length` tokens and return the continuation as text.
 
@@ -467,6 +486,8 @@ def sample_text(
       temperature, top_k, top_p, greedy: as in `generate`.
       include_prompt: also return the (normalised) prompt in front, joined with the same rules, e.g. for
         `print(sample_text(..., include_prompt=True))`.
+      allow_unk: let the model generate the vocabulary's unknown token (by default it is left out, so the
+        text holds only real tokens; the prompt may still contain it).
 
     Returns:
       The continuation only (default), or the normalised prompt followed by it with `include_prompt`.
@@ -478,6 +499,7 @@ def sample_text(
         ("strip_punctuation", strip_punctuation),
         ("collapse_whitespace", collapse_whitespace),
         ("include_prompt", include_prompt),
+        ("allow_unk", allow_unk),
     ):
         _checks.check_bool(name, value)
     if not isinstance(prompt, str):
@@ -515,8 +537,8 @@ def sample_text(
             stacklevel=2,
         )
     ids = vocab.encode(tokens)  # unknown tokens -> unk id 0
-    out = generate(
-        model, params, ids, length, key=key, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy
-    )
+    exclude = () if allow_unk or vocab.unk_id is None else (vocab.unk_id,)
+    out = generate(model, params, ids, length, key=key, temperature=temperature, top_k=top_k, top_p=top_p,
+                   greedy=greedy, exclude=exclude)  # fmt: skip
     continuation = vocab.decode(np.asarray(out))
     return detokenize(tokens + continuation if include_prompt else continuation, level)

@@ -314,9 +314,11 @@ def test_sample_text_word_round_trip():
     vocab, model, params = word_setup()
     prompt = ["the", "cat", "sat", "on"]
     prompt_ids = np.array([vocab.tokens.index(w) for w in prompt])  # encoded by hand
-    out = gen.generate(model, params, prompt_ids, 8, key=jax.random.key(15), temperature=1.5)
+    no_unk = (vocab.unk_id,)  # sample_text leaves out the unknown token by default
+    out = gen.generate(model, params, prompt_ids, 8, key=jax.random.key(15), temperature=1.5, exclude=no_unk)
     assert out.shape == (8,)  # a 1-D prompt is one row of a batch
-    batch = gen.generate(model, params, prompt_ids[None], 8, key=jax.random.key(15), temperature=1.5)
+    batch = gen.generate(model, params, prompt_ids[None], 8, key=jax.random.key(15), temperature=1.5,
+                         exclude=no_unk)  # fmt: skip
     np.testing.assert_array_equal(out, batch[0])
     tokens = [vocab.tokens[i] for i in np.asarray(out)]
     got = gen.sample_text(
@@ -336,8 +338,41 @@ def test_sample_text_unknown_word_warns_and_reads_unk():
         got = gen.sample_text(model, params, vocab, "the zebra sat quickly", 8, level="word", seed=16)
     ids = np.array([vocab.tokens.index("the"), 0, vocab.tokens.index("sat"), 0])  # 0 is "<unk>"
     assert vocab.tokens[0] == "<unk>"
-    want = gen.generate(model, params, ids, 8, key=jax.random.key(16))
+    want = gen.generate(model, params, ids, 8, key=jax.random.key(16), exclude=(0,))
     assert got == gen.detokenize(vocab.decode(np.asarray(want)), "word")
+
+
+@pytest.mark.parametrize("exclude", [(0,), (2, 7, 9)])
+def test_excluded_tokens_equal_a_loop_over_masked_logits(exclude):
+    model, params = make_model("lstm", 2)
+    length = 6
+
+    def masked(logits):  # the loop's own masking: excluded logits to -inf, then argmax
+        logits = logits.copy()
+        logits[:, list(exclude)] = -np.inf
+        return logits
+
+    want = rerun_loop(model, params, PROMPTS, length, lambda t, logits: np.argmax(masked(logits), axis=-1))
+    got = gen.generate(model, params, PROMPTS, length, greedy=True, exclude=exclude)
+    np.testing.assert_array_equal(got, want)
+    # Sampling draws from the filtered softmax of the masked logits (the NumPy filter as the second way)
+    options = dict(temperature=0.9, top_k=6, top_p=0.9)
+    tokens, log_probs = gen.generate_with_log_probs(model, params, PROMPTS, 1, key=jax.random.key(5),
+                                                    exclude=exclude, **options)  # fmt: skip
+    first = np.asarray(full_logits_fn(model)(params, jnp.asarray(PROMPTS)))[:, -1]
+    expected = np_filtered_log_probs(masked(first), **options)
+    np.testing.assert_allclose(np.asarray(log_probs[:, 0]), expected, rtol=0, atol=TOL_F64)
+    assert not set(np.asarray(tokens).ravel()) & set(exclude)
+
+
+def test_sample_text_leaves_out_unk_unless_allowed():
+    vocab, model, params = word_setup()
+    readout = params["readout"]  # make "<unk>" (id 0) by far the likeliest next token
+    params = {**params, "readout": readout._replace(b=readout.b.at[0].set(50.0))}
+    default = gen.sample_text(model, params, vocab, "the cat", 20, level="word", seed=1)
+    allowed = gen.sample_text(model, params, vocab, "the cat", 20, level="word", seed=1, allow_unk=True)
+    assert "<unk>" not in default and default.strip()
+    assert allowed.split() == ["<unk>"] * 20
 
 
 def test_detokenize_by_hand():

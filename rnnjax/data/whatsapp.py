@@ -372,7 +372,8 @@ def read(
         and neither (every date has both fields <= 12) is ambiguous and raises ValueError asking for
         `dayfirst=True/False`. ISO-like `YYYY-MM-DD` dates need no inference.
       authors: keep only messages by this author (str) or these authors (iterable of str); every name must
-        occur in the chat. Authorless system lines are dropped by this filter.
+        occur in the chat. Authorless system lines are dropped by this filter too (and counted in
+        `dropped["system"]`, not as other authors' messages).
       drop_system: drop system messages (group created, member added, encryption notice, ...).
       drop_media: drop media placeholders (`<Media omitted>`, `image omitted`, view-once `null`, ...).
       drop_deleted: drop deleted-message placeholders.
@@ -413,7 +414,9 @@ def read(
         missing = sorted(wanted - present)
         if missing:
             raise ValueError(f"authors {missing} not found in {path}; authors present: {sorted(present)}")
-        dropped["authors"] = sum(m.author not in wanted for m in messages)
+        # Authorless (Android system) lines are not by another author: they are counted as system lines.
+        dropped["authors"] = sum(m.author is not None and m.author not in wanted for m in messages)
+        dropped["system"] = sum(m.author is None for m in messages)
         messages = [m for m in messages if m.author in wanted]
     kept = []
     for m in messages:

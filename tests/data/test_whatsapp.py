@@ -612,9 +612,11 @@ def test_read_counts_what_each_filter_left_out(tmp_path):
         len(ANDROID_US),
         [],
     )
-    # The authors filter goes first: it leaves out the 5 authorless system lines and Alice's 5 messages.
+    # The authors filter goes first: it leaves out the 5 authorless system lines (counted as system lines,
+    # not as other authors' messages) and the other authors' 5 messages.
     chat = whatsapp.read(path, authors="Bob 🎉", drop_media=True)
-    assert chat.messages == [e[5]] and chat.dropped == {"authors": 10, "system": 0, "media": 1, "deleted": 0}
+    assert chat.messages == [e[5]] and chat.dropped == {"authors": 5, "system": 5, "media": 1, "deleted": 0}
+    assert sum(m.author is None for m in e) == 5 and sum(m.author not in (None, "Bob 🎉") for m in e) == 5
 
 
 def test_author_counts_and_default_prompt(tmp_path):
