@@ -279,9 +279,10 @@ def table(points: list[dict]) -> str:
 def plot(record: dict, path) -> None:
     """Log-log plot from a saved record: XLA temp bytes (solid) and measured peak RSS (dashed) vs T."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    from experiments._plots import plt  # matplotlib on Agg, imported only to plot
+    from experiments._plots import legend_below, log_ticks, panels, save, title_and_caption  # only to plot
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, axes = panels(1, 1, 6.0, 4.8)  # the legend and caption take the bottom 1.4 in
+    ax = axes[0, 0]
     for i, m in enumerate(record["config"]["methods"]):
         pts = [p for p in record["points"] if p["method"] == m and "error" not in p]
         if not pts:
@@ -303,16 +304,21 @@ def plot(record: dict, path) -> None:
                 label=f"{m}: process peak RSS (measured)",
             )
     ax.axhline(record["config"]["cap_gb"], color="gray", ls=":", label="cap (not run above)")
-    ax.set_xscale("log")
+    log_ticks(ax.xaxis, [p["T"] for p in record["points"]])
     ax.set_yscale("log")
     ax.set_xlabel("sequence length T (steps, log scale)")
     ax.set_ylabel("memory (GB, log scale)")
     c = record["config"]
-    ax.set_title(f"LSTM BPTT memory, B={c['batch']} H={c['hidden_size']} I={c['input_size']}, float32")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    results.save_figure(fig, path)
-    plt.close(fig)
+    title_and_caption(
+        fig, "Memory to train an LSTM against sequence length T, per method: lower and flatter is better"
+    )
+    legend_below(
+        fig,
+        ax,
+        caption=f"Batch B={c['batch']}, hidden size H={c['hidden_size']}, input size I={c['input_size']}, "
+        "float32; solid: XLA's temporary buffers, dashed: the process's peak memory (RSS), measured.",
+    )
+    save(fig, path)
 
 
 def run(cfg: Config) -> dict:

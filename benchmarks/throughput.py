@@ -343,15 +343,13 @@ def table(rows: list[dict], peak_gflops: float) -> str:
 def plot(record: dict, path) -> None:
     """Bar chart from a saved record: tokens/s per contender, one panel per (mode, cell), groups = shapes."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    from experiments._plots import plt  # matplotlib on Agg, imported only to plot
+    from experiments._plots import legend_below, panels, save, title_and_caption  # imported only to plot
 
     rows = record["rows"]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     kinds = list(dict.fromkeys(r["cell"] for r in rows))
     names = list(dict.fromkeys(n for r in rows for n in r["contenders"]))
-    fig, axes = plt.subplots(
-        len(modes), len(kinds), figsize=(4.5 * len(kinds), 3.6 * len(modes)), squeeze=False
-    )
+    fig, axes = panels(len(modes), len(kinds), 4.2, 3.2)
     width = 0.8 / max(len(names), 1)
     for i, mode in enumerate(modes):
         for j, kind in enumerate(kinds):
@@ -361,16 +359,18 @@ def plot(record: dict, path) -> None:
             for k, name in enumerate(names):
                 vals = [r["contenders"].get(name, {}).get("tokens_per_s", np.nan) for r in sel]
                 ax.bar(x + (k - (len(names) - 1) / 2) * width, vals, width, label=name)
-            ax.set_xticks(x, [f"B{r['B']} T{r['T']}\nH{r['H']}" for r in sel], fontsize=7)
+            ax.set_xticks(x, [f"B{r['B']} T{r['T']}\nH{r['H']}" for r in sel])
             ax.set_yscale("log")
             ax.set_ylabel("tokens / s (log scale)")
             ax.set_title(f"{kind}, {mode}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, -0.03))
-    fig.suptitle(f"RNN throughput, float32, I={rows[0]['I']} ({record['machine']['processor']})")
-    fig.tight_layout()
-    results.save_figure(fig, path)
-    plt.close(fig)
+    title_and_caption(fig, "Tokens per second of each implementation, per cell and shape: higher is faster")
+    legend_below(
+        fig,
+        axes[0][0],
+        caption=f"float32, input size I={rows[0]['I']}; B: batch, T: sequence length, H: hidden size; on "
+        f"{record['machine']['processor']}.",
+    )
+    save(fig, path)
 
 
 def run(cfg: Config) -> dict:

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._plots import colors, heatmap, nan_if_none, panels, quartile_band, save
+from experiments._plots import (
+    colors,
+    heatmap,
+    legend_below,
+    log_ticks,
+    nan_if_none,
+    panel_grid,
+    panels,
+    quartile_band,
+    save,
+    title_and_caption,
+)
 
 LAYOUT = 2  # metrics.json layout: curves/decay keyed [cell][init][input scale][gain]
 # The drive of the figures that show one input scale: this one if swept, else the swept scale nearest it.
@@ -40,6 +51,9 @@ def _drive(m: dict, s: str) -> str:
     return f"x ~ {float(s):g}·N(0,1)"
 
 
+RATE = "decay rate (log10 per step)"  # d log10‖∂L_T/∂h_t‖ / d lag: < 0 vanishing, > 0 exploding
+
+
 def _slopes(m: dict, name: str, init: str, s: str, T: str) -> np.ndarray:
     """Mean decay rate per gain of one cell, init and scale at length T, NaN where no point was fitted."""
     return nan_if_none(v[T]["slope_mean"] for v in m["decay"][name][init][s].values())
@@ -61,11 +75,18 @@ def plot_norm_vs_lag(m: dict, init: str, path: Path) -> None:
             ax.set(title=f"{name}, {_drive(m, s)}", xlabel="lag T − t (steps)")
             ax.grid(alpha=0.3)
         axes[row, 0].set_ylabel("log10 ‖∂L_T/∂h_t‖")
-    axes[0, -1].legend(fontsize=7, loc="lower left")
-    fig.suptitle(
-        f"Gradient norm vs lag at init, T={m['T_max']}, {init} W_hh (median, quartiles over "
-        f"{m['seeds']} seeds).\n"
-        f"| marks the last lag fitted, dotted: the window's floor; {_window(m)}"
+    title_and_caption(
+        fig,
+        f"Gradient norm against lag at initialisation ({init} W_hh): a straight line is a constant decay "
+        "rate per step, set by the gain g",
+    )
+    legend_below(
+        fig,
+        axes[0, -1],
+        caption=(
+            f"Line: median over {m['seeds']} seeds, band: quartiles; T={m['T_max']}. |: the last lag of the "
+            f"decay-rate fit; dotted: the fit window's floor (log10 norm {low:.1f}; summary.md)."
+        ),
     )
     save(fig, path)
 
@@ -80,12 +101,19 @@ def plot_grad_whh(m: dict, path: Path) -> None:
             for color, (g, per_T) in zip(colors(len(gains)), gains.items()):
                 median = [v["median"] for v in per_T.values()]
                 ax.plot([int(t) for t in per_T], median, "o-", color=color, ms=3, label=f"g={g}")
-            ax.set_xscale("log")
+                log_ticks(ax.xaxis, [int(t) for t in per_T])
             ax.set(title=f"{name}, {init}", xlabel="sequence length T")
             ax.grid(alpha=0.3)
         axes[row, 0].set_ylabel("log10 ‖∂L_T/∂W_hh‖")
-    axes[0, -1].legend(fontsize=7)
-    fig.suptitle(f"Norm of the recurrent-weight gradient vs T (median over seeds), {_drive(m, s)}")
+    title_and_caption(
+        fig,
+        "Recurrent-weight gradient against sequence length T: a rising line is an exploding gradient",
+    )
+    legend_below(
+        fig,
+        axes[0, -1],
+        caption=f"Median over {m['seeds']} seeds; one line per recurrent gain g; inputs {_drive(m, s)}.",
+    )
     save(fig, path)
 
 
@@ -93,8 +121,8 @@ def plot_decay_vs_gain(m: dict, path: Path) -> None:
     T, s = str(m["T_max"]), _reference(m)
     names = list(m["decay"])
     inits = list(m["decay"][names[0]])
-    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True)
-    for ax, name in zip(axes[0], names):
+    fig, axes = panel_grid(len(names), 3.2, 3.0, sharey=True)
+    for ax, name in zip(axes, names):
         for init, marker, color in zip(inits, "os", ("C0", "C1")):
             gains = m["decay"][name][init][s]
             x = [float(g) for g in gains]
@@ -115,11 +143,21 @@ def plot_decay_vs_gain(m: dict, path: Path) -> None:
         title = name if m["gamma"][name] is None else f"{name} (γ = {m['gamma'][name]:g})"
         ax.set(title=title, xlabel="recurrent gain g")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("decay rate d log10‖∂L/∂h_t‖ / d lag")
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(
-        f"Per-step decay rate vs gain (T={T}, {_drive(m, s)}; < 0 vanishing), the Pascanu et al. bound "
-        f"(dashed) and the spectral radius (dotted)\n{_window(m)}"
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(RATE)
+    title_and_caption(
+        fig,
+        "Gradient decay rate per step against the recurrent gain g: below 0 the gradient vanishes, above 0 "
+        "it explodes",
+    )
+    legend_below(
+        fig,
+        axes,
+        caption=(
+            f"Mean ± sd over {m['seeds']} seeds at T={T}, inputs {_drive(m, s)}. Dotted: log10 of the "
+            "spectral radius ρ of W_hh; dashed: the Pascanu et al. bound log10 γσ_max (γ = max|φ'|). Fit "
+            "window: summary.md."
+        ),
     )
     save(fig, path)
 
@@ -130,13 +168,19 @@ def plot_heatmap(m: dict, path: Path) -> None:
     inits = list(m["decay"][names[0]])
     scales = [str(float(s)) for s in m["input_scales"]]
     gains = list(m["decay"][names[0]][inits[0]][scales[0]])
-    fig, axes = panels(len(scales), len(inits), 5.2, 3.4)
+    # each panel sized to its grid: a column per gain, a row per cell, room for labels and the colour bar
+    fig, axes = panels(len(scales), len(inits), 2.4 + 0.55 * len(gains), 1.4 + 0.4 * len(names))
     for row, s in enumerate(scales):
         for ax, init in zip(axes[row], inits):
             image = heatmap(ax, [_slopes(m, name, init, s, T) for name in names], gains, names)
             ax.set(xlabel="recurrent gain g", title=f"{init} W_hh, {_drive(m, s)}")
-            fig.colorbar(image, ax=ax, label="log10 change per step")
-    fig.suptitle(f"Decay rate of ‖∂L_T/∂h_t‖ per step (T={T}; blue vanishing, red exploding)\n{_window(m)}")
+            fig.colorbar(image, ax=ax, label="log10 per step")
+    title_and_caption(
+        fig,
+        "Gradient decay rate per step for every cell and gain: blue vanishes, red explodes",
+        f"Each number: the mean over {m['seeds']} seeds of the slope of log10 ‖∂L_T/∂h_t‖ per step of lag, "
+        f"at T={T}; n/a: nothing inside the fit window (summary.md).",
+    )
     save(fig, path)
 
 
@@ -146,20 +190,29 @@ def plot_decay_vs_scale(m: dict, path: Path) -> None:
     inits = list(m["decay"][names[0]])
     scales = [str(float(s)) for s in m["input_scales"]]
     gains = list(m["decay"][names[0]][inits[0]][scales[0]])
-    fig, axes = panels(1, len(gains), 3.2, 3.4, sharey=True)
-    for ax, g in zip(axes[0], gains):
+    fig, axes = panel_grid(len(gains), 3.2, 3.0, sharey=True)
+    for ax, g in zip(axes, gains):
         for color, name in zip(_cell_colors(len(names)), names):
             for init, style in zip(inits, ("o-", "s--")):
                 y = nan_if_none(m["decay"][name][init][s][g][T]["slope_mean"] for s in scales)
                 label = f"{name}, {init}" if g == gains[0] else None
                 ax.plot([float(s) for s in scales], y, style, color=color, ms=3, label=label)
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_xscale("log")
+        log_ticks(ax.xaxis, [float(s) for s in scales])
         ax.set(title=f"g = {g}", xlabel="input scale s (x ~ s·N(0,1))")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("decay rate d log10‖∂L/∂h_t‖ / d lag")
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(f"Decay rate vs input scale (T={T}, mean over seeds; < 0 vanishing)\n{_window(m)}")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(RATE)
+    title_and_caption(
+        fig,
+        "Gradient decay rate against the size of the inputs, one panel per gain: a flat line does not "
+        "depend on the inputs",
+    )
+    legend_below(
+        fig,
+        axes,
+        caption=f"Mean over {m['seeds']} seeds at T={T}; below 0 the gradient vanishes (window: summary.md)",
+    )
     save(fig, path)
 
 
@@ -172,8 +225,8 @@ def plot_rate_vs_radius(m: dict, path: Path) -> None:
     T, s = str(m["T_max"]), _reference(m)
     names = list(m["decay"])
     inits = list(m["decay"][names[0]])
-    fig, axes = panels(1, len(names), 3.2, 3.4, sharey=True, sharex=True)
-    for ax, name in zip(axes[0], names):
+    fig, axes = panel_grid(len(names), 3.2, 3.0, sharey=True, sharex=True)
+    for ax, name in zip(axes, names):
         for init, marker, color in zip(inits, "os", ("C0", "C1")):
             gains = m["decay"][name][init][s]
             x = np.log10(np.concatenate([m["spectral_radius"][name][init][g] for g in gains]))
@@ -184,14 +237,22 @@ def plot_rate_vs_radius(m: dict, path: Path) -> None:
         gamma = m["gamma"][name]
         if gamma is not None and gamma != 1:  # the sigmoid's slope at its centre, 1/4
             ax.plot(lim, lim + np.log10(gamma), "k--", lw=0.7, label=f"rate = log10 ρ + log10 {gamma:g}")
-            ax.legend(fontsize=6)
         ax.set(title=name, xlabel="log10 ρ(W_hh) of the seed's draw")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("measured decay rate (per seed)")
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(
-        f"Each seed's decay rate vs the spectral radius of its W_hh (every gain, T={T}, {_drive(m, s)})\n"
-        f"{_window(m)}"
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("measured decay rate (per seed)")
+    title_and_caption(
+        fig,
+        "Each seed's gradient decay rate against the spectral radius ρ of its W_hh: on the solid line the "
+        "gradient shrinks exactly like ρ^lag",
+    )
+    legend_below(
+        fig,
+        axes,
+        caption=(
+            f"One point per seed and gain, T={T}, inputs {_drive(m, s)}; dashed: the line moved by log10 γ, "
+            "the slope of a cell's nonlinearity at its centre. Fit window: summary.md."
+        ),
     )
     save(fig, path)
 

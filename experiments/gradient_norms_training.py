@@ -52,16 +52,12 @@ import time
 from pathlib import Path
 
 import jax
-import matplotlib
 import numpy as np
 
 from experiments import _cli, _synthetic
-from experiments._plots import nan_if_none
+from experiments._plots import nan_if_none, panels, save, title_and_caption
 from rnnjax import diagnostics, results, tasks
 from rnnjax.train import synthetic
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 EXPERIMENT = "gradient_norms_training"
 QUICK = dict(cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32, seeds=2)
@@ -152,9 +148,7 @@ def _spread(values) -> str:
 
 def plot(m: dict, path: Path) -> None:
     names = list(m["cells"])
-    fig, axes = plt.subplots(
-        2, len(names), figsize=(3.8 * len(names), 6.4), squeeze=False, layout="constrained"
-    )
+    fig, axes = panels(2, len(names), 4.2, 3.4)
     for col, name in enumerate(names):
         c = m["cells"][name]
         ax = axes[0, col]
@@ -168,7 +162,7 @@ def plot(m: dict, path: Path) -> None:
             ax.axvspan(lo, hi, color="gray", alpha=0.12)
         ax.set(title=f"{name}: {c['successes']}/{len(c['seeds'])} seeds succeed", xlabel="lag T − t (steps)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend()
         ax = axes[1, col]
         for k, loss in enumerate(c["loss"]):
             ax.plot(
@@ -178,19 +172,21 @@ def plot(m: dict, path: Path) -> None:
         ax.axhline(0.1 * m["baseline"], color="gray", ls="-.", label="success: 0.1 x baseline")
         ax.set_yscale("log")
         finals = ", ".join(f"{x:.2g}" for x in nan_if_none(c["final_loss"]))
-        ax.set_title(f"held-out loss: {finals}", fontsize=8)
+        ax.set_title(f"held-out loss: {finals}", fontsize=9)
         ax.set(xlabel="training step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    axes[0, 0].set_ylabel("log10 ‖∂L/∂h_t‖ (median over examples,\none line per seed; grey: relevant lags)")
-    axes[1, 0].set_ylabel("loss (log)")
-    fig.suptitle(
-        f"Gradient profile at init and after {m['steps']} steps: {m['task']}, T={m['seq_len']}, "
-        f"{len(m['seeds'])} seeds; success: {CRITERION}",
-        fontsize=10,
+        ax.legend()
+    axes[0, 0].set_ylabel("log10 ‖∂L/∂h_t‖")
+    axes[1, 0].set_ylabel("training loss (log)")
+    title_and_caption(
+        fig,
+        f"How training reshapes the gradient reaching each earlier step ({m['task']}, T={m['seq_len']}): "
+        "the profile before (blue) and after (red) training",
+        f"Top: median over held-out examples of the gradient norm at each lag, one line per seed "
+        f"({len(m['seeds'])} seeds), slope: median [min, max] over seeds; grey bands: the lags the task "
+        f"needs. Bottom: the training loss after {m['steps']} steps; success: {CRITERION}.",
     )
-    results.save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def summary(m: dict) -> str:

@@ -60,7 +60,7 @@ import matplotlib
 import numpy as np
 
 from experiments import _cli, _synthetic
-from experiments._plots import nan_if_none, save
+from experiments._plots import legend_below, nan_if_none, save, title_and_caption
 from rnnjax import results, tasks
 from rnnjax.train import synthetic
 from rnnjax.train.optimizers import check_positive
@@ -319,19 +319,19 @@ def _grid_axes(runs: list[dict]):
     keys = _panels(runs)
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(  # + 1.2 in for the legend and its caption under the panels
+        rows, cols, figsize=(4.4 * cols, 3.2 * rows + 1.2), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
     return fig, axes, keys
 
 
-def _finish(fig, axes, title: str, path: Path, *, legend_at: float, bottom: float) -> None:
-    """The first panel's legend centred below the grid (at height `legend_at`, in figure coordinates), the
-    title, a layout leaving the bottom `bottom` to the legend, and the figure saved and closed."""
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, legend_at))
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+def _finish(fig, axes, title: str, caption: str, path: Path) -> None:
+    """The title, the first panel's legend under the grid headed by `caption`, and the figure saved and
+    closed."""
+    title_and_caption(fig, title)
+    legend_below(fig, axes.flat[0], caption=caption)
     save(fig, path)
 
 
@@ -342,7 +342,7 @@ def _label(r: dict) -> str:
 def _k_of_n(ax, panel: list[dict]) -> None:
     """The panel's k/N per cell and clip setting, in its lower left corner."""
     text = "\n".join(f"{_label(r)}: {r['successes']}/{len(r['seeds'])} succeed" for r in panel)
-    ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=6, va="bottom", ha="left",
+    ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
             bbox=dict(facecolor="white", alpha=0.7, lw=0))  # fmt: skip
 
 
@@ -373,10 +373,10 @@ def plot_loss(runs: list[dict], path: Path) -> None:
     _finish(
         fig,
         axes,
-        f"Training loss of every seed (running mean over {SMOOTH} steps); k/N: seeds with {CRITERION}",
+        "Training loss of every seed: a curve that ends below the dash-dot line learned the task",
+        f"Running mean over {SMOOTH} steps; solid: with gradient clipping, dotted: without. k/N: the seeds "
+        f"with {CRITERION}.",
         path,
-        legend_at=-0.02,
-        bottom=0.08,
     )
 
 
@@ -401,10 +401,10 @@ def plot_grad_norm(runs: list[dict], cfg: dict, path: Path) -> None:
     _finish(
         fig,
         axes,
-        "Global L2 norm of the gradient at every step, before clipping (every seed)",
+        "Gradient norm at every training step: spikes are exploding gradients",
+        "Global L2 norm of the gradient before clipping, every seed; solid: with gradient clipping, dotted: "
+        "without.",
         path,
-        legend_at=-0.02,
-        bottom=0.08,
     )
 
 
@@ -412,7 +412,9 @@ def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
     """One panel per (task, T): every seed's held-out loss / baseline per cell and clip setting, the
     success line, and k/N above each group."""
     keys = _panels(runs)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(3.3 * len(keys), 3.8), squeeze=False, sharey=True, layout="constrained"
+    )
     groups = [(c, clip) for c in cfg["cells"] for clip in cfg["clip"]]
     for ax, (task_name, seq_len) in zip(axes[0], keys):
         for x, (cell_name, clip) in enumerate(groups):
@@ -438,18 +440,17 @@ def plot_final_loss(runs: list[dict], cfg: dict, path: Path) -> None:
         ax.set_xticks(
             range(len(groups)),
             [f"{c}\n{'clip' if clip else 'no clip'}" for c, clip in groups],
-            fontsize=7,
             rotation=30,
         )
         steps = next(r["steps"] for r in runs if (r["task"], r["seq_len"]) == (task_name, seq_len))
         ax.set_title(f"{task_name}, T={seq_len}\n{steps} steps", fontsize=9, pad=14)
     axes[0, 0].set_ylabel("held-out loss / memoryless baseline (log)")
-    fig.suptitle(
-        f"Every seed's final loss (filled o: success, {CRITERION}; open square: failure; x: diverged); "
-        "k/N above each group; dashed: baseline, dash-dot: success line",
-        fontsize=9,
+    title_and_caption(
+        fig,
+        "Which settings learn the task: every seed's final loss against the memoryless baseline",
+        f"Filled o: success ({CRITERION}); open square: failure; x: diverged. k/N above each group; dashed: "
+        "the baseline, dash-dot: the success line.",
     )
-    fig.tight_layout()
     save(fig, path)
 
 

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from experiments._plots import colors, nan_if_none, panels, save
+from experiments._plots import colors, legend_below, nan_if_none, panel_grid, panels, save, title_and_caption
 
 # ---------------------------------------------------------------------------------------------
 # Plots (from the saved metrics only)
@@ -44,15 +43,24 @@ def plot_vs_gradient(m: dict, path: Path) -> None:
         xlabel="λ_max / ln 10 (log10 per step, forward QR)",
         ylabel="backward slope d log10‖∂L_T/∂h_t‖ / d lag (per step)",
     )
-    axes[0, 0].legend(fontsize=7)
     axes[0, 1].axhline(0, color="k", lw=0.8)
     axes[0, 1].set(xlabel="λ_max / ln 10 (log10 per step)", ylabel="backward slope − λ_max / ln 10")
     for ax in axes[0]:
         ax.grid(alpha=0.3)
     a = m["agreement"]
-    fig.suptitle(
-        f"Largest Lyapunov exponent vs backward-gradient decay (T={m['length']}, warm-up {m['warmup']}, "
-        f"{m['frames']} frames; |diff| max {a['max_abs_diff']:.4f}, median {a['median_abs_diff']:.4f})"
+    title_and_caption(
+        fig,
+        "Forward (largest Lyapunov exponent) and backward (gradient decay rate) measurements agree where "
+        "points lie on the dashed line, and their difference (right) is near 0",
+    )
+    legend_below(
+        fig,
+        axes[0, 0],
+        caption=(
+            f"One point per trajectory; colour: cell, marker: input scale. |difference| max "
+            f"{a['max_abs_diff']:.4f}, median {a['median_abs_diff']:.4f}. T={m['length']}, warm-up "
+            f"{m['warmup']} steps, {m['frames']} random frames (summary.md)."
+        ),
     )
     save(fig, path)
 
@@ -62,11 +70,8 @@ def plot_vs_gain(m: dict, path: Path) -> None:
     input scale, with log10 σ_max and log10 ρ of W_hh."""
     names = list(dict.fromkeys(p["cell"] for p in m["points"]))
     scales = list(dict.fromkeys(p["input_scale"] for p in m["points"]))
-    cols = min(3, len(names))
-    fig, axes = panels(math.ceil(len(names) / cols), cols, 3.6, 3.4, sharey=True, sharex=True)
-    for ax in axes.ravel()[len(names) :]:
-        ax.set_visible(False)
-    for ax, name in zip(axes.ravel(), names):
+    fig, axes = panel_grid(len(names), 3.4, 3.0, sharey=True, sharex=True)
+    for ax, name in zip(axes, names):
         rows = [p for p in m["points"] if p["cell"] == name]
         for color, scale in zip(colors(len(scales)), scales):
             at = [p for p in rows if p["input_scale"] == scale]
@@ -94,10 +99,21 @@ def plot_vs_gain(m: dict, path: Path) -> None:
         ax.axhline(0, color="gray", lw=0.5)
         ax.set(title=name, xlabel="recurrent gain g")
         ax.grid(alpha=0.3)
-    for row in axes:
-        row[0].set_ylabel("log10 growth per step")
-    axes[0, -1].legend(fontsize=6)
-    fig.suptitle("λ_max / ln 10 and the backward slope vs gain, per input scale, with σ_max and ρ of W_hh")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("log10 growth per step")
+    title_and_caption(
+        fig,
+        "Forward exponent and backward gradient rate against the gain, with the two matrix norms of W_hh "
+        "that bound and approximate them",
+    )
+    legend_below(
+        fig,
+        axes,
+        caption=(
+            "Lines and crosses: mean over seeds per input scale s; dashed: log10 of the largest singular "
+            "value σ_max of W_hh; dotted: log10 of its spectral radius ρ."
+        ),
+    )
     save(fig, path)
 
 
@@ -105,7 +121,7 @@ def plot_spectrum(m: dict, path: Path) -> None:
     """The leading Lyapunov spectrum of each cell at g = 1 (mean over seeds; error bars: the largest
     spread over frames of any seed; band: min–max over seeds)."""
     spectra = m["spectrum"]["cells"]
-    fig, axes = panels(1, 1, 6.5, 4.2)
+    fig, axes = panels(1, 1, 5.5, 3.6)
     ax = axes[0, 0]
     for i, (name, s) in enumerate(spectra.items()):
         e = np.asarray(s["exponents10"])  # [seed, n]
@@ -124,10 +140,17 @@ def plot_spectrum(m: dict, path: Path) -> None:
         ax.plot([1], [np.mean(s["exact_top10"])], marker="*", ms=11, color=f"C{i}", mec="k")
     ax.set(xlabel="exponent index i", ylabel="λ_i / ln 10 (log10 per step)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.suptitle(
-        f"Lyapunov spectrum at g = 1, input scale 1, H = {m['spectrum']['hidden_size']} "
-        "(★: exact ‖∏J‖ growth; bars: spread over Q0)"
+    title_and_caption(
+        fig,
+        "Lyapunov spectrum at gain 1: how fast each direction of the hidden state grows or shrinks per step",
+    )
+    legend_below(
+        fig,
+        ax,
+        caption=(
+            f"Input scale 1, H = {m['spectrum']['hidden_size']}; mean over seeds, band: min–max over seeds, "
+            "bars: the largest spread over the random initial frames Q0; ★: the exact growth rate of ‖∏J‖."
+        ),
     )
     save(fig, path)
 

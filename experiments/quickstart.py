@@ -106,6 +106,7 @@ def train(name: str, task: tasks.Task, cfg: Config) -> dict:
     return dict(
         loss=history["loss"],
         grad_norm=history["grad_norm"],
+        diverged=history["message"] if history["diverged"] else None,
         test_loss=float(task.loss(outputs, labels)),
         test_accuracy=accuracy,
         init=gradient_path(cell, task, cfg.seed) if at_chance else None,
@@ -203,6 +204,12 @@ def main(cfg: Config) -> dict:
     results.atomic_write_text(out / "summary.md", f"# quickstart, T={cfg.seq_len}\n\n{summary}\n")
     print(summary)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    diverged = {name: m["diverged"] for name, m in metrics["cells"].items() if m["diverged"]}
+    if diverged:  # the results are written, but a diverged training is a failed run (exit status 1)
+        raise _cli.RunFailed(
+            f"{len(diverged)} of {len(metrics['cells'])} cells diverged ({'; '.join(diverged.values())}); "
+            f"try a lower --learning-rate"
+        )
     return metrics | dict(out=out)
 
 

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from matplotlib import ticker
 from tqdm import tqdm
 
 from experiments import _cli
@@ -262,7 +263,7 @@ def from_scratch(kind: CellKind, params: dict, window: np.ndarray) -> np.ndarray
 
 def plot(metrics: dict, path: Path) -> None:
     """Train/valid cross-entropy and valid accuracy vs epoch for each cell (from saved metrics)."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for i, (kind, m) in enumerate(metrics["cells"].items()):
         epochs, name = [r["epoch"] for r in m["epochs"]], CELL_NAMES[kind]
         curve = {key: [r[key] for r in m["epochs"]] for key in ("train_loss", "valid_loss", "valid_accuracy")}
@@ -275,8 +276,9 @@ def plot(metrics: dict, path: Path) -> None:
     title = f"Next word after {metrics['data']['seq_len']} words"
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy (nats/word)", title=title)
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="Validation accuracy")
-    ax_loss.legend(fontsize=7)
-    ax_acc.legend(fontsize=7)
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs
+        ax.legend()
     save(fig, path)
 
 

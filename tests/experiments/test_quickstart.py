@@ -3,6 +3,10 @@ check (jax.grad through the model vs the NumPy reference's hand-written BPTT) wi
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -13,6 +17,9 @@ from experiments import _cli, quickstart
 # jax.grad in float32 (matmuls pinned to full float32) against the float64 reference: float32 rounding
 # accumulated over the T steps of BPTT, relative to each gradient's largest entry.
 TOL_GRAD_F32 = 1e-5
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_first_symbol_task_labels_the_first_symbol_and_chance_is_its_baseline():
@@ -60,3 +67,16 @@ def test_command_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
     expected = "error: cells: expected names from ['gru', 'lstm', 'simple-tanh'], got ['rnn']\n"
     assert capsys.readouterr().err == expected
     assert not (tmp_path / "results").exists()  # refused before anything is written
+
+
+def test_a_diverged_training_is_a_failed_run(tmp_path):
+    # A process of its own: the suite runs JAX in float64, where this learning rate does not overflow
+    argv = ["--quick", "--learning-rate", "1e30", "--cells", "gru", "--no-progress", "--run", "d"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "experiments.quickstart", *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after the warning line of the diverged training
+    assert last.startswith("error: 1 of 1 cells diverged (") and "try a lower --learning-rate" in last
+    saved = json.loads((tmp_path / "results" / "quickstart" / "d" / "metrics.json").read_text())
+    assert "not finite" in saved["cells"]["gru"]["diverged"]  # the results are still written
