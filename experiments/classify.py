@@ -68,7 +68,7 @@ import matplotlib
 import numpy as np
 import tyro
 
-from experiments import _cli
+from experiments import _cli, _plots
 from rnnjax import results
 from rnnjax.data import labelled
 from rnnjax.train import classify
@@ -245,10 +245,14 @@ def plot_curves(run: Path, metrics: dict) -> None:
     )
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{data['source']}: T={data['T']}, pooling={metrics['config']['pooling']}")
-    results.save_figure(fig, run / "curves.png")
-    plt.close(fig)
+        ax.legend()
+    _plots.title_and_caption(
+        fig,
+        "Which cell learns the task: training loss and validation accuracy per step",
+        f"data: {data['source']}, sequences of up to {data['T']} tokens, pooling "
+        f"{metrics['config']['pooling']}; dashed: always answering the most frequent class",
+    )
+    _plots.save(fig, run / "curves.png")
 
 
 def plot_confusion(folder: Path) -> None:
@@ -260,7 +264,8 @@ def plot_confusion(folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), n in np.ndenumerate(counts):
-        ax.text(j, i, str(n), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+        color = _plots.text_color_on(image.to_rgba(share[i, j]))  # legible on light and dark blue
+        ax.text(j, i, str(n), ha="center", va="center", color=color)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(
@@ -269,8 +274,7 @@ def plot_confusion(folder: Path) -> None:
         title=f"{folder.name}: test accuracy {saved['accuracy']:.4f}",
     )
     fig.colorbar(image, ax=ax, label="fraction of the true class")
-    results.save_figure(fig, folder / "confusion.png")
-    plt.close(fig)
+    _plots.save(fig, folder / "confusion.png")
 
 
 def plot_all(run: Path) -> None:

@@ -56,7 +56,7 @@ from typing import Annotated, Literal, NamedTuple, Union
 import matplotlib
 import tyro
 
-from experiments import _cli
+from experiments import _cli, _plots
 from rnnjax import results
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
@@ -250,10 +250,10 @@ def plot(run: Path) -> None:
     ax.plot([r["step"] for r in va], [r["loss"] for r in va], "o-", label="validation", ms=3)
     ax.set_xlabel("step (optimiser updates)")
     ax.set_ylabel("cross-entropy (nats / token)")
+    ax.set_title("How far the model has learnt the text: loss per step")
     ax.grid(alpha=0.3)
     ax.legend()
-    results.save_figure(fig, run / "loss.png")
-    plt.close(fig)
+    _plots.save(fig, run / "loss.png")
 
 
 def train(args: Train):
