@@ -21,8 +21,8 @@ import jax
 
 import rnnjax
 from benchmarks.timing import compile_time, machine_info, time_interleaved
-from experiments import _cli
 from rnnjax import diagnostics, readout, results
+from rnnjax.command import cli as _cli
 
 
 @dataclasses.dataclass(frozen=True)

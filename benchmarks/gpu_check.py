@@ -30,8 +30,8 @@ from pathlib import Path  # noqa: E402
 
 from benchmarks.contenders import GPU_CONTENDERS, Contender  # noqa: E402
 from benchmarks.throughput import Precision  # noqa: E402
-from experiments import _cli  # noqa: E402
 from rnnjax import results  # noqa: E402
+from rnnjax.command import cli as _cli  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

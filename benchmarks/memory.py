@@ -54,8 +54,8 @@ from tqdm import tqdm
 
 import rnnjax
 from benchmarks.timing import machine_info
-from experiments import _cli
 from rnnjax import results
+from rnnjax.command import cli as _cli
 
 Method = Literal["plain", "remat", "chunked"]
 QUICK_LENGTHS = (1_000, 3_000, 10_000)
@@ -279,7 +279,7 @@ def table(points: list[dict]) -> str:
 def plot(record: dict, path) -> None:
     """Log-log plot from a saved record: XLA temp bytes (solid) and measured peak RSS (dashed) vs T."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    from experiments._plots import legend_below, log_ticks, panels, save, title_and_caption  # only to plot
+    from rnnjax.command.plots import legend_below, log_ticks, panels, save, title_and_caption  # only to plot
 
     fig, axes = panels(1, 1, 6.0, 4.8)  # the legend and caption take the bottom 1.4 in
     ax = axes[0, 0]

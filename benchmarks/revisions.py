@@ -29,8 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.timing import machine_info
-from experiments import _cli
 from rnnjax import results
+from rnnjax.command import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

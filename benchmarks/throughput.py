@@ -82,8 +82,8 @@ from benchmarks.contenders import (
     with_random_biases,
 )
 from benchmarks.timing import compile_time, machine_info, time_interleaved
-from experiments import _cli
 from rnnjax import results
+from rnnjax.command import cli as _cli
 
 Kind = Literal["simple", "lstm", "gru"]
 Mode = Literal["fwd", "fwd+bwd"]
@@ -343,7 +343,7 @@ def table(rows: list[dict], peak_gflops: float) -> str:
 def plot(record: dict, path) -> None:
     """Bar chart from a saved record: tokens/s per contender, one panel per (mode, cell), groups = shapes."""
     record = results.to_jsonable(record)  # the same plain values as the saved JSON
-    from experiments._plots import legend_below, panels, save, title_and_caption  # imported only to plot
+    from rnnjax.command.plots import legend_below, panels, save, title_and_caption  # imported only to plot
 
     rows = record["rows"]
     modes = list(dict.fromkeys(r["mode"] for r in rows))

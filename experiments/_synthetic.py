@@ -7,8 +7,8 @@ Each of their configs has the fields `cells`, `hidden_size`, `batch_size`, `step
 
 from __future__ import annotations
 
-from experiments import _cli
 from rnnjax import cells, tasks
+from rnnjax.command import cli as _cli
 from rnnjax.train import parallel, synthetic
 from rnnjax.train.optimizers import check_positive
 

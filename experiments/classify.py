@@ -68,8 +68,9 @@ import matplotlib
 import numpy as np
 import tyro
 
-from experiments import _cli, _plots
 from rnnjax import results
+from rnnjax.command import cli as _cli
+from rnnjax.command import plots as _plots
 from rnnjax.data import labelled
 from rnnjax.train import classify
 from rnnjax.train.classify import ClassifyConfig

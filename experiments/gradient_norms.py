@@ -54,9 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import _cli
 from experiments.gradient_norms_plots import LAYOUT, plot_all, summary_text
 from rnnjax import cells, diagnostics, initializers, readout, reference, results
+from rnnjax.command import cli as _cli
 from rnnjax.train import distributed, parallel
 from rnnjax.train.optimizers import check_positive
 

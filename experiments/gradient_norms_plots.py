@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._plots import (
+from rnnjax.command.plots import (
     colors,
     heatmap,
     legend_below,

@@ -54,9 +54,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import _cli, _synthetic
-from experiments._plots import nan_if_none, panels, save, title_and_caption
+from experiments import _synthetic
 from rnnjax import diagnostics, results, tasks
+from rnnjax.command import cli as _cli
+from rnnjax.command.plots import nan_if_none, panels, save, title_and_caption
 from rnnjax.train import synthetic
 
 EXPERIMENT = "gradient_norms_training"

@@ -59,9 +59,10 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from experiments import _cli, _synthetic
-from experiments._plots import legend_below, nan_if_none, save, title_and_caption
+from experiments import _synthetic
 from rnnjax import results, tasks
+from rnnjax.command import cli as _cli
+from rnnjax.command.plots import legend_below, nan_if_none, save, title_and_caption
 from rnnjax.train import synthetic
 from rnnjax.train.optimizers import check_positive
 

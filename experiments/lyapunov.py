@@ -42,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import _cli
 from experiments.gradient_norms import VARIANTS
 from experiments.lyapunov_plots import plot_all, summary_table
 from rnnjax import cells, diagnostics
+from rnnjax.command import cli as _cli
 from rnnjax.train import parallel
 from rnnjax.train.optimizers import check_positive
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._plots import colors, legend_below, nan_if_none, panel_grid, panels, save, title_and_caption
+from rnnjax.command.plots import (
+    colors,
+    legend_below,
+    nan_if_none,
+    panel_grid,
+    panels,
+    save,
+    title_and_caption,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Plots (from the saved metrics only)

@@ -35,9 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import _cli, _synthetic
-from experiments._plots import plt, save
+from experiments import _synthetic
 from rnnjax import cells, diagnostics, models, readout, reference, results, tasks
+from rnnjax.command import cli as _cli
+from rnnjax.command.plots import plt, save
 from rnnjax.train import synthetic
 
 EXPERIMENT = "quickstart"

@@ -56,8 +56,9 @@ from typing import Annotated, Literal, NamedTuple, Union
 import matplotlib
 import tyro
 
-from experiments import _cli, _plots
 from rnnjax import results
+from rnnjax.command import cli as _cli
+from rnnjax.command import plots as _plots
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
 from rnnjax.train import distributed, lm, parallel

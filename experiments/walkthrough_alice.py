@@ -40,9 +40,9 @@ import optax
 from matplotlib import ticker
 from tqdm import tqdm
 
-from experiments import _cli
-from experiments._plots import plt, save
 from rnnjax import cells, initializers, models, readout, results
+from rnnjax.command import cli as _cli
+from rnnjax.command.plots import plt, save
 from rnnjax.data import corpora
 from rnnjax.data import text as text_lib
 from rnnjax.train import classify, parallel

@@ -46,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import rnnjax
-from experiments import _cli
 from rnnjax import readout, reference, results
+from rnnjax.command import cli as _cli
 
 EXPERIMENT = "walkthrough_step"
 # rnnjax computes in float32, the other two in float64 from the same numbers: float32 rounding of O(1)

@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import _cli
 from rnnjax import cells, initializers, models, readout, results
+from rnnjax.command import cli as _cli
 from rnnjax.data import text as text_lib
 from rnnjax.train import parallel
 from rnnjax.train.loop import fit

@@ -2,7 +2,7 @@
 
 Every `python -m experiments.X ...` / `python -m benchmarks.X ...` command in a fenced code block or an
 inline code span is parsed by that command's own parser, in process: the module's `if __name__ ==
-"__main__":` block is run with `experiments._cli.run` replaced by a recorder of the `(command, main)` it is
+"__main__":` block is run with `rnnjax.command.cli.run` replaced by a recorder of the `(command, main)` it is
 given, then `_cli.parse(command, argv)` must return a config
 (a `--help`-level dry run; nothing is trained or read). A ValueError means the documented command has
 rotted; the failure names the file, the line and the command. The README is a door (STYLE.md item 13): at
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import _cli
+from rnnjax.command import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

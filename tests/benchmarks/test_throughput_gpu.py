@@ -18,8 +18,8 @@ import pytest
 from jax.experimental import rnn
 
 from benchmarks import contenders, gpu_check, throughput
-from experiments import _cli
 from rnnjax import cells
+from rnnjax.command import cli as _cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(batches=(2,), lengths=(8,), hidden_sizes=(8,), input_size=4, reps=2, matmul_size=32)

@@ -15,7 +15,8 @@ import warnings
 import pytest
 import tyro
 
-from experiments import _cli, classify
+from experiments import classify
+from rnnjax.command import cli as _cli
 from rnnjax.train.classify import ClassifyConfig
 
 

@@ -1,6 +1,6 @@
 """Bad command-line input to every command: one line `error: ...` on stderr naming the argument (no
 traceback), exit status 2, and nothing written under `results/` (no run folder left behind, no file of an
-existing run touched). One table, run in-process through `experiments._cli.run` (as `python -m` does);
+existing run touched). One table, run in-process through `rnnjax.command.cli.run` (as `python -m` does);
 a few cases also as real processes, for what only a process shows (tyro's panel, no C++ abort, --help)."""
 
 import importlib
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import _cli
 from experiments import classify as classify_command
 from experiments import text_generation as tg
+from rnnjax.command import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = "the cat sat on a mat and the dog ran to the red door while a bird sang in the old tree".split()

@@ -23,7 +23,6 @@ import pytest
 
 from benchmarks import memory, throughput
 from experiments import (
-    _plots,
     classify,
     gradient_norms_plots,
     gradient_norms_training,
@@ -34,6 +33,7 @@ from experiments import (
     walkthrough_alice,
 )
 from rnnjax import results
+from rnnjax.command import plots as _plots
 
 QUICK_RUNS = Path(__file__).parent / "quick_runs"
 

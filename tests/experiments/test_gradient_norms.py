@@ -14,8 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import _cli, gradient_norms
+from experiments import gradient_norms
 from rnnjax import diagnostics, reference
+from rnnjax.command import cli as _cli
 from rnnjax.train import parallel
 
 # float32 experiment, slope fitted from exact per-step ratios: float32 rounding only.

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from experiments import _cli, lyapunov
+from experiments import lyapunov
+from rnnjax.command import cli as _cli
 
 # float32 per-step rates averaged over >= 100 steps: rounding only (measured <= 2e-8 for the linear cell).
 TOL_RATE_F32 = 1e-6

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import _cli, quickstart
+from experiments import quickstart
+from rnnjax.command import cli as _cli
 
 # jax.grad in float32 (matmuls pinned to full float32) against the float64 reference: float32 rounding
 # accumulated over the T steps of BPTT, relative to each gradient's largest entry.

@@ -9,8 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import _cli, gradient_norms_training, long_range
+from experiments import gradient_norms_training, long_range
 from rnnjax import cells, diagnostics, readout, tasks
+from rnnjax.command import cli as _cli
 from rnnjax.train import synthetic
 
 # The same float32 gradients computed through the model or through the cell: rounding only, in log10.

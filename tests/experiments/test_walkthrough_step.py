@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import _cli, walkthrough_step
+from experiments import walkthrough_step
+from rnnjax.command import cli as _cli
 
 # The walkthrough computes in float32 and recomputes in float64 from the same float32 weights: the two
 # agree to float32 rounding of O(1) numbers.

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import _cli, walkthrough_tiny
+from experiments import walkthrough_tiny
 from rnnjax import reference
+from rnnjax.command import cli as _cli
 
 # The walkthrough computes in float32 and recomputes in float64 from the same float32 weights: the two
 # agree to float32 rounding of O(1) numbers.

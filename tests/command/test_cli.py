@@ -1,4 +1,4 @@
-"""`experiments._cli.run`, the one entry of every command: warnings in one line, an interrupted training's
+"""`rnnjax.command.cli.run`, the one entry of every command: warnings in one line, an interrupted training's
 continue command, SIGTERM outside training, a command with subcommands given none."""
 
 import dataclasses
@@ -12,7 +12,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import pytest
 
-from experiments import _cli, text_generation
+from experiments import text_generation
+from rnnjax.command import cli as _cli
 from rnnjax.train.loop import FitResult, Interrupted
 
 ROOT = Path(__file__).resolve().parents[2]
