@@ -31,6 +31,7 @@ from tqdm import tqdm
 from benchmarks.timing import machine_info
 from rnnjax import results
 from rnnjax.command import cli as _cli
+from rnnjax.command import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +171,7 @@ def compare(cfg: Config) -> dict:
 
 def main(cfg: Config) -> Path:
     cfg = check(cfg)
-    out = results.run_dir("benchmarks", cfg.run or "revisions", overwrite=cfg.overwrite)
+    out = runs.open_run("benchmarks", cfg.run or "revisions", overwrite=cfg.overwrite)
     rows = compare(cfg)
     print(f"this checkout against {cfg.against}, B, T, I, H = {cfg.shape}:")
     for key, row in rows.items():

@@ -425,6 +425,11 @@ def train(cfg: Config) -> dict:
     data = classify.prepare(cc)
     cells = classify.cells_for(cc)
     out = _cli.run_folder(EXPERIMENT, cfg, resume=cfg.resume)
+    if cfg.resume:  # every check before anything is written: a refused resume changes nothing
+        if not (out / "config.json").is_file():
+            raise ValueError(f"resume: {str(out)!r} holds no config.json of a classify run to continue")
+        for cell in cells:
+            classify.check_resumable(cc, data, cell, out / cell)
     results.write_json(
         out / "config.json", dataclasses.replace(cfg, classify=cc, resume=False, overwrite=False)
     )
@@ -447,6 +452,12 @@ def train(cfg: Config) -> dict:
     print(
         f"wrote {out} in {metrics['wall_seconds']:.1f} s (summary.md, curves.png, per cell: predictions.csv)"
     )
+    diverged = [f["cell"] for f in finals if f["status"] == "diverged"]
+    if diverged:  # the results are written, but a diverged training is a failed run (exit status 1)
+        raise _cli.RunFailed(
+            f"training diverged for {', '.join(diverged)} (a NaN or infinite loss or gradient; see "
+            f"{str(out / 'summary.md')!r}); try a lower --learning-rate or --clip-norm"
+        )
     return dict(out=out, data=metrics["data"], finals=finals)
 
 

@@ -59,6 +59,7 @@ import tyro
 from rnnjax import results
 from rnnjax.command import cli as _cli
 from rnnjax.command import plots as _plots
+from rnnjax.command import runs
 from rnnjax.data import corpora, ngram, whatsapp
 from rnnjax.data import text as text_lib
 from rnnjax.train import distributed, lm, parallel
@@ -214,7 +215,7 @@ def read_corpus(args: Train) -> Source:
 def check_resume(args: Train) -> None:
     """Refuse a resumed command line whose settings differ from the run's saved ones other than in
     `RESUMABLE_FIELDS` and `RESUMABLE_OPTIONS`, listing every difference."""
-    path = results.run_dir(EXPERIMENT, args.run, resume=True) / COMMAND_FILE
+    path = runs.open_run(EXPERIMENT, args.run, resume=True) / COMMAND_FILE
     if not path.is_file():
         return  # a run saved before command.json: lm.fit compares its model and data settings instead
     saved = train_from_json(json.loads(path.read_text()))

@@ -226,7 +226,7 @@ def train_cell(kind: CellKind, data: Data, cfg: Config, run: Path, on_epoch):
         on_step=on_step,
     )  # fmt: skip
     if result.status == "diverged":
-        raise ValueError(result.message)
+        raise _cli.RunFailed(result.message)
     history.update({k: result.history[k] for k in ("compile_seconds", "train_seconds")})
     return result.state.params, history, next_probs
 

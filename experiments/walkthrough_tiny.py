@@ -191,6 +191,8 @@ def train(params: dict, data: Dataset, cfg: Config) -> tuple[dict, list[float]]:
         step, TrainState(params, tx.init(params)), lambda _: batch, steps=cfg.epochs,
         log_every=cfg.epochs, progress=cfg.progress, desc="epochs",
     )  # fmt: skip
+    if result.status == "diverged":
+        raise _cli.RunFailed(result.message)
     return result.state.params, result.history["loss"]
 
 

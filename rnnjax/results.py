@@ -5,14 +5,12 @@ behind, and a full disk leaves no temporary file and one clear message."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import errno
 import fcntl
 import json
 import math
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ __all__ = [
     "atomic_write_text",
     "check_run_name",
     "disk_full_message",
-    "run_dir",
     "save_figure",
     "to_jsonable",
     "write_json",
@@ -44,54 +41,13 @@ def check_run_name(run) -> str:
     return run
 
 
-def run_dir(
-    experiment: str,
-    run: str | None = None,
-    root: str | os.PathLike = "results",
-    *,
-    overwrite: bool = False,
-    resume: bool = False,
-) -> Path:
-    """The folder `root/experiment/run` (run defaults to a UTC timestamp), created.
-
-    Args:
-      experiment, run: see `check_run_name`.
-      root: the results folder.
-      overwrite: an existing, non-empty run folder is emptied first; without it (and without `resume`)
-        such a folder is refused, so no run silently replaces another.
-      resume: the folder must already exist (a run to continue); it is returned as it is.
-    """
-    for name, value in (("overwrite", overwrite), ("resume", resume)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name}: expected True or False, got {value!r}")
-    if overwrite and resume:
-        raise ValueError("overwrite, resume: expected at most one of them, got both")
-    run = check_run_name(run or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S"))
-    path = Path(root) / experiment / run
-    if resume:
-        if not path.is_dir():
-            raise ValueError(f"resume: there is no run {run!r} to continue (no folder {str(path)!r})")
-        return path
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"run: {str(path)!r} exists and is not a folder; choose another --run")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise ValueError(
-                f"run: {str(path)!r} already holds a run; pass --overwrite to replace it, --resume to "
-                f"continue it (where the command can), or choose another --run"
-            )
-        with RunLock(path):  # refuses a folder another process is writing
-            pass
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 class RunLock:
     """An exclusive OS lock (`fcntl.flock`) on `folder/.lock`, held while a run writes into `folder`.
 
     A second writer is refused at once with a ValueError naming the holder's PID; the lock goes away with
-    the process, however it ends (SIGKILL included), so a dead run never blocks a later one.
+    the process, however it ends (SIGKILL included), so a dead run never blocks a later one. Within one
+    process the lock is re-entrant (a command that owns its run folder trains in it through `fit`, which
+    locks it again): it is released when the outermost holder exits.
 
         with RunLock(run_folder):
             ...  # the only writer of run_folder
@@ -100,9 +56,14 @@ class RunLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self._fd: int | None = None
+        self._key: Path | None = None
 
     def __enter__(self) -> RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._key = self.folder.resolve()
+        if self._key in _HELD:  # this process holds it already
+            _HELD[self._key][1] += 1
+            return self
         fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -115,14 +76,23 @@ class RunLock:
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        _HELD[self._key] = [fd, 1]
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        key, self._key = self._key, None
+        held = _HELD.get(key) if key is not None else None
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[key]
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            os.close(held[0])
+
+
+# The run folders this process holds locked: resolved path -> [file descriptor, holders].
+_HELD: dict[Path, list[int]] = {}
 
 
 def disk_full_message(error: BaseException, folder: str | os.PathLike) -> str | None:

@@ -38,7 +38,8 @@ from typing import Any
 import tyro
 
 from rnnjax import results
-from rnnjax.train.loop import Interrupted
+from rnnjax.command import runs
+from rnnjax.train.loop import DivergenceWarning, Interrupted
 
 __all__ = [
     "BAD_INPUT",
@@ -199,7 +200,8 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
     except KeyboardInterrupt:
         if debug:
             raise
-        _fail("interrupted", EXIT_TERMINATED if received else EXIT_INTERRUPTED)
+        status = EXIT_TERMINATED if received else EXIT_INTERRUPTED
+        _fail(f"interrupted{_continue_after(argv, config)}", status)
     except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error on exit
         raise SystemExit(EXIT_BROKEN_PIPE) from None
@@ -222,6 +224,19 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
             f"--debug shows the traceback)",
             EXIT_FAILED,
         )
+    finally:
+        runs.release()  # the command's run folders are free for the next one
+
+
+def _continue_after(argv: list[str], config) -> str:
+    """For an interrupt outside a training step: how to continue, when the command can resume and its run
+    folder holds a checkpoint (else nothing: run the command again)."""
+    folders = runs.owned()
+    if not hasattr(config, "resume") or not folders or not any(runs.holds_results(f) for f in folders):
+        return ""
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    line = " ".join(shlex.quote(a) for a in [*(_prog() or "python -m ?").split(), *kept, "--resume"])
+    return f" between training steps (the last step is saved); continue with: {line}"
 
 
 def _continue_with(argv: list[str], config, interrupted: Interrupted) -> str:
@@ -260,13 +275,15 @@ def _sigterm_interrupts():
 @contextlib.contextmanager
 def _plain_warnings(debug: bool):
     """Inside, a warning prints as one line `warning: <message>` on stderr (with `debug`: Python's usual
-    form, naming the source line)."""
+    form, naming the source line); a `DivergenceWarning` not at all, since the command fails with it."""
     if debug:
         yield
         return
     previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DivergenceWarning):
+            return  # a diverged training is the command's error (RunFailed), said once
         print(f"warning: {one_line(str(message))}", file=sys.stderr if file is None else file, flush=True)
 
     warnings.showwarning = show
@@ -332,8 +349,9 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 
 def run_folder(experiment: str, cfg, *, resume: bool = False) -> Path:
     """`results/<experiment>/<cfg.run>/` for a new run (refused if it holds a run, unless
-    `cfg.overwrite`), or, with `resume`, the existing folder of the run to continue (`results.run_dir`)."""
-    return results.run_dir(experiment, cfg.run, overwrite=cfg.overwrite, resume=resume)
+    `cfg.overwrite`), or, with `resume`, the existing folder of the run to continue; owned (locked) by this
+    command until it ends (`runs.open_run`)."""
+    return runs.open_run(experiment, cfg.run, overwrite=cfg.overwrite, resume=resume)
 
 
 def trained_run(experiment: str, run: str) -> Path:
@@ -348,9 +366,9 @@ def output_folder(experiment: str, cfg, default_run: str, marker: str) -> Path:
     """The output folder of a benchmark-like command, checked before its work starts: `cfg.out` if given
     (an explicit folder: allowed if missing or empty, or, with `cfg.overwrite`, if it holds a run of this
     command, recognised by its `marker` file), else `results/<experiment>/<cfg.run or default_run>/`
-    (`results.run_dir`)."""
+    (`runs.open_run`); locked by this command until it ends."""
     if getattr(cfg, "out", None) is None:
-        return results.run_dir(experiment, cfg.run or default_run, overwrite=cfg.overwrite)
+        return runs.open_run(experiment, cfg.run or default_run, overwrite=cfg.overwrite)
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: expected a folder, got {str(out)!r}, which is a file")
@@ -362,8 +380,7 @@ def output_folder(experiment: str, cfg, default_run: str, marker: str) -> Path:
             )
         if not cfg.overwrite:
             raise ValueError(f"out: {str(out)!r} already holds a {marker}; pass --overwrite to replace it")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return runs.own(out)
 
 
 def new_run(experiment: str, cfg) -> Path:
@@ -433,7 +450,7 @@ def saved_config(argv: list[str], experiment: str, name: str = "config.json") ->
     if "--resume" not in argv or run is None:
         return None
     try:
-        path = results.run_dir(experiment, run, resume=True) / name
+        path = runs.run_path(experiment, run) / name
     except ValueError:
         return None  # reported when the command runs
     return json.loads(path.read_text()) if path.is_file() else None

@@ -565,6 +565,26 @@ def _check_resume(meta: dict):
     return check
 
 
+def _meta(cfg: ClassifyConfig, data: Data, cell: str) -> dict:
+    """The record saved with every checkpoint (and compared on resume)."""
+    vocab, labels = data.vocab.to_json(), data.label_set.to_json()
+    return dict(config=results.to_jsonable(cfg), cell=cell, vocab=vocab, labels=labels)
+
+
+def check_resumable(cfg: ClassifyConfig, data: Data, cell: str, run: str | os.PathLike) -> None:
+    """Refuse (ValueError, as `train(..., resume=True)` would) to continue the checkpoint in `run` with
+    `cfg`, `data` and `cell` when its vocabulary, labels, cell or settings other than `RESUMABLE_FIELDS`
+    differ; reads only (nothing in `run` changes). A folder with no checkpoint passes (it starts afresh)."""
+    if not _has_checkpoint(run):
+        return
+    meta = _meta(cfg, data, cell)
+    with Checkpoints(find_checkpoints(run), writable=False) as store:
+        intact = store.intact_steps()
+        if not intact:
+            return  # `train` reports the corrupt steps
+        _check_resume(meta)(store.read_meta(intact[-1]))
+
+
 def train(
     cfg: ClassifyConfig,
     data: Data,
@@ -606,12 +626,7 @@ def train(
         valid_records.append(dict(step=int(state.step), loss=ev.loss, accuracy=ev.accuracy))
         return {"loss": ev.loss, "accuracy": ev.accuracy}
 
-    meta = dict(
-        config=results.to_jsonable(cfg),
-        cell=cell,
-        vocab=data.vocab.to_json(),
-        labels=data.label_set.to_json(),
-    )
+    meta = _meta(cfg, data, cell)
     result = fit(
         make_train_step(model, tx),
         init_state(model, tx, cfg.seed),

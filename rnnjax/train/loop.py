@@ -51,7 +51,7 @@ from rnnjax.results import RunLock, atomic_write_text, disk_full_message
 from rnnjax.train import distributed
 from rnnjax.train.checkpoint import METRIC, Checkpoints
 
-__all__ = ["FitResult", "Interrupted", "MetricsLog", "fit"]
+__all__ = ["DivergenceWarning", "FitResult", "Interrupted", "MetricsLog", "fit"]
 
 # Steps between updates of the progress bar's loss display (each update costs a terminal write).
 POSTFIX_EVERY = 25
@@ -84,6 +84,11 @@ class FitResult(NamedTuple):
     best_step: int | None
     step: int
     run: Path | None
+
+
+class DivergenceWarning(RuntimeWarning):
+    """`fit` stopped at a non-finite loss, gradient norm, state or evaluation (the warning's message is the
+    `FitResult.message`; commands report it as their error instead)."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -402,7 +407,7 @@ def _loop(
                 message = _divergence_message(desc, step + 1, ", ".join(bad), store)
                 write_log({"step": step + 1, "split": "train", **{k: None for k in values}, "diverged": True})
                 if main:
-                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+                    warnings.warn(message, DivergenceWarning, stacklevel=2)
                 break
             state, done = new_state, step + 1
             for name, v in values.items():
@@ -438,7 +443,7 @@ def _loop(
                         desc, done, f"evaluation loss {valid['loss']}", store, returned="the one evaluated"
                     )
                     if main:
-                        warnings.warn(message, RuntimeWarning, stacklevel=2)
+                        warnings.warn(message, DivergenceWarning, stacklevel=2)
                     break
             if save:
                 score = valid["loss"] if valid is not None else values["loss"]

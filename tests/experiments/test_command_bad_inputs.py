@@ -278,8 +278,13 @@ def command_of(module):
 
 
 def tree(folder: Path) -> dict[str, int]:
-    """Every path under `folder/results` with its size and modification time, to see any change."""
-    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in (folder / "results").rglob("*")}
+    """Every path under `folder/results` with its size and modification time, to see any change; a run
+    folder's `.lock` only by its presence (it holds the PID of the last command that opened the folder,
+    no run data)."""
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) if p.name != ".lock" else "lock"
+        for p in (folder / "results").rglob("*")
+    }
 
 
 @pytest.mark.parametrize(
