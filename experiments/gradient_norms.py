@@ -498,7 +498,7 @@ def headline(m: dict, out: Path) -> str:
             if d[T]["slope_mean"] is not None
         ]
         lines += ["", "Linear RNN, orthogonal W_hh = g Q: exactly log10 g per step; measured:"]
-        lines += ["  " + "; ".join(exact[i : i + 3]) for i in range(0, len(exact), 3)]
+        lines += ["  " + "; ".join(exact[i : i + 2]) for i in range(0, len(exact), 2)]
     rated = {c: m["decay"][c][init][s][g][T]["slope_mean"] for c in cells}
     rated = {c: r for c, r in rated.items() if r is not None and c != "simple-linear"}
     if len(rated) > 1:
