@@ -84,6 +84,7 @@ from benchmarks.contenders import (
 from benchmarks.timing import compile_time, machine_info, time_interleaved
 from rnnjax import results
 from rnnjax.command import cli as _cli
+from rnnjax.train import parallel
 
 Kind = Literal["simple", "lstm", "gru"]
 Mode = Literal["fwd", "fwd+bwd"]
@@ -126,8 +127,16 @@ class Config:
 
 
 def check_config(cfg: Config) -> Config:
-    """`cfg` checked (ValueError naming the field) and resolved: `--quick` as `grid="quick"`, and the GPU
-    grid's batches/lengths/hidden_sizes in the fields left at their defaults."""
+    """`cfg` checked (ValueError naming the field; sizes whose arrays cannot fit in memory: `check_sizes`)
+    and resolved: `--quick` as `grid="quick"`, and the GPU grid's batches/lengths/hidden_sizes in the
+    fields left at their defaults."""
+    cfg = _resolved(cfg)
+    check_sizes(cfg)
+    return cfg
+
+
+def _resolved(cfg: Config) -> Config:
+    """`check_config` without the memory check."""
     _cli.check_ints(cfg, "batches", "lengths", "hidden_sizes", "input_size", "reps", "matmul_size")
     _cli.check_ints(cfg, "torch_threads", minimum=0)
     if cfg.unrolls:
@@ -138,17 +147,40 @@ def check_config(cfg: Config) -> Config:
         raise ValueError(f"grid: --quick is the quick grid, got --grid {cfg.grid} with --quick as well")
     if cfg.quick or cfg.grid == "quick":
         return dataclasses.replace(cfg, grid="quick", quick=True)
-    if cfg.grid == "gpu":
-        return _cli.quick(cfg, GPU_GRID)
-    return cfg
+    return _cli.quick(cfg, GPU_GRID) if cfg.grid == "gpu" else cfg
 
 
-def shapes_of(cfg: Config) -> list[tuple[int, int, int]]:
-    """The (B, T, H) shapes a config runs, in order."""
-    cfg = check_config(cfg)
+def _shapes(cfg: Config) -> list[tuple[int, int, int]]:
+    """The (B, T, H) shapes of a resolved config (`_resolved`)."""
     if cfg.quick:
         return list(QUICK_SHAPES)
     return list(itertools.product(cfg.batches, cfg.lengths, cfg.hidden_sizes))
+
+
+def shapes_of(cfg: Config) -> list[tuple[int, int, int]]:
+    """The (B, T, H) shapes a config runs, in order (checked as by `check_config`, except their memory)."""
+    return _shapes(_resolved(cfg))
+
+
+def check_sizes(cfg: Config) -> None:
+    """Refuse (ValueError naming the fields, `parallel.check_memory`) a shape or matmul reference whose
+    arrays cannot fit in memory, before anything is allocated. Counted, in float32, what any contender
+    needs at least, per shape (B, T, H) of a cell with G gate blocks: the inputs <[B, T, I]>, its outputs
+    <[B, T, H]>, the backward pass's states and gates <[B, T, (G + 2) H]>, and the weights, their gradient
+    and a copy <[G H, I + H + 1]>; for the matmul reference, its three n x n matrices. (The contenders'
+    copies of them come on top, on the host or the accelerator: the check refuses only what cannot fit.)"""
+    I = cfg.input_size
+    for B, T, H in _shapes(cfg):
+        G = max(len(rnnjax.cells.make(kind, H).gates) for kind in cfg.cells)
+        floats = B * T * (I + H * (G + 3)) + 3 * G * H * (I + H + 1)
+        parallel.check_memory(
+            "batches, lengths, hidden_sizes",
+            (B, T, H),
+            4.0 * floats,
+            f"the float32 inputs, outputs and backward-pass states of the shape B={B}, T={T}, H={H} (I={I})",
+        )
+    n = cfg.matmul_size
+    parallel.check_memory("matmul_size", n, 4.0 * 3 * n * n, f"three float32 {n} x {n} matrices")
 
 
 def flops(kind: str, mode: str, B: int, T: int, I: int, H: int) -> float:

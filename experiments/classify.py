@@ -68,9 +68,10 @@ import matplotlib
 import numpy as np
 import tyro
 
-from rnnjax import results
+from rnnjax import cells, results
 from rnnjax.command import cli as _cli
 from rnnjax.command import plots as _plots
+from rnnjax.command import runs
 from rnnjax.data import labelled
 from rnnjax.train import classify
 from rnnjax.train.classify import ClassifyConfig
@@ -83,6 +84,7 @@ EXPERIMENT = "classify"
 # --quick: seconds instead of minutes (a CSV keeps its data and trains one epoch).
 QUICK = dict(hidden_size=16, embed_size=16, padding_factors=(2,))
 QUICK_SYNTHETIC = dict(synthetic_n=600, synthetic_seq_len=30, synthetic_min_len=5, epochs=2)
+METRICS_KEYS = ("config", "data", "cells")  # what the figures and `predict` read from metrics.json
 # predict warns about texts with more than this share of their tokens unknown to the run's vocabulary.
 UNKNOWN_WARNING = 0.5
 
@@ -136,6 +138,8 @@ class Predict:
         share = self.unknown_warning
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
             raise ValueError(f"unknown_warning: expected a share in [0, 1], got {share!r}")
+        if self.cell is not None and self.cell not in cells.KINDS:
+            raise ValueError(f"cell: expected one of the cell kinds {tuple(cells.KINDS)}, got {self.cell!r}")
 
 
 def command(argv: list[str]):
@@ -149,14 +153,19 @@ def command(argv: list[str]):
             ],
             tyro.conf.OmitArgPrefixes,
         ]
-    saved = _cli.saved_config(argv, EXPERIMENT)
-    if saved is None:
-        return Config
+    saved = _cli.saved_config(argv, EXPERIMENT, keys=("classify",), build=config_from_json, required=True)
+    return Config if saved is None else (Config, saved)
+
+
+def config_from_json(saved: dict) -> Config:
+    """The `Config` of a run's config.json, checked (`classify.check_config`): a value of another type or
+    out of range is refused (ValueError, TypeError naming the field)."""
+    if not isinstance(saved["classify"], dict):
+        raise TypeError(f"classify: expected a JSON object of the run's settings, got {saved['classify']!r}")
+    cc = classify.config_from_json(saved["classify"])
+    classify.check_config(cc)
     names = {f.name for f in dataclasses.fields(Config)} - {"classify", "plot_only"}
-    return Config, Config(
-        classify=classify.config_from_json(saved["classify"]),
-        **{k: v for k, v in saved.items() if k in names},
-    )
+    return Config(classify=cc, **{k: v for k, v in saved.items() if k in names})
 
 
 def final_results(
@@ -258,7 +267,7 @@ def plot_curves(run: Path, metrics: dict) -> None:
 
 def plot_confusion(folder: Path) -> None:
     """confusion.png: the test confusion matrix of one cell, shaded by the share of each true class."""
-    saved = json.loads((folder / "confusion.json").read_text())
+    saved = read_confusion(folder)
     counts, labels = np.asarray(saved["counts"]), saved["labels"]
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 2.5 + 0.5 * len(labels)
@@ -280,12 +289,33 @@ def plot_confusion(folder: Path) -> None:
 
 def plot_all(run: Path) -> None:
     """Every figure of a run folder, from its saved metrics."""
-    if not (run / "metrics.json").is_file():
-        raise FileNotFoundError(f"plot_only: expected a run folder holding metrics.json, got {str(run)!r}")
-    metrics = json.loads((run / "metrics.json").read_text())
-    plot_curves(run, metrics)
+    metrics = read_metrics(run)
+    with runs.from_file(run / "metrics.json"):  # the figures' values, as saved
+        plot_curves(run, metrics)
     for final in metrics["cells"]:
-        plot_confusion(run / final["cell"])
+        with runs.from_file(run / final["cell"] / "confusion.json"):
+            plot_confusion(run / final["cell"])
+
+
+def read_metrics(run: Path) -> dict:
+    """A run's metrics.json (`runs.read_json`), with its "cells" checked: one record per trained cell,
+    each naming a cell kind (a folder of the run)."""
+    path = run / "metrics.json"
+    metrics = runs.read_json(path, METRICS_KEYS, what=f"the metrics.json of a {EXPERIMENT} run")
+    finals = metrics["cells"]
+    with runs.from_file(path):
+        if not isinstance(finals, list) or not all(isinstance(f, dict) for f in finals):
+            raise TypeError(f"cells: expected a list of records, one per cell, got {finals!r}")
+        for f in finals:
+            if f.get("cell") not in cells.KINDS:
+                raise ValueError(f"cells: expected records of the cells {tuple(cells.KINDS)}, got {f!r}")
+    return metrics
+
+
+def read_confusion(folder: Path) -> dict:
+    """A cell's confusion.json (`runs.read_json`): "labels", "counts" and "accuracy"."""
+    keys = ("labels", "counts", "accuracy")
+    return runs.read_json(folder / "confusion.json", keys, what=f"the confusion.json of a {EXPERIMENT} cell")
 
 
 def summary_table(finals: list[dict]) -> str:
@@ -343,7 +373,7 @@ def write_summary(run: Path, metrics: dict) -> str:
         f"Wall time {metrics['wall_seconds']:.1f} s (data, compile, training and evaluation of all cells).",
     ]
     for final in metrics["cells"]:
-        saved = json.loads((run / final["cell"] / "confusion.json").read_text())
+        saved = read_confusion(run / final["cell"])
         text += ["", f"Test confusion matrix, {final['cell']} (rows: true class, columns: predicted):", ""]
         text.append(confusion_table(saved["labels"], saved["counts"]))
     results.atomic_write_text(run / "summary.md", "\n".join(text) + "\n")
@@ -391,7 +421,7 @@ def terminal_report(run: Path, metrics: dict) -> str:
         data_line(data, metrics["config"]),
     ]
     for final in finals:
-        saved = json.loads((run / final["cell"] / "confusion.json").read_text())
+        saved = read_confusion(run / final["cell"])
         lines.append(f"{final['cell']} test confusion matrix (rows: true class, columns: predicted):")
         lines += aligned_confusion(saved["labels"], saved["counts"])
     changed = [
@@ -415,7 +445,7 @@ def terminal_report(run: Path, metrics: dict) -> str:
 def train(cfg: Config) -> dict:
     """Run the experiment of `cfg`; returns {"out": folder, "data": ..., "finals": [one dict per cell]}."""
     if cfg.plot_only is not None:
-        plot_all(_cli.saved_run(cfg.plot_only, EXPERIMENT))
+        plot_all(_cli.saved_run(cfg.plot_only, EXPERIMENT, keys={"metrics.json": METRICS_KEYS}))
         print(f"redrew the figures of {cfg.plot_only}")
         return {"out": Path(cfg.plot_only)}
     cc = cfg.classify
@@ -464,15 +494,21 @@ def train(cfg: Config) -> dict:
 def best_cell(run: Path) -> tuple[str, str]:
     """The cell of a run with the best validation accuracy (from metrics.json), or its only trained cell,
     and why it was chosen."""
-    if (run / "metrics.json").is_file():
-        finals = json.loads((run / "metrics.json").read_text())["cells"]
-        best = max(finals, key=lambda f: f["valid_accuracy"] or 0.0)["cell"]
+    if (run / "metrics.json").exists():
+        finals = read_metrics(run)["cells"]
+        with runs.from_file(run / "metrics.json"):
+            best = max(finals, key=lambda f: f["valid_accuracy"] or 0.0)["cell"]
         names = [f["cell"] for f in finals]
         return best, (
             f"best validation accuracy of {', '.join(names)}" if len(names) > 1 else "its only cell"
         )
-    trained = sorted(p.parent.name for p in run.glob("*/checkpoints"))
-    if len(trained) != 1:
+    trained = sorted(p.parent.name for p in run.glob("*/checkpoints") if p.parent.name in cells.KINDS)
+    if not trained:
+        raise ValueError(
+            f"run: {str(run)!r} holds no trained cell (no <cell>/checkpoints/ folder of a cell kind "
+            f"{tuple(cells.KINDS)}): a run stopped before its first checkpoint?"
+        )
+    if len(trained) > 1:
         raise ValueError(f"cell: expected --cell, one of the trained cells {trained} of {str(run)!r}")
     return trained[0], "its only trained cell"
 

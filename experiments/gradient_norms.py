@@ -103,10 +103,11 @@ class Config:
     coordinator: str | None = None  # several processes: HOST:PORT of process 0 (docs/distributed.md)
     num_processes: int | None = None  # several processes: how many (each one runs this command)
     process_id: int | None = None  # several processes: this one's id, 0 .. num_processes - 1 (0 writes)
+    coordinator_timeout: int = distributed.DEFAULT_TIMEOUT_S  # several processes: seconds to wait for all
 
 
 # The options that may differ between the processes of one multi-process run.
-PROCESS_OPTIONS = ("coordinator", "process_id", "progress")
+PROCESS_OPTIONS = ("coordinator", "process_id", "progress", "coordinator_timeout")
 
 QUICK = dict(
     cells=("simple-linear", "simple-tanh", "lstm-fb1", "gru"),
@@ -126,6 +127,7 @@ def _distinct(name: str, values: tuple) -> None:
 
 def validate(cfg: Config) -> Config:
     distributed.settings(cfg.coordinator, cfg.num_processes, cfg.process_id)  # refuses bad values
+    _cli.check_ints(cfg, "coordinator_timeout")
     if cfg.preset not in PRESETS:
         raise ValueError(f"preset: expected one of {list(PRESETS)}, got {cfg.preset!r}")
     if cfg.preset != "default" and tuple(cfg.inits) != INITS:
@@ -397,7 +399,9 @@ def main(cfg: Config) -> Path:
         return _cli.redraw(cfg.plot_only, EXPERIMENT, plot_all)
     cfg = validate(cfg)
     if distributed.settings(cfg.coordinator, cfg.num_processes, cfg.process_id) is not None:
-        distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
+        distributed.initialize(
+            cfg.coordinator, cfg.num_processes, cfg.process_id, timeout=cfg.coordinator_timeout
+        )
     # Every process runs the same sweep (its points split over the devices of all of them by
     # `parallel.sweep_map`); process 0 alone writes the run folder.
     same = {k: v for k, v in results.to_jsonable(dataclasses.asdict(cfg)).items() if k not in PROCESS_OPTIONS}

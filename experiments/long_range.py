@@ -51,7 +51,6 @@ baseline, and each seed's loss / baseline:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -62,6 +61,7 @@ import numpy as np
 from experiments import _synthetic
 from rnnjax import results, tasks
 from rnnjax.command import cli as _cli
+from rnnjax.command import runs as runs_lib
 from rnnjax.command.plots import legend_below, nan_if_none, save, title_and_caption
 from rnnjax.train import synthetic
 from rnnjax.train.optimizers import check_positive
@@ -101,6 +101,9 @@ class Config:
     replot: str | None = None  # redo figures and summary.md from an existing run folder, then exit
 
 
+# What the report reads from a run's files.
+METRICS_KEYS = ("runs", "complete", "wall_seconds")
+CONFIG_KEYS = ("cells", "clip", "clip_norm", "hidden_size", "learning_rate", "batch_size", "eval_batch_size")
 QUICK = dict(
     tasks=("adding",), seq_lens=(10,), task_seq_lens=(), task_steps=(), clip=(True,), steps=60,
     hidden_size=32, eval_batch_size=256, seeds=2,
@@ -226,9 +229,9 @@ def resumed(cfg: Config) -> tuple[Config, Path, dict]:
     if cfg.run is None:
         raise ValueError("resume: expected the --run to continue, got no --run")
     out = _cli.run_folder(EXPERIMENT, cfg, resume=True)
-    if not (out / "config.json").is_file():
+    if not (out / "config.json").exists():
         raise ValueError(f"resume: {str(out)!r} holds no config.json of a long_range run to continue")
-    saved = json.loads((out / "config.json").read_text())
+    saved = read_run_file(out, "config.json")
     fields = {f.name for f in dataclasses.fields(Config)}
     kept = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
     defaults, free = Config(), ("run", "resume", "overwrite", "progress", "replot")
@@ -239,12 +242,22 @@ def resumed(cfg: Config) -> tuple[Config, Path, dict]:
     ]
     if changed:
         raise ValueError(f"resume: run {cfg.run!r} was started with other settings: {'; '.join(changed)}")
-    cfg = dataclasses.replace(Config(**kept), run=cfg.run, resume=True, progress=cfg.progress)
+    with runs_lib.from_file(out / "config.json"):  # its values, checked as the flags are
+        saved_cfg = Config(**kept)
+        check(dataclasses.replace(saved_cfg, quick=False, full=False))
+    cfg = dataclasses.replace(saved_cfg, run=cfg.run, resume=True, progress=cfg.progress)
     done = {}
-    if (out / "metrics.json").is_file():
-        for r in json.loads((out / "metrics.json").read_text())["runs"]:
-            done[(r["task"], r["seq_len"], r["cell"], r["clip"])] = r
+    if (out / "metrics.json").exists():
+        with runs_lib.from_file(out / "metrics.json"):
+            for r in read_run_file(out, "metrics.json")["runs"]:
+                done[(r["task"], r["seq_len"], r["cell"], r["clip"])] = r
     return cfg, out, done
+
+
+def read_run_file(out: Path, name: str) -> dict:
+    """The run's config.json or metrics.json, with the keys the command reads (`runs.read_json`)."""
+    keys = {"config.json": CONFIG_KEYS, "metrics.json": METRICS_KEYS}[name]
+    return runs_lib.read_json(out / name, keys, what=f"the {name} of a {EXPERIMENT} run")
 
 
 def _has_checkpoint(folder: Path) -> bool:
@@ -254,7 +267,8 @@ def _has_checkpoint(folder: Path) -> bool:
 
 def main(cfg: Config) -> None:
     if cfg.replot:
-        report(_cli.saved_run(cfg.replot, EXPERIMENT, what="replot"))
+        keys = {"metrics.json": METRICS_KEYS, "config.json": CONFIG_KEYS}
+        report(_cli.saved_run(cfg.replot, EXPERIMENT, what="replot", keys=keys))
         return
     if cfg.resume:
         cfg, out, done = resumed(cfg)
@@ -262,7 +276,7 @@ def main(cfg: Config) -> None:
         cfg = check(cfg)
         out, done = _cli.new_run(EXPERIMENT, dataclasses.replace(cfg, overwrite=False)), {}
     start, runs = time.perf_counter(), []
-    earlier = json.loads((out / "metrics.json").read_text())["wall_seconds"] if done else 0.0
+    earlier = read_run_file(out, "metrics.json")["wall_seconds"] if done else 0.0
     for task_name, seq_len, steps in grid(cfg):
         for cell_name in cfg.cells:
             for clip in cfg.clip:
@@ -473,8 +487,12 @@ def summary_table(runs: list[dict]) -> str:
 
 def report(out: Path) -> None:
     """Figures and summary.md from `out/config.json` and `out/metrics.json`."""
-    cfg = json.loads((out / "config.json").read_text())
-    metrics = json.loads((out / "metrics.json").read_text())
+    cfg, metrics = read_run_file(out, "config.json"), read_run_file(out, "metrics.json")
+    with runs_lib.from_file(out / "metrics.json"):  # the figures' and the table's values, as saved
+        _report(out, cfg, metrics)
+
+
+def _report(out: Path, cfg: dict, metrics: dict) -> None:
     runs = metrics["runs"]
     plot_loss(runs, out / "loss.png")
     plot_grad_norm(runs, cfg, out / "grad_norm.png")

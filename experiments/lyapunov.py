@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -109,11 +110,93 @@ def validate(cfg: Config) -> Config:
             f"warmup: expected None or an int in [0, {cfg.length - 2}] (at least 2 measured steps of "
             f"length={cfg.length}), got {cfg.warmup!r}"
         )
-    # ∂L/∂h_t of every trajectory of one cell: <[gains·scales·seeds, T, H]>, on the device and the host.
-    n = len(cfg.gains) * len(cfg.input_scales) * cfg.seeds
-    nbytes = 12.0 * n * cfg.length * cfg.hidden_size
-    parallel.check_memory("hidden_size", cfg.hidden_size, nbytes, f"the gradients of {n} trajectories")
+    check_size(cfg)
     return cfg
+
+
+def check_size(cfg: Config) -> None:
+    """Refuse (ValueError naming the field, `parallel.check_memory`) a sweep whose arrays cannot fit in
+    memory, before anything is allocated: the largest of the cells' sweeps (they run one cell at a time)
+    and the spectrum part. Counted, in the compute dtype: the weights of every seed, their per-point copies
+    and the gain-scaled copies (<[N, G·H, I + H + 1]> each, N = gains·scales·seeds); per step of every
+    point, the backward pass's residuals and ∂L/∂h_t (again in float64 on the host); the n×n matrices of the
+    exact product norms (seed 0); and for the spectrum, the frames and Jacobian products of k = n vectors."""
+    size = 8 if cfg.float64 else 4
+    dtype = "float64" if cfg.float64 else "float32"
+    G, S, R, T, H, I = (
+        len(cfg.gains),
+        len(cfg.input_scales),
+        cfg.seeds,
+        cfg.length,
+        cfg.hidden_size,
+        cfg.input_size,
+    )
+    N = G * S * R
+
+    def facts(name: str, hidden: int) -> tuple[int, int]:  # gate blocks and carry size n, from the cell
+        kind, options = VARIANTS[name]
+        cell = cells.make(kind, hidden, **options)  # a cell is functions and facts: nothing is allocated
+        return len(cell.gates), len(jax.eval_shape(cell.initial_carry)) * hidden
+
+    for name in cfg.cells:
+        blocks, n = facts(name, H)
+        weights = (R + 2 * N) * blocks * (I * H + H * H + H) * size + 3 * G * S * n * n * size
+        steps = N * T * ((blocks + 1) * H + 2 * n) * size + 8 * N * T * H
+        field, value = ("hidden_size", H) if weights >= steps else ("length", T)
+        parallel.check_memory(
+            field,
+            value,
+            weights + steps,
+            f"the {dtype} weights, step Jacobians and gradients of the {N} trajectories of {name} "
+            f"({T} steps, hidden size {H})",
+        )
+        Hs = cfg.spectrum_hidden_size
+        blocks, n = facts(name, Hs)
+        per_seed = cfg.frames * (3 * n * n + T * n) + 3 * n * n + blocks * (I * Hs + Hs * Hs + Hs)
+        spectrum = R * per_seed * size
+        parallel.check_memory(
+            "spectrum_hidden_size",
+            Hs,
+            spectrum,
+            f"the {dtype} Lyapunov frames and Jacobians of {name}'s spectrum ({n} exponents, {R} seeds)",
+        )
+
+
+def unusable(cfg: Config, name: str, r: dict) -> str | None:
+    """Why the sweep of cell `name` (`sweep_cell`'s `r`) gave nothing to compare at some gain and input
+    scale, or None: every point needs a finite λ_max, backward slope and exact-norm slope for seed 0 (the
+    agreement statistics, the summary and the figures are built on them). They are not finite when the
+    float range is left within a step or two (tiny gains: the gradient underflows at once) or when step
+    Jacobians are exactly zero (huge input scales saturate tanh)."""
+    lam, slope, exact = r["lam10"][:, :, 0], r["slope"][:, :, 0], r["exact_slope"]
+    bad = ~(np.isfinite(lam) & np.isfinite(slope) & np.isfinite(exact))  # [gain, scale]
+    if not bad.any():
+        return None
+    points = ", ".join(
+        f"(gain {cfg.gains[g]:g}, input scale {cfg.input_scales[s]:g})" for g, s in zip(*np.nonzero(bad))
+    )
+    dtype = "float64" if cfg.float64 else "float32"
+    if not np.isfinite(lam[bad]).any():  # the rest follows from it
+        why, hint = "λ_max is -inf: step Jacobians exactly zero (saturated units)", "smaller input scales"
+    else:
+        parts = [("the backward gradient", slope), ("the exact product norm", exact)]
+        why = " and ".join(what for what, v in parts if not np.isfinite(v[bad]).all()) or "λ_max"
+        why += f" left the {dtype} range within a step or two"
+        hint = "gains and input scales nearer 1" + ("" if cfg.float64 else ", or --float64")
+    return (
+        f"gains, input_scales: expected values where {name} gives a finite λ_max, backward slope and "
+        f"exact-norm slope, got none at {points}: {why}; leave those out or choose {hint}"
+    )
+
+
+def _discard(out: Path) -> None:
+    """Remove the run folder `out` of a run that produced nothing, and its parents left empty."""
+    shutil.rmtree(out, ignore_errors=True)
+    for parent in (out.parent, out.parent.parent):
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (other runs), or already gone
+            break
 
 
 def _warmup(cfg: Config) -> int:
@@ -133,6 +216,12 @@ def _draw(cell, cfg: Config, hidden: int, key):
     xs = jax.random.normal(k_x, (cfg.length, cfg.input_size), _dtype(cfg))
     u = jax.random.normal(k_u, (hidden,), _dtype(cfg))
     return params, xs, u / jnp.linalg.norm(u), k_frames
+
+
+def _spread(values):
+    """max − min over the last axis (NaN where both are the same infinity, without a warning)."""
+    with np.errstate(invalid="ignore"):
+        return values.max(-1) - values.min(-1)
 
 
 def sweep_cell(cfg: Config, name: str) -> dict:
@@ -190,7 +279,7 @@ def sweep_cell(cfg: Config, name: str) -> dict:
         spectra[i, r] = [max(b[k] for b in spec.values()) for k in ("sigma_max", "spectral_radius")]
     return dict(
         lam10=frame_lam.mean(-1),
-        frame_spread10=frame_lam.max(-1) - frame_lam.min(-1),
+        frame_spread10=_spread(frame_lam),
         slope=grid([f.slope for f in fits]),
         fit_last_lag=grid([-1 if f.last_fitted_lag is None else f.last_fitted_lag for f in fits]),
         first_underflow_lag=grid(
@@ -323,6 +412,10 @@ def main(cfg: Config) -> Path:
     raw, spectra = {}, {}
     for name in tqdm(cfg.cells, desc=EXPERIMENT, unit="cell", disable=not cfg.progress):
         raw[name] = sweep_cell(cfg, name)
+        problem = unusable(cfg, name, raw[name])
+        if problem is not None:  # known only once the cell has run: stop there, and leave no run behind
+            _discard(out)
+            raise ValueError(problem)
         spectra[name] = spectrum_cell(cfg, name)
     metrics = summarise(cfg, raw, spectra)
     metrics["wall_time_s"] = time.perf_counter() - start

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from rnnjax.command import runs
 from rnnjax.command.plots import (
     colors,
     legend_below,
@@ -22,6 +22,8 @@ from rnnjax.command.plots import (
 # Plots (from the saved metrics only)
 
 MARKERS = "o^sDvP*X"
+# What the figures read from a run's metrics.json.
+METRICS_KEYS = ("points", "agreement", "spectrum", "length", "warmup", "frames")
 
 
 def plot_vs_gradient(m: dict, path: Path) -> None:
@@ -164,10 +166,14 @@ def plot_spectrum(m: dict, path: Path) -> None:
 
 
 def plot_all(run: Path) -> None:
-    m = json.loads((run / "metrics.json").read_text())
-    plot_vs_gradient(m, run / "lyapunov_vs_gradient.png")
-    plot_vs_gain(m, run / "lyapunov_vs_gain.png")
-    plot_spectrum(m, run / "lyapunov_spectrum.png")
+    """The three figures of a run folder, from its metrics.json alone (`runs.read_json`: a file that does
+    not parse, or lacks or mistypes a value the figures need, is refused as that file's error)."""
+    path = run / "metrics.json"
+    m = runs.read_json(path, METRICS_KEYS, what="the metrics.json of a lyapunov run")
+    with runs.from_file(path):
+        plot_vs_gradient(m, run / "lyapunov_vs_gradient.png")
+        plot_vs_gain(m, run / "lyapunov_vs_gain.png")
+        plot_spectrum(m, run / "lyapunov_spectrum.png")
 
 
 def _fmt(values, digits: int = 4) -> str:

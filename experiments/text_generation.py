@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -77,7 +76,7 @@ PROMPTS = {"alice": ("Alice was", "The Queen said"), "tinyshakespeare": ("ROMEO:
 FALLBACK_PROMPT = "The "  # `sample` of a run saved before prompts were recorded
 # Train fields a resumed run may change (with the LMConfig's RESUMABLE_FIELDS).
 RESUMABLE_OPTIONS = ("minutes", "resume", "overwrite", "sample_length", "run", "progress", "coordinator",
-                     "num_processes", "process_id")  # fmt: skip
+                     "num_processes", "process_id", "coordinator_timeout")  # fmt: skip
 # How a run is spread over processes: given afresh to each command, never saved with the run.
 PROCESS_OPTIONS = {"coordinator": None, "num_processes": None, "process_id": None}
 LEAKAGE_PERPLEXITY = 20.0  # a word-level validation perplexity below this on a book is suspicious
@@ -109,9 +108,11 @@ class Train:
     coordinator: str | None = None  # several processes: HOST:PORT of process 0 (docs/distributed.md)
     num_processes: int | None = None  # several processes: how many (each one runs this command)
     process_id: int | None = None  # several processes: this one's id, 0 .. num_processes - 1 (0 writes)
+    coordinator_timeout: int = distributed.DEFAULT_TIMEOUT_S  # several processes: seconds to wait for all
 
     def __post_init__(self):
         distributed.settings(self.coordinator, self.num_processes, self.process_id)  # refuses bad values
+        _cli.check_ints(self, "coordinator_timeout")
         m = self.minutes
         if m is not None and not (
             isinstance(m, int | float) and not isinstance(m, bool) and 0 < m < math.inf
@@ -164,10 +165,12 @@ def command(argv: list[str]):
     """The command-line type: subcommands `train` and `sample`. `train`'s defaults are
     `LMConfig.for_level(level)` for the `--level` in `argv`, so `--help` shows that level's defaults; with
     `--resume --run RUN`, the settings saved by that run, so only the flags given change them."""
-    saved = _cli.saved_config(argv, EXPERIMENT, COMMAND_FILE) if argv[:1] == ["train"] else None
-    if saved is not None:
-        defaults = train_from_json(saved)
-    else:
+    defaults = None
+    if argv[:1] == ["train"]:  # refuses a resumed run without its command.json, or with an edited one
+        defaults = _cli.saved_config(
+            argv, EXPERIMENT, COMMAND_FILE, keys=("lm",), build=train_from_json, required=True
+        )
+    if defaults is None:
         level = _cli.flag_value(argv, "--level")
         defaults = Train(lm=LMConfig.for_level(level if level in LEVEL_DEFAULTS else DEFAULT_LEVEL))
     subcommands = Union[  # noqa: UP007 (tyro reads the Annotated members of a typing.Union)
@@ -183,7 +186,10 @@ def parse(argv: list[str]) -> Train | Sample:
 
 
 def train_from_json(saved: dict) -> Train:
-    """The `Train` of a run's `command.json` (its "prompts" entry and unknown keys are ignored)."""
+    """The `Train` of a run's `command.json` (its "prompts" entry and unknown keys are ignored); a value of
+    another type than its field's is refused (TypeError, ValueError naming the field)."""
+    if not isinstance(saved.get("lm"), dict):
+        raise TypeError(f"lm: expected a JSON object of the model's settings, got {saved.get('lm')!r}")
     names = {f.name for f in dataclasses.fields(Train)} - {"lm"}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
     return Train(lm=LMConfig.from_dict(saved["lm"]), **values)
@@ -216,9 +222,14 @@ def check_resume(args: Train) -> None:
     """Refuse a resumed command line whose settings differ from the run's saved ones other than in
     `RESUMABLE_FIELDS` and `RESUMABLE_OPTIONS`, listing every difference."""
     path = runs.open_run(EXPERIMENT, args.run, resume=True) / COMMAND_FILE
-    if not path.is_file():
-        return  # a run saved before command.json: lm.fit compares its model and data settings instead
-    saved = train_from_json(json.loads(path.read_text()))
+    if not path.exists():
+        raise ValueError(
+            f"resume: run {args.run!r} has no {COMMAND_FILE} ({str(path)!r}: the settings it was trained "
+            f"with), so it cannot be continued with its own settings; start a new --run"
+        )
+    saved = runs.read_json(path, ("lm",), what=f"the {COMMAND_FILE} of a {EXPERIMENT} run")
+    with runs.from_file(path):
+        saved = train_from_json(saved)
     pairs = [(f"lm.{k}", getattr(saved.lm, k), getattr(args.lm, k)) for k in LMConfig.__dataclass_fields__]
     pairs += [(k, getattr(saved, k), getattr(args, k)) for k in Train.__dataclass_fields__ if k != "lm"]
     safe = {*RESUMABLE_OPTIONS, *(f"lm.{k}" for k in RESUMABLE_FIELDS)}
@@ -260,7 +271,9 @@ def plot(run: Path) -> None:
 
 def train(args: Train):
     if distributed.settings(args.coordinator, args.num_processes, args.process_id) is not None:
-        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        distributed.initialize(
+            args.coordinator, args.num_processes, args.process_id, timeout=args.coordinator_timeout
+        )
     main = distributed.is_main()  # process 0 writes and prints; in one process, always
     if args.resume:
         distributed.on_main(lambda: check_resume(args), "checking the resumed run")
@@ -281,6 +294,8 @@ def train(args: Train):
 
     def open_run() -> str:
         run = _cli.run_folder(EXPERIMENT, args, resume=args.resume)
+        if args.resume:  # every check before anything is written: a refused resume changes nothing
+            lm.check_resumable(config, corpus, run)
         kept = dataclasses.replace(args, lm=config, resume=False, overwrite=False, **PROCESS_OPTIONS)
         results.write_json(run / COMMAND_FILE, dict(results.to_jsonable(kept), prompts=source.prompts))
         return str(run)
@@ -361,12 +376,25 @@ def report(
     print(summary)
 
 
+def saved_prompts(folder: Path) -> list[str]:
+    """The prompts a run recorded in its command.json (`FALLBACK_PROMPT` for a run saved before them)."""
+    path = folder / COMMAND_FILE
+    if not path.exists():
+        return [FALLBACK_PROMPT]
+    prompts = runs.read_json(path, what=f"the {COMMAND_FILE} of a {EXPERIMENT} run").get("prompts")
+    if prompts is None:
+        return [FALLBACK_PROMPT]
+    if not (isinstance(prompts, list) and prompts and all(isinstance(p, str) for p in prompts)):
+        with runs.from_file(path):
+            raise ValueError(f"prompts: expected a list of one or more texts, got {prompts!r}")
+    return prompts
+
+
 def sample(args: Sample) -> list[str]:
     which: str | int = int(args.step) if args.step.isdigit() else args.step
-    folder = Path("results") / EXPERIMENT / args.run
-    model, params, vocab, config, step = lm.load(folder, which)
-    saved = json.loads((folder / COMMAND_FILE).read_text()) if (folder / COMMAND_FILE).is_file() else {}
-    prompt = args.prompt or saved.get("prompts", [FALLBACK_PROMPT])[0]
+    folder = _cli.trained_run(EXPERIMENT, args.run, holds=("checkpoints",))
+    prompt = args.prompt or saved_prompts(folder)[0]
+    model, params, vocab, config, step = lm.load(folder, which)  # warns if it skips a corrupt step
     options = (  # greedy decoding takes no sampling options
         dict(greedy=True, allow_unk=args.allow_unk)
         if args.greedy

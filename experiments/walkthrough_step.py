@@ -55,6 +55,7 @@ EXPERIMENT = "walkthrough_step"
 TOL_F32 = 1e-6
 # The NumPy reference and the concatenation formula are both float64; they differ only in summation order.
 TOL_F64 = 1e-12
+F32_MAX = float(np.finfo(np.float32).max)  # larger inputs become inf in rnnjax's float32 step
 
 KEYS = ("x", "h", "w_ih", "w_hh", "b", "w_o", "b_o")
 # Small readable defaults: I = 3 inputs, H = 2 hidden units, V = 4 classes.
@@ -125,6 +126,11 @@ def _array(name: str, value, ndim: int) -> np.ndarray:
         )
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: expected finite numbers, got {a.tolist()}")
+    if np.any(np.abs(a) > F32_MAX):  # rnnjax's float32 would turn them into inf
+        raise ValueError(
+            f"{name}: expected finite numbers that float32 (rnnjax's compute dtype) holds, of magnitude at "
+            f"most {F32_MAX:.4g}, got {a.tolist()}"
+        )
     return a
 
 

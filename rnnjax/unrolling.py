@@ -327,12 +327,49 @@ def unroll_stack(
     for k, (layer, p, c) in enumerate(zip(cells, params, carries)):
         if between is not None:
             ys = between(k, ys)
-        if isinstance(layer, Cell):
-            final, ys = unroll(layer, p, ys, c, **unroll_kwargs)
-        else:  # (forward_cell, backward_cell)
-            final, ys = unroll_bidirectional(*layer, p, ys, c, **unroll_kwargs)
+        try:
+            if k > 0:  # its inputs are the outputs of layer k - 1: a mismatch is params[k]'s, not xs's
+                _check_layer_input(k, layer, p, ys)
+            if isinstance(layer, Cell):
+                final, ys = unroll(layer, p, ys, c, **unroll_kwargs)
+            else:  # (forward_cell, backward_cell)
+                final, ys = unroll_bidirectional(*layer, p, ys, c, **unroll_kwargs)
+        except (TypeError, ValueError) as error:
+            raise _of_layer(error, k) from None
         finals.append(final)
     return tuple(finals), ys
+
+
+def _check_layer_input(k: int, layer, params, ys) -> None:
+    """Refuse (ValueError naming `params[k]`) params of layer k >= 1 that read another number of features
+    than layer k - 1 outputs (`ys`)."""
+    if isinstance(layer, Cell):
+        parts = [(layer, params, "params")]
+    elif isinstance(params, BidirectionalParams):
+        parts = [(layer[0], params.forward, "params.forward"), (layer[1], params.backward, "params.backward")]
+    else:
+        return  # unroll_bidirectional refuses them
+    features = jnp.shape(ys)[-1]
+    for cell, p, name in parts:
+        size = check_params(cell, p, name=name)
+        if size is not None and size != features:
+            raise ValueError(
+                f"{name}: expected the params of a layer reading {features} features per step (the outputs "
+                f"of layer {k - 1}), got params whose input size is {size}"
+            )
+
+
+def _of_layer(error: Exception, k: int) -> Exception:
+    """`error` of layer k's unroll, its argument renamed as unroll_stack's: params -> params[k], carry ->
+    carries[k] (xs stays xs: it is the input of layer 0 only)."""
+    message = str(error)
+    for name, renamed in (("params", f"params[{k}]"), ("carry", f"carries[{k}]")):
+        if message.startswith(name) and message[len(name) : len(name) + 1] in (":", ".", " "):
+            try:
+                return type(error)(renamed + message[len(name) :])
+            except TypeError:  # an exception type that takes more than a message
+                return ValueError(renamed + message[len(name) :])
+    return error
 
 
 def _sequence(name: str, value) -> tuple:

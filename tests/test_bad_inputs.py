@@ -235,6 +235,17 @@ BAD_INPUTS = [
      ValueError, r"cells: expected at least one layer"),
     ("stack-params-count", lambda f: rnnjax.unroll_stack([f.simple, f.simple], [f.ps], f.xs),
      ValueError, r"params: expected one params value per cell \(2 cells\), got 1"),
+    # a second layer that reads another input size than the first layer's output: the params are wrong,
+    # not xs (which named xs, the stack's input, as if xs had the wrong width)
+    ("stack-layer-input", lambda f: rnnjax.unroll_stack([f.simple, f.simple], [f.ps, f.ps], f.xs),
+     ValueError, r"params\[1\]: expected the params of a layer reading 4 features per step \(the outputs of "
+                 r"layer 0\), got params whose input size is 3"),
+    ("stack-layer-kind", lambda f: rnnjax.unroll_stack([f.simple, f.simple], [f.ps, f.pl], f.xs),
+     TypeError, r"params\[1\]: a simple cell expected SimpleParams, got LSTMParams"),
+    ("stack-layer-carry",
+     lambda f: rnnjax.unroll_stack([f.gru, f.gru], [f.pg, f.gru.init(f.key, H)], f.xs,
+                                   carries=[None, f.gru.initial_carry(B + 1)]),
+     ValueError, r"carries\[1\]\.h: expected shape \(2, 4\)"),
     ("bidir-merge", lambda f: rnnjax.unroll_bidirectional(f.simple, f.simple, f.bidir, f.xs, merge="mean"),
      ValueError, r"merge: expected 'concat' or 'sum', got 'mean'"),
     ("bidir-params", lambda f: rnnjax.unroll_bidirectional(f.simple, f.simple, (f.ps, f.ps), f.xs),

@@ -44,6 +44,7 @@ from rnnjax.train.loop import DivergenceWarning, Interrupted
 __all__ = [
     "BAD_INPUT",
     "Printout",
+    "RUN_MARKERS",
     "RunFailed",
     "check_ints",
     "flag_value",
@@ -354,11 +355,22 @@ def run_folder(experiment: str, cfg, *, resume: bool = False) -> Path:
     return runs.open_run(experiment, cfg.run, overwrite=cfg.overwrite, resume=resume)
 
 
-def trained_run(experiment: str, run: str) -> Path:
-    """The folder `results/<experiment>/<run>/` of a trained run (never created), else FileNotFoundError."""
+def trained_run(experiment: str, run: str, holds: tuple[str, ...] = ()) -> Path:
+    """The folder `results/<experiment>/<run>/` of a trained run (never created), holding `holds` (e.g.
+    "checkpoints"); else an error naming the run: no such folder (FileNotFoundError), a file in its place,
+    a run of another experiment (`RUN_MARKERS`) or a folder without `holds` (ValueError)."""
     folder = Path("results") / experiment / results.check_run_name(run)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"run: {str(folder)!r} is a file, not a run folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"run: there is no run {run!r} of {experiment} (no folder {str(folder)!r})")
+    _refuse_foreign(folder, experiment, "run")
+    missing = [name for name in holds if not (folder / name).exists()]
+    if missing:
+        raise ValueError(
+            f"run: {str(folder)!r} holds no {' or '.join(missing)}, which a trained run of {experiment} "
+            f"holds (a run stopped before its first checkpoint, or not a run of {experiment})"
+        )
     return folder
 
 
@@ -390,11 +402,16 @@ def new_run(experiment: str, cfg) -> Path:
     return out
 
 
-def redraw(path, experiment: str, plot) -> Path:
-    """`--plot-only PATH`: the saved run of `experiment` at `path` (`saved_run`), its figures redrawn by
-    `plot(run)`."""
-    run = saved_run(path, experiment)
-    plot(run)
+def redraw(path, experiment: str, plot, keys: tuple[str, ...] = ()) -> Path:
+    """`--plot-only PATH`: the saved run of `experiment` at `path` (`saved_run`; its metrics.json must hold
+    `keys`), its figures redrawn by `plot(run)`. A value the figures need that is missing from metrics.json
+    or of another type is reported as the file's error (`runs.from_file`)."""
+    run = saved_run(path, experiment, keys={"metrics.json": keys})
+    try:
+        plot(run)
+    except (KeyError, TypeError):  # the figures read metrics.json alone
+        with runs.from_file(run / "metrics.json"):
+            raise
     print(f"redrew figures in {run}")
     return run
 
@@ -430,27 +447,84 @@ class Printout:
         results.atomic_write_text(path, f"# {title}\n\n```\n" + "\n".join(self.lines) + "\n```\n")
 
 
-def saved_run(folder, experiment: str, needs: tuple[str, ...] = ("metrics.json",), what: str = "plot_only"):
-    """`folder` as a Path if it is a run of `experiment` (it holds `needs` and config.json), else a
-    ValueError naming `what` (the flag that gave the folder)."""
+# A file or folder that a run of only one experiment holds: how a folder given as a run of one
+# experiment is recognised as a run of another.
+RUN_MARKERS = {
+    "text_generation": "command.json",
+    "classify": "labels.json",
+    "long_range": "train",
+    "lyapunov": "lyapunov_spectrum.png",
+    "gradient_norms": "grad_whh_vs_T.png",
+    "gradient_norms_training": "profiles.png",
+}
+
+
+def _refuse_foreign(folder: Path, experiment: str, what: str) -> None:
+    """A ValueError naming `what` if `folder` holds the marker of exactly one other experiment's run."""
+    others = [name for name, marker in RUN_MARKERS.items() if (folder / marker).exists()]
+    if len(others) == 1 and others[0] != experiment:
+        raise ValueError(f"{what}: {str(folder)!r} is a run of {others[0]}, not of {experiment}")
+
+
+def saved_run(
+    folder,
+    experiment: str,
+    needs: tuple[str, ...] = ("metrics.json",),
+    what: str = "plot_only",
+    keys: dict[str, tuple[str, ...]] | None = None,
+) -> Path:
+    """`folder` as a Path if it is a run of `experiment`: a folder, not another experiment's run
+    (`RUN_MARKERS`), holding `needs` and config.json, each JSON file of them an object with the keys
+    `keys[name]` (`runs.read_json`); else a ValueError naming `what` (the flag that gave the folder), or the
+    file and what it lacks."""
     folder, files = Path(folder), (*needs, "config.json")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what}: expected a run folder of {experiment}, got {str(folder)!r}: a file")
+    if folder.is_dir():
+        _refuse_foreign(folder, experiment, what)
     missing = [name for name in files if not (folder / name).is_file()]
     if missing:
         raise ValueError(
             f"{what}: expected a run folder holding {' and '.join(needs)}, got {str(folder)!r}, which has no "
             f"{' or '.join(missing)} (a run of {experiment} holds {' and '.join(files)})"
         )
+    for name in (f for f in files if f.endswith(".json")):
+        runs.read_json(folder / name, (keys or {}).get(name, ()), what=f"the {name} of a {experiment} run")
     return folder
 
 
-def saved_config(argv: list[str], experiment: str, name: str = "config.json") -> dict | None:
-    """With `--resume` and `--run NAME` in `argv`: the JSON `name` saved in that run's folder (None when
-    there is none), so a resumed command line starts from the run's own settings."""
+def saved_config(
+    argv: list[str],
+    experiment: str,
+    name: str = "config.json",
+    *,
+    keys: tuple[str, ...] = (),
+    build: Callable[[dict], Any] | None = None,
+    required: bool = False,
+):
+    """With `--resume` and `--run NAME` in `argv`: the JSON object `name` saved in that run's folder,
+    holding `keys` (`runs.read_json`), or `build(it)` (a refused value reported as the file's:
+    `runs.from_file`), so a resumed command line starts from the run's own settings. None without
+    `--resume`, or when the run does not exist (the command reports it), or, unless `required`, when the
+    run holds no such file; with `required` that is refused (ValueError), never a silent fall back to the
+    defaults."""
     run = flag_value(argv, "--run")
     if "--resume" not in argv or run is None:
         return None
     try:
-        path = runs.run_path(experiment, run) / name
+        folder = runs.run_path(experiment, run)
     except ValueError:
         return None  # reported when the command runs
-    return json.loads(path.read_text()) if path.is_file() else None
+    path = folder / name
+    if not path.exists():
+        if required and folder.is_dir():
+            raise ValueError(
+                f"resume: run {run!r} has no {name} ({str(path)!r}: the settings it was trained with), so it "
+                f"cannot be continued with its own settings; start a new --run"
+            )
+        return None
+    saved = runs.read_json(path, keys, what=f"the {name} of a {experiment} run")
+    if build is None:
+        return saved
+    with runs.from_file(path):
+        return build(saved)

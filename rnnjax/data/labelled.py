@@ -190,6 +190,10 @@ def read_columns(
     # newline="" leaves "\r\n" and newlines inside quoted fields to the csv module, as its docs require.
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
     where = f"path: {os.fspath(path)!r}"
+    # The csv module refuses fields longer than its limit (128 KiB by default): a long text is valid, and
+    # no field is longer than the file, so the limit is raised to the file's length while it is read.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(content) + 1))
     try:
         header = next(reader)
         while not header:  # leading blank lines
@@ -234,6 +238,8 @@ def read_columns(
                 values[arg].append(value)
     except csv.Error as e:
         raise ValueError(f"{where}: malformed CSV near line {reader.line_num}: {e}") from None
+    finally:
+        csv.field_size_limit(limit)
     if not rows:
         raise ValueError(f"{where} has a header {names!r} but no data rows; expected at least one example")
     for arg, bad in empty.items():

@@ -18,13 +18,16 @@ saves; any process may read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,44 @@ def _quarantine(directory: Path, step: int) -> Path:
         target, k = target_dir / f"{step}-{k}", k + 1
     shutil.move(str(directory / str(step)), str(target))
     return target
+
+
+@contextlib.contextmanager
+def _quiet_orbax(level: int = logging.CRITICAL):
+    """Inside, orbax's log records (it logs through absl's logger) below `level` are dropped: a failed
+    write reaches the caller as an exception, said once; orbax would also log it, with its traceback."""
+    logger = logging.getLogger("absl")
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _drop_echoes_of_failed_writes() -> None:
+    """From now on (once per process), drop the echoes of a failed orbax write (e.g. on a full disk),
+    which the caller's exception already says: tensorstore finishes the writes under way after orbax's
+    event loop has closed, each report printing a traceback "Event loop is closed" (through
+    `sys.unraisablehook`), and asyncio logs each failed write task nobody awaited. Others pass unchanged."""
+    hook = sys.unraisablehook
+    if getattr(hook, "rnnjax_drops_echoes", False):
+        return
+
+    def unraisablehook(report):
+        if report.exc_type is RuntimeError and str(report.exc_value) == "Event loop is closed":
+            return
+        hook(report)
+
+    unraisablehook.rnnjax_drops_echoes = True
+    sys.unraisablehook = unraisablehook
+    logging.getLogger("asyncio").addFilter(_not_an_orbax_task_left_failed)
+
+
+def _not_an_orbax_task_left_failed(record: logging.LogRecord) -> bool:
+    """False (drop the record) for asyncio's log of an orbax write task whose failure nobody awaited."""
+    message = record.getMessage()
+    return not (message.startswith("Task exception was never retrieved") and "orbax" in message)
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -201,13 +242,8 @@ class Checkpoints:
         if writable:
             self._manager = ocp.CheckpointManager(root, options=options)
         else:  # orbax logs two warnings about read-only managers that say nothing to the user
-            absl_logger = logging.getLogger("absl")
-            level = absl_logger.level
-            absl_logger.setLevel(logging.ERROR)
-            try:
+            with _quiet_orbax(logging.ERROR):
                 self._manager = ocp.CheckpointManager(root, options=options)
-            finally:
-                absl_logger.setLevel(level)
 
     def steps(self) -> list[int]:
         """The saved steps, oldest first."""
@@ -228,18 +264,36 @@ class Checkpoints:
         return None if best is None else best[0]
 
     def resolve(self, which: str | int) -> int:
-        """The step meant by `which`: "latest", "best" (falls back to latest if no metrics) or an int."""
-        steps = self.steps()
-        if not steps:
+        """The intact step meant by `which`: "latest" (the newest intact step), "best" (the intact step
+        with the lowest `metrics[METRIC]`, else the newest) or a step number.
+
+        Steps that failed verification are never chosen: "latest" and "best" say so in one warning naming
+        each corrupt step left out and the step used; a step number that exists but is corrupt is refused
+        as corrupt (`CorruptCheckpoint`, saying what is wrong), not as never saved.
+        """
+        problems, intact = self.problems(), self.intact_steps()
+        number = isinstance(which, int | np.integer) and not isinstance(which, bool)
+        if number and int(which) in problems:
+            what = problems[int(which)].removeprefix("checkpoint: ")
+            others = f"the intact steps are {intact}" if intact else "no step is intact"
+            raise CorruptCheckpoint(f"step: checkpoint {what}; {others}")
+        if not intact:
+            if problems:
+                where = f" in {str(self.directory)!r}"
+                whys = "; ".join(w.removeprefix("checkpoint: ").replace(where, "") for w in problems.values())
+                raise CorruptCheckpoint(f"checkpoint: no intact checkpoint{where}: {whys}")
             raise FileNotFoundError(f"checkpoint: no checkpoints in {str(self.directory)!r}")
-        if which == "latest":
-            return steps[-1]
-        if which == "best":
-            best = self.best_step()
-            return steps[-1] if best is None else best
-        if isinstance(which, int | np.integer) and not isinstance(which, bool) and int(which) in steps:
+        if which in ("latest", "best"):
+            best = self.best_step() if which == "best" else None
+            step = intact[-1] if best is None else best
+            left_out = [why for s, why in sorted(problems.items()) if which == "best" or s > step]
+            if left_out:
+                kind = "the latest intact one" if best is None else "the best intact one"
+                warnings.warn(f"{'; '.join(left_out)}; using step {step}, {kind}", UserWarning, stacklevel=2)
+            return step
+        if number and int(which) in intact:
             return int(which)
-        raise ValueError(f"step: expected 'latest', 'best' or one of the saved steps {steps}, got {which!r}")
+        raise ValueError(f"step: expected 'latest', 'best' or one of the saved steps {intact}, got {which!r}")
 
     def save(self, step: int, state, *, meta: dict, metrics: dict | None = None) -> None:
         """Save `state` (any pytree of arrays) and the JSON-able `meta` dict as `step`.
@@ -253,15 +307,13 @@ class Checkpoints:
         for name, value in (metrics or {}).items():
             if not math.isfinite(value):
                 raise ValueError(f"metrics: refusing to save step {step}: {name} is {value}")
-        saved = self._manager.save(
-            int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)),
-            metrics=metrics,
-            force=True,
-        )
-        if not saved:
-            raise RuntimeError(f"checkpoint: orbax did not save step {step} in {str(self.directory)!r}")
-        self._manager.wait_until_finished()
+        args = ocp.args.Composite(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta))
+        _drop_echoes_of_failed_writes()
+        with _quiet_orbax():  # a failed write (e.g. a full disk) is the caller's one message
+            saved = self._manager.save(int(step), args=args, metrics=metrics, force=True)
+            if not saved:
+                raise RuntimeError(f"checkpoint: orbax did not save step {step} in {str(self.directory)!r}")
+            self._manager.wait_until_finished()
         folder = self.directory / str(int(step))
         sums = {name: _sha256(path) for name, path in _files(folder).items()}
         atomic_write_text(folder / CHECKSUMS, json.dumps({"step": int(step), "sha256": sums}, indent=1))

@@ -651,7 +651,8 @@ def train(
 
 def load(path: str | os.PathLike, which: str | int = "latest") -> Loaded:
     """The classifier saved by `train(..., run=path)`: `Loaded(model, params, vocab, label_set, config,
-    cell, step)`; `which` is "latest", "best" (lowest validation loss) or a saved step."""
+    cell, step)`; `which` is "latest", "best" (lowest validation loss) or a saved step, among the intact
+    steps (a corrupt one skipped with a warning, or refused when asked for: `Checkpoints.resolve`)."""
     with Checkpoints(find_checkpoints(path), writable=False) as store:
         step = store.resolve(which)
         meta = store.read_meta(step)

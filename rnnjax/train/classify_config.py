@@ -158,6 +158,11 @@ def _check_synthetic(cfg: ClassifyConfig) -> None:
             f"{cfg.synthetic_seq_len}] (every text holds the sentiment word), got {cfg.synthetic_min_len!r}"
         )
     if cfg.csv is None:
+        if cfg.synthetic_n < 3:  # (an int >= 1: checked above)
+            raise ValueError(
+                f"synthetic_n: expected an int >= 3 (an example each to train, validate and test on), got "
+                f"{cfg.synthetic_n!r}"
+            )
         parallel.check_memory(
             "synthetic_n",
             cfg.synthetic_n,

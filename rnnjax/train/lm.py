@@ -56,6 +56,7 @@ __all__ = [
     "Corpus",
     "LMConfig",
     "TrainState",
+    "check_resumable",
     "evaluate",
     "fit",
     "init_state",
@@ -112,24 +113,32 @@ def prepare(text: str, config: LMConfig, vocab: text_lib.Vocabulary | None = Non
     tokens = text_lib.tokenize(
         text, config.level, lowercase=config.lowercase, strip_punctuation=config.strip_punctuation
     )
-    n_train, _, _ = text_lib.split_sizes(len(tokens), valid_fraction=config.valid_fraction)
+    n, need_train, need_valid = len(tokens), config.batch_size * (config.seq_len + 1), 2 * config.batch_size
+    if n < need_train + need_valid:
+        raise ValueError(
+            f"text: the text has {n} {config.level} token{'' if n == 1 else 's'}; expected at least "
+            f"batch_size * (seq_len + 1) + 2 * batch_size = {config.batch_size} * {config.seq_len + 1} + "
+            f"2 * {config.batch_size} = {need_train + need_valid} (one training batch, and one input and "
+            f"one target per row to validate). Use a longer text or a smaller --batch-size/--seq-len"
+        )
+    n_valid = round(n * config.valid_fraction)  # the validation block of `text_lib.split_sizes`
+    if n_valid < need_valid:
+        raise ValueError(
+            f"text: the validation split has {n_valid} {config.level} tokens (valid_fraction "
+            f"{config.valid_fraction:g} of {n}); expected at least 2 * batch_size = {need_valid} (one input "
+            f"and one target per row). Use a longer text, a larger --valid-fraction or a smaller --batch-size"
+        )
+    n_train, _, _ = text_lib.split_sizes(n, valid_fraction=config.valid_fraction)
     if vocab is None:
         vocab = text_lib.Vocabulary.build(
             tokens[:n_train], min_count=config.min_count, max_size=config.max_vocab
         )
     train, valid = vocab.encode(tokens[:n_train]), vocab.encode(tokens[n_train:])
-    need_train = config.batch_size * (config.seq_len + 1)
     if train.size < need_train:
         raise ValueError(
-            f"text: the training split has {train.size} {config.level} tokens (of {len(tokens)}); expected "
-            f"at least batch_size * (seq_len + 1) = {config.batch_size} * {config.seq_len + 1} = "
-            f"{need_train} for one batch. Use a longer text or a smaller --batch-size/--seq-len"
-        )
-    if valid.size < 2 * config.batch_size:
-        raise ValueError(
-            f"text: the validation split has {valid.size} {config.level} tokens; expected at least "
-            f"2 * batch_size = {2 * config.batch_size} (one input and one target per row). Use a longer "
-            f"text, a larger --valid-fraction or a smaller --batch-size"
+            f"text: the training split has {train.size} {config.level} tokens (of {n}); expected at least "
+            f"batch_size * (seq_len + 1) = {config.batch_size} * {config.seq_len + 1} = {need_train} for one "
+            f"batch. Use a longer text, a smaller --valid-fraction or a smaller --batch-size/--seq-len"
         )
     return Corpus(vocab, train, valid)
 
@@ -372,6 +381,7 @@ def fit(
         raise TypeError(f"config: expected an LMConfig, got {type(config).__name__}")
     if not isinstance(corpus, Corpus):
         raise TypeError(f"corpus: expected the Corpus of lm.prepare, got {type(corpus).__name__}")
+
     def check_run() -> None:  # on process 0, the one that writes it; its error reaches every process
         if not isinstance(run, str | os.PathLike) or (Path(run).exists() and not Path(run).is_dir()):
             path = isinstance(run, str | os.PathLike)
@@ -427,6 +437,23 @@ def fit(
     )
 
 
+def check_resumable(config: LMConfig, corpus: Corpus, run: str | os.PathLike) -> None:
+    """Refuse (ValueError, as `fit(..., resume=True)` would) to continue the run in folder `run` with
+    `config` and `corpus`: it holds no intact checkpoint, or the newest one's model or data settings or
+    vocabulary differ. Reads only: nothing in `run` changes, so a command can check before it writes."""
+    folder = Path(run) / "checkpoints"
+    if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
+        raise ValueError(f"resume: {str(run)!r} holds no checkpoint to resume from")
+    with Checkpoints(folder, keep_last=1 << 30, writable=False) as store:
+        intact = store.intact_steps()
+        if not intact:
+            whys = "; ".join(store.problems().values())
+            raise ValueError(f"resume: no intact checkpoint in {str(store.directory)!r}: {whys}")
+        meta = store.read_meta(intact[-1])
+    _check_compatible(meta["config"], config, "resume")
+    _check_vocab(meta["vocab"], corpus.vocab, "resume")
+
+
 # ------------------------------------------------------------------------------------------- loading
 
 
@@ -435,7 +462,9 @@ def load(path: str | os.PathLike, which: str | int = "best"):
 
     Args:
       path: the run folder written by `fit`.
-      which: "best" (lowest validation loss), "latest", or a saved step number.
+      which: "best" (lowest validation loss), "latest", or a saved step number. Only intact steps load:
+        "best" and "latest" skip a corrupt step with a warning naming it and the step used; a corrupt
+        step asked for by number is refused as corrupt (`Checkpoints.resolve`).
     Returns:
       (model, params, vocab, config, step): the language model, its params (host arrays), the
       `Vocabulary` it was trained with, its `LMConfig` and the step loaded.

@@ -218,6 +218,21 @@ def test_the_table_has_one_row_per_input():
 # ---- values that the checks must still accept (each compared with the plain form of the same value)
 
 
+def test_a_csv_field_longer_than_the_csv_modules_default_limit_is_read_whole(tmp_path):
+    """A 5 MB text (over the csv module's 128 KiB field limit) is valid CSV: it is read whole, the same
+    as its short neighbours, and the module's limit is left as it was."""
+    import csv
+
+    long_text = "word " * 1_000_000  # 5,000,000 characters
+    path = tmp_path / "long.csv"
+    path.write_text(f'text,label\n"{long_text}",1\nshort,0\n', encoding="utf-8")
+    before = csv.field_size_limit()
+    texts, labels = labelled.read_csv(path, text_column="text", label_column="label")
+    assert texts == [long_text, "short"] and labels == ["1", "0"]
+    assert len(texts[0]) == 5_000_000 > before
+    assert csv.field_size_limit() == before
+
+
 def test_numpy_integers_and_lists_are_accepted_where_ints_and_arrays_are():
     a = ngram.fit(IDS, np.int64(3), 0.1)
     b = ngram.fit(IDS, 3, 0.1)

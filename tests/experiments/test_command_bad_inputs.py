@@ -4,8 +4,10 @@ existing run touched). One table, run in-process through `rnnjax.command.cli.run
 a few cases also as real processes, for what only a process shows (tyro's panel, no C++ abort, --help)."""
 
 import importlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +30,9 @@ TG_TRAIN = [
 # A tiny classifier run (seconds), `results/classify/c`.
 CLASSIFY_TRAIN = [
     "--csv", "data.csv", "--cell", "lstm", "--hidden-size", "8", "--embed-size", "8", "--steps", "3",
-    "--batch-size", "8", "--padding-factors", "2", "--no-progress", "--run", "c",
+    "--batch-size", "8", "--padding-factors", "2", "--save-every", "2", "--no-progress", "--run", "c",
 ]  # fmt: skip
+QUICK_RUNS = Path(__file__).parent / "quick_runs"  # saved metrics of quick runs of every experiment
 HUGE = "1000000000"  # a hidden size whose weights fit in no machine's memory
 FITS_MEMORY = "hidden_size: expected a size whose arrays fit in half of this machine's"
 FLOAT32 = r"expected a positive number that float32 \(the compute dtype\) holds, at most 3\.403e\+38, got"
@@ -63,8 +66,11 @@ CASES = [
     (QS, ["--quick", "yes"], r"Unrecognized options: yes"),
     # gradient_norms
     (GN, ["--classes", "0"], r"classes: expected an int >= 2, got 0"),
-    (GN, ["--num-processes", "2", "--process-id", "2", "--coordinator", "localhost:1234"],
-     r"process_id: expected an int in \[0, 2\) \(num_processes = 2\), got 2"),
+    (
+        GN,
+        ["--num-processes", "2", "--process-id", "2", "--coordinator", "localhost:1234"],
+        r"process_id: expected an int in \[0, 2\) \(num_processes = 2\), got 2",
+    ),
     (GN, ["--input-scales", "big"], r"input_scales: expected numbers, got \['big'\]"),
     (GN, ["--lengths", "100", "3.5"], r"lengths: expected ints, got \['100', '3.5'\]"),
     (LR, ["--seq-lens", "x"], r"seq_lens: expected ints, got \['x'\]"),
@@ -90,6 +96,34 @@ CASES = [
         r"plot_only: expected a run folder holding metrics\.json, got 'nowhere'",
     ),
     (GN, ["--float64", "maybe"], r"Unrecognized options: maybe"),
+    (
+        GN,
+        ["--plot-only", "results/gradient_norms/notjson"],
+        r"'results/gradient_norms/notjson/metrics\.json': expected the metrics\.json of a gradient_norms "
+        r"run, got text that is not JSON \(Expecting value",
+    ),
+    (
+        GN,
+        ["--plot-only", "results/gradient_norms/nocurves"],
+        r"'results/gradient_norms/nocurves/metrics\.json': the key 'curves' is missing \(an edited or",
+    ),
+    (
+        GN,
+        ["--plot-only", "results/lyapunov/nopoints"],
+        r"plot_only: 'results/lyapunov/nopoints' is a run of lyapunov, not of gradient_norms$",
+    ),
+    (
+        "experiments.lyapunov",
+        ["--plot-only", "results/lyapunov/nopoints"],
+        r"'results/lyapunov/nopoints/metrics\.json': expected the metrics\.json of a lyapunov run with the "
+        r"key 'points', which is missing",
+    ),
+    (
+        "experiments.lyapunov",
+        ["--plot-only", "results/lyapunov/nolam"],
+        r"'results/lyapunov/nolam/metrics\.json': the key 'lam10' is missing",
+    ),
+    ("experiments.lyapunov", ["--plot-only", "results/lyapunov/list"], r"'results/lyapunov/list/metrics"),
     # gradient_norms_training
     (GNT, ["--steps", "0"], r"steps: expected an int >= 1, got 0"),
     (
@@ -116,6 +150,18 @@ CASES = [
     (LR, ["--hidden-size", HUGE], FITS_MEMORY),
     (LR, ["--replot", "nowhere"], r"replot: expected a run folder holding metrics\.json, got 'nowhere'"),
     (LR, ["--clip", "perhaps"], r".*'perhaps'"),
+    (
+        LR,
+        ["--replot", "results/long_range/notjson"],
+        r"'results/long_range/notjson/metrics\.json': expected the metrics\.json of a long_range run, got",
+    ),
+    (LR, ["--replot", "results/long_range/noruns"], r"'results/long_range/noruns/metrics\.json': .*'runs'"),
+    (LR, ["--resume", "--run", "list"], r"'results/long_range/list/config\.json': .*got a JSON list$"),
+    (
+        LR,
+        ["--resume", "--run", "big"],
+        r"'results/long_range/big/config\.json': hidden_size: expected an int >= 1, got 'big'",
+    ),
     # classify (train)
     (CLS, ["--hidden-size", "0"], r"hidden_size: expected an int >= 1, got 0"),
     (CLS, ["--hidden-size", HUGE], FITS_MEMORY),
@@ -140,6 +186,36 @@ CASES = [
     (CLS, [*CLASSIFY_TRAIN, "--resume", "--overwrite"], r"overwrite, resume: expected at most one of them"),
     (CLS, ["--plot-only", "nowhere"], r"plot_only: expected a run folder holding metrics\.json"),
     (CLS, ["--run", "a/b"], RUN_NAME),
+    (
+        CLS,
+        ["--resume", "--run", "notjson"],
+        r"'results/classify/notjson/config\.json': expected the config\.json of a classify run, got text "
+        r"that is not JSON",
+    ),
+    (CLS, ["--resume", "--run", "list"], r"'results/classify/list/config\.json': .* got a JSON list$"),
+    (CLS, ["--resume", "--run", "noclassify"], r"'results/classify/noclassify/config\.json': .*'classify'"),
+    (CLS, ["--resume", "--run", "noconfig"], r"resume: run 'noconfig' has no config\.json \('results/classi"),
+    (
+        CLS,
+        ["--resume", "--run", "big"],
+        r"'results/classify/big/config\.json': hidden_size: expected an int >= 1, got 'big' \(an edited",
+    ),
+    (
+        CLS,
+        ["--plot-only", "results/classify/notjson"],
+        r"'results/classify/notjson/metrics\.json': expected the metrics\.json of a classify run, got text",
+    ),
+    (
+        CLS,
+        ["--plot-only", "results/classify/nodata"],
+        r"'results/classify/nodata/metrics\.json': expected .* with the key 'data', which is missing",
+    ),
+    (
+        CLS,
+        ["--plot-only", "results/text_generation/tg"],
+        r"plot_only: 'results/text_generation/tg' is a run of text_generation, not of classify$",
+    ),
+    (CLS, ["--plot-only", "results/classify/afile"], r"plot_only: expected a run folder of classify, got"),
     # classify predict
     (CLS, ["predict", "--run", "c"], r"text, csv: expected --text TEXT\.\.\. or --csv FILE \(one of them\)"),
     (CLS, ["predict", "--run", "c", "--text", "hi", "--csv", "data.csv"], r"text, csv: .*got both"),
@@ -150,6 +226,24 @@ CASES = [
     (CLS, ["predict", "--run", "c", "--text", "   "], r"texts: text\(s\) \[1\] have no tokens"),
     (CLS, ["predict", "--text", "hi"], r"Required options: .*--run STR"),
     (CLS, ["predict", "--run", "../c", "--text", "hi"], RUN_NAME),
+    (
+        CLS,
+        ["predict", "--run", "tg", "--text", "hi"],
+        r"run: 'results/classify/tg' is a run of text_generation, not of classify$",
+    ),
+    (
+        CLS,
+        ["predict", "--run", "c", "--text", "hi", "--cell", "../../text_generation/tg"],
+        r"cell: expected one of the cell kinds \(.*\), got '\.\./\.\./text_generation/tg'$",
+    ),
+    (CLS, ["predict", "--run", "afile", "--text", "hi"], r"run: 'results/classify/afile' is a file, not a"),
+    (CLS, ["predict", "--run", "notjson", "--text", "hi"], r"'results/classify/notjson/metrics\.json': exp"),
+    (CLS, ["predict", "--run", "nocells", "--text", "hi"], r"'results/classify/nocells/metrics\.json': .*'"),
+    (
+        CLS,
+        ["predict", "--run", "corrupt", "--text", "hi"],
+        r"checkpoint: no intact checkpoint in '.*corrupt/lstm/checkpoints': step 2 is corrupt: .*; step 3 ",
+    ),
     # text_generation train
     (TG, ["train", "--minutes", "nan"], r"minutes: expected None or a finite number of minutes > 0, got nan"),
     (TG, ["train", "--minutes", "-1"], r"minutes: expected None or a finite number of minutes > 0, got -1"),
@@ -180,6 +274,35 @@ CASES = [
     (TG, [*TG_TRAIN], r"run: 'results/text_generation/tg' already holds a run; pass --overwrite"),
     (
         TG,
+        ["train", "--resume", "--run", "notjson"],
+        r"'results/text_generation/notjson/command\.json': expected the command\.json of a text_generation "
+        r"run, got text that is not JSON \(Expecting value: line 1 column 1 \(char 0\)\)$",
+    ),
+    (
+        TG,
+        ["train", "--resume", "--run", "list"],
+        r"'results/text_generation/list/command\.json': expected .*, a JSON object, got a JSON list$",
+    ),
+    (TG, ["train", "--resume", "--run", "nolm"], r"'results/text_generation/nolm/command\.json': .*key 'lm'"),
+    (
+        TG,
+        ["train", "--resume", "--run", "big"],
+        r"'results/text_generation/big/command\.json': hidden_size: expected an int >= 1, got 'big' "
+        r"\(an edited or foreign run file\?\)$",
+    ),
+    (
+        TG,
+        ["train", "--resume", "--run", "nocommand"],
+        r"resume: run 'nocommand' has no command\.json \('results/text_generation/nocommand/command\.json'",
+    ),
+    (TG, ["train", "--corpus", "one.txt"], r"text: the text has 1 word token; expected at least"),
+    (
+        TG,
+        ["train", "--resume", "--run", "othertext"],
+        r"resume: the checkpoint's vocabulary \(\d+ tokens\) differs from this corpus's",
+    ),  # refused before command.json is written again
+    (
+        TG,
         ["train", "--corpus", "chat.txt", "--whatsapp"],
         r"chat\.txt: ambiguous date order.*--dayfirst True",
     ),
@@ -194,7 +317,21 @@ CASES = [
     (TG, ["generate"], r"Unrecognized options: generate"),
     # text_generation sample
     (TG, ["sample"], r"Required options: .*--run STR"),
-    (TG, ["sample", "--run", "nowhere"], r"checkpoint: expected a run folder with a checkpoints/ subfolder"),
+    (
+        TG,
+        ["sample", "--run", "nowhere"],
+        r"run: there is no run 'nowhere' of text_generation \(no folder 'results/text_generation/nowhere'\)$",
+    ),
+    (TG, ["sample", "--run", "afile"], r"run: 'results/text_generation/afile' is a file, not a run folder$"),
+    (TG, ["sample", "--run", "c"], r"run: 'results/text_generation/c' is a run of classify, not of text_gen"),
+    (TG, ["sample", "--run", "notjson"], r"'results/text_generation/notjson/command\.json': expected the "),
+    (TG, ["sample", "--run", "bare"], r"run: 'results/text_generation/bare' holds no checkpoints, which a"),
+    (
+        TG,
+        ["sample", "--run", "truncated", "--step", "4"],
+        r"step: checkpoint step 4 in '.*truncated/checkpoints' is corrupt: \S+ does not match its checksum; "
+        r"the intact steps are \[2\]$",
+    ),
     (TG, ["sample", "--run", "tg", "--length", "0"], r"length: expected an int >= 1, got 0"),
     (TG, ["sample", "--run", "tg", "--num-samples", "0"], r"num_samples: expected an int >= 1, got 0"),
     (
@@ -269,7 +406,91 @@ def workdir(tmp_path_factory) -> Path:
         classify_command.main(_cli.parse(classify_command.command, CLASSIFY_TRAIN))
     finally:
         os.chdir(cwd)
+    (folder / "one.txt").write_text("a")
+    edited_runs(folder / "results")
     return folder
+
+
+def largest_file(step_folder: Path) -> Path:
+    """The largest file a checkpoint step holds (its array data), not its checksum record."""
+    files = [p for p in step_folder.rglob("*") if p.is_file() and p.name != "CHECKSUMS.json"]
+    return max(files, key=lambda p: p.stat().st_size)
+
+
+def flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def without(record: dict, key: str) -> str:
+    """`record` as JSON, without `key`."""
+    return json.dumps({k: v for k, v in record.items() if k != key})
+
+
+def edited_runs(results: Path) -> None:
+    """Run folders as a user may leave them: files edited, deleted or truncated, runs copied under
+    another experiment, files where run folders should be (each folder with its `.lock`, as a run has)."""
+    tg_run, c_run = results / "text_generation" / "tg", results / "classify" / "c"
+
+    def copy(source: Path, experiment: str, name: str, edit: dict | None = None) -> Path:
+        target = results / experiment / name
+        shutil.copytree(source, target) if source.is_dir() else target.mkdir(parents=True)
+        (target / ".lock").touch()
+        for file, text in (edit or {}).items():
+            (target / file).unlink() if text is None else (target / file).write_text(text)
+        return target
+
+    command = json.loads((tg_run / "command.json").read_text())
+    big = dict(command, lm=dict(command["lm"], hidden_size="big"))
+    for name, text in [("notjson", "not json\n"), ("list", "[1, 2]\n"), ("nolm", '{"corpus": "x"}\n'),
+                       ("big", json.dumps(big)), ("nocommand", None)]:  # fmt: skip
+        copy(tg_run, "text_generation", name, {"command.json": text})
+    copy(Path("none"), "text_generation", "bare", {"config.json": "{}"})  # stopped before a checkpoint
+    truncated = largest_file(copy(tg_run, "text_generation", "truncated") / "checkpoints" / "4")
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    copy(c_run, "text_generation", "c")
+    (results.parent / "other.txt").write_text(("ZEBRA QUILT " * 200).strip() + "\n")
+    other = {"command.json": json.dumps(dict(command, corpus="other.txt"))}  # another text, same settings
+    copy(tg_run, "text_generation", "othertext", other)
+    copy(tg_run, "classify", "tg")
+    for experiment in ("text_generation", "classify"):
+        (results / experiment / "afile").write_text("not a run\n")
+
+    config = json.loads((c_run / "config.json").read_text())
+    metrics = json.loads((c_run / "metrics.json").read_text())
+    copy(c_run, "classify", "notjson", {"config.json": "{\n", "metrics.json": "not json\n"})
+    copy(c_run, "classify", "list", {"config.json": "[1, 2]\n"})
+    copy(c_run, "classify", "noclassify", {"config.json": '{"run": "c"}\n'})
+    copy(c_run, "classify", "noconfig", {"config.json": None})
+    copy(c_run, "classify", "big", {"config.json": json.dumps(dict(config, classify=dict(config["classify"],
+         hidden_size="big")))})  # fmt: skip
+    for key in ("data", "cells"):
+        copy(c_run, "classify", f"no{key}", {"metrics.json": without(metrics, key)})
+    corrupt = copy(c_run, "classify", "corrupt")
+    for step in (corrupt / "lstm" / "checkpoints").glob("[0-9]*"):
+        flip_bytes(largest_file(step))
+
+    saved = {name: json.loads((QUICK_RUNS / name / "metrics.json").read_text())
+             for name in ("gradient_norms", "lyapunov", "long_range")}  # fmt: skip
+    lr_config = (QUICK_RUNS / "long_range" / "config.json").read_text()
+    gn, ly, lr = saved["gradient_norms"], saved["lyapunov"], saved["long_range"]
+    no_lam = dict(ly, points=[{k: v for k, v in p.items() if k != "lam10"} for p in ly["points"]])
+    for experiment, name, files in [
+        ("gradient_norms", "notjson", {"metrics.json": "not json\n"}),
+        ("gradient_norms", "nocurves", {"metrics.json": without(gn, "curves")}),
+        ("lyapunov", "nopoints", {"metrics.json": without(ly, "points")}),
+        ("lyapunov", "nolam", {"metrics.json": json.dumps(no_lam)}),
+        ("lyapunov", "list", {"metrics.json": "[1, 2]\n"}),
+        ("long_range", "notjson", {"config.json": lr_config, "metrics.json": "x\n"}),
+        ("long_range", "noruns", {"config.json": lr_config, "metrics.json": without(lr, "runs")}),
+        ("long_range", "list", {"config.json": "[1, 2]\n"}),
+        ("long_range", "big", {"config.json": json.dumps(dict(json.loads(lr_config), hidden_size="big"))}),
+    ]:  # fmt: skip
+        files = {"config.json": "{}\n", **files}
+        if experiment == "lyapunov":
+            files["lyapunov_spectrum.png"] = ""  # what a run of lyapunov holds, and no other command's
+        copy(Path("none"), experiment, name, files)
 
 
 def command_of(module):
@@ -309,6 +530,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(workdir, monkeypatch, ca
 
 def test_the_table_covers_every_command_and_enough_inputs():
     assert len(CASES) >= 70
+
     def is_command(path: Path) -> bool:  # a module run with `python -m` (helpers and plots are not)
         return 'if __name__ == "__main__":' in path.read_text()
 
@@ -332,6 +554,37 @@ def test_a_diverged_run_fails_with_status_1_and_one_line(workdir, monkeypatch, c
     assert err.count("\n") == 1 and re.match(
         r"error: lstm|error: simple char-level: stopped at step \d+", err
     )
+
+
+def test_latest_means_the_latest_intact_checkpoint_and_says_so(workdir, monkeypatch, capsys):
+    """A run whose newest checkpoint is corrupt: `sample --step latest` and `predict` use the newest
+    intact one and say so in one warning line naming the corrupt step and the step used."""
+    monkeypatch.chdir(workdir)
+    for experiment, run, newest in (("text_generation", "tg", 4), ("classify", "c", 3)):
+        target = workdir / "results" / experiment / "newest_corrupt"
+        shutil.copytree(workdir / "results" / experiment / run, target)
+        checkpoints = target / ("checkpoints" if experiment == "text_generation" else "lstm/checkpoints")
+        flip_bytes(largest_file(checkpoints / str(newest)))
+    before = tree(workdir)
+    capsys.readouterr()
+    _cli.run(tg.command, tg.main, ["sample", "--run", "newest_corrupt", "--step", "latest", "--quick"])
+    out, err = capsys.readouterr()
+    assert "--- sample 1 (step 2) ---" in out
+    assert re.fullmatch(
+        r"warning: checkpoint: step 4 in '.*text_generation/newest_corrupt/checkpoints' is corrupt: \S+ does "
+        r"not match its checksum; using step 2, the latest intact one\n",
+        err,
+    ), err
+    predict = ["predict", "--run", "newest_corrupt", "--text", "great film"]
+    _cli.run(classify_command.command, classify_command.main, predict)
+    out, err = capsys.readouterr()
+    assert "cell lstm (its only cell), checkpoint step 2;" in out
+    assert re.fullmatch(
+        r"warning: checkpoint: step 3 in '.*classify/newest_corrupt/lstm/checkpoints' is corrupt: \S+ does "
+        r"not match its checksum; using step 2, the latest intact one\n",
+        err,
+    ), err
+    assert tree(workdir) == before  # reading a run changes nothing in it
 
 
 def python(folder: Path, *args: str) -> subprocess.CompletedProcess:

@@ -107,7 +107,7 @@ def test_sample_command(whole, tmp_path, monkeypatch, capsys):
         tg.main(tg.parse([*sample, "--length", "0"]))
     with pytest.raises(ValueError, match="temperature"):
         tg.main(tg.parse([*sample, "--temperature", "0"]))
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
+    with pytest.raises(FileNotFoundError, match=r"^run: there is no run 'nowhere' of text_generation"):
         tg.main(tg.parse(["sample", "--run", "nowhere"]))
 
 
@@ -115,7 +115,7 @@ def test_bad_input_prints_one_line_error(tmp_path):
     done = command_line(tmp_path, ["sample", "--run", "nowhere", "--no-progress"])
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line, no traceback
-    assert done.stderr.startswith("error: checkpoint: expected a run folder")
+    assert done.stderr.startswith("error: run: there is no run 'nowhere' of text_generation (no folder")
 
 
 @pytest.mark.parametrize("level, steps, dropout", [("char", 3000, 0.0), ("word", 600, 0.5)])

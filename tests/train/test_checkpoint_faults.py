@@ -5,10 +5,13 @@ random moments resume bit for bit."""
 
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
+import types
+import warnings
 from pathlib import Path
 
 import jax
@@ -106,6 +109,26 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path):
         assert store.problems() == {}
 
 
+def test_latest_is_the_latest_intact_step_and_a_corrupt_step_is_called_corrupt(tmp_path):
+    folder = fresh_copy(tmp_path)  # steps 2, 4, 6
+    flip(max(step_files(folder, 6), key=lambda p: p.stat().st_size), 100)
+    with Checkpoints(folder / "checkpoints", writable=False) as store:
+        corrupt = r"^checkpoint: step 6 in .* is corrupt: .* does not match its checksum; using step"
+        with pytest.warns(UserWarning, match=rf"{corrupt} 4, the latest intact one$"):
+            assert store.resolve("latest") == 4
+        best = store.best_step()
+        with pytest.warns(UserWarning, match=rf"{corrupt} {best}, the best intact one$"):
+            assert store.resolve("best") == best in (2, 4)
+        with pytest.raises(CorruptCheckpoint, match=r"^step: checkpoint step 6 in .* is corrupt: .* does not "
+                           r"match its checksum; the intact steps are \[2, 4\]$"):  # fmt: skip
+            store.resolve(6)
+        with pytest.raises(ValueError, match=r"^step: expected .* one of the saved steps \[2, 4\], got 8$"):
+            store.resolve(8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an intact step asked for by number: nothing to say
+            assert store.resolve(4) == 4
+
+
 def test_no_intact_checkpoint_refuses_to_resume(tmp_path):
     folder = fresh_copy(tmp_path)
     for step in (2, 4, 6):
@@ -175,6 +198,36 @@ def test_a_full_disk_gives_one_message_and_no_debris(tmp_path, monkeypatch):
         run(tmp_path)
     assert not list((tmp_path / "checkpoints").glob("*tmp*"))
     monkeypatch.setattr(Checkpoints, "save", original)
+
+
+def test_a_failed_orbax_write_is_said_once(tmp_path, monkeypatch, caplog, capsys):
+    """What orbax does on a full disk, replayed: it logs the failure with its traceback (absl's logger),
+    tensorstore reports each write cut short through `sys.unraisablehook` ("Event loop is closed") and
+    asyncio logs the failed write tasks; then the save raises. Only the one clear error remains."""
+    import orbax.checkpoint as ocp
+
+    full = "RESOURCE_EXHAUSTED: Error writing: No space left on device [os_error_code='28']"
+
+    def failing_save(self, step, *args, **kwargs):
+        try:
+            raise ValueError(full)
+        except ValueError:
+            logging.getLogger("absl").error("_SignalingThread.run() raised an exception", exc_info=True)
+        closed = RuntimeError("Event loop is closed")
+        sys.unraisablehook(types.SimpleNamespace(exc_type=RuntimeError, exc_value=closed, exc_traceback=None,
+                                                 err_msg=None, object=None))  # fmt: skip
+        logging.getLogger("asyncio").error("Task exception was never retrieved\nfuture: <Task orbax ...>")
+        raise ValueError(full)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save)
+    caplog.set_level(logging.DEBUG)
+    capsys.readouterr()
+    with pytest.raises(OSError, match=r"^\[Errno 28\] disk full: could not write into .*checkpoints"):
+        run(tmp_path)
+    shown = [r for r in caplog.records if r.name in ("absl", "asyncio") and r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in shown] == []
+    assert capsys.readouterr().err == ""
+    assert not list((tmp_path / "checkpoints").glob("*tmp*"))
 
 
 def test_runs_killed_at_random_moments_resume_bit_for_bit(tmp_path):

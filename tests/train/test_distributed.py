@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -258,3 +259,63 @@ def test_settings_read_the_environment_and_one_process_is_the_plain_run(monkeypa
     assert parallel.run_mesh().devices.tolist() == parallel.data_mesh().devices.tolist()
     tree = {"x": jax.numpy.arange(3.0)}
     assert isinstance(distributed.to_host(tree)["x"], np.ndarray)
+
+
+@pytest.fixture
+def no_jax_distributed(monkeypatch):
+    """jax.distributed.initialize replaced by a recorder of its keyword arguments (nothing starts), and the
+    environment variables `initialize` reads cleared."""
+    for name in (*distributed.ENV.values(), "JAX_COORDINATOR_BIND_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_coordinators_that_cannot_work_are_refused_before_jax_starts(no_jax_distributed):
+    with socket.socket() as listener:  # a port in use: JAX's coordination service crashed on it (SIGSEGV)
+        listener.bind(("localhost", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"coordinator: expected a free port .* port {port} is in use"):
+            distributed.initialize(f"localhost:{port}", 1, 0)
+    # a host that does not resolve: JAX retried it silently until its timeout
+    with pytest.raises(ValueError, match=r"coordinator: expected HOST:PORT whose host resolves .* does not"):
+        distributed.initialize("no.such.host.invalid:1234", 2, 1)
+    # process 0 on a machine that does not have the coordinator's address (192.0.2.1: for documentation)
+    with pytest.raises(ValueError, match=r"coordinator: expected an address of this machine, .*192\.0\.2\.1"):
+        distributed.initialize("192.0.2.1:1234", 2, 0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"timeout: expected an int >= 1, got {bad!r}"):
+            distributed.initialize(f"localhost:{_free_port()}", 1, 0, timeout=bad)
+    assert no_jax_distributed == [] and not jax.distributed.is_initialized()
+
+
+def test_the_coordination_service_binds_to_the_coordinators_host_only(no_jax_distributed, monkeypatch):
+    port = _free_port()
+    distributed.initialize(f"localhost:{port}", 2, 0, timeout=7)
+    distributed.initialize(f"localhost:{port}", 2, 1, timeout=7)
+    monkeypatch.setenv("JAX_COORDINATOR_BIND_ADDRESS", f"127.0.0.1:{port}")
+    distributed.initialize(f"localhost:{port}", 2, 0, timeout=7)
+    binds = [call["coordinator_bind_address"] for call in no_jax_distributed]
+    # process 0: the coordinator's own address (JAX's default would be every interface, [::]:PORT), or the
+    # one the environment chose; other processes bind nothing. JAX's own timeout comes after the watchdog's.
+    assert binds == [f"localhost:{port}", None, f"127.0.0.1:{port}"]
+    assert {call["initialization_timeout"] for call in no_jax_distributed} == {7 + distributed._JAX_EXTRA_S}
+
+
+def test_a_host_name_that_is_loopback_on_process_0_is_warned_about(no_jax_distributed, monkeypatch):
+    port = _free_port()
+    real = socket.getaddrinfo
+    loopback = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: loopback if host == "node0" else real(host, *a, **k)
+    )
+    with pytest.warns(
+        UserWarning, match=r"coordinator: 'node0' resolves to 127\.0\.0\.1 on this machine, a "
+    ):
+        distributed.initialize(f"node0:{port}", 2, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        distributed.initialize(f"localhost:{port}", 2, 0)  # all processes on one machine: said so
+        distributed.initialize(f"node0:{port}", 1, 0)  # one process: nobody else needs to reach it

@@ -103,8 +103,14 @@ def test_prepare_word_level_normalises():
 
 
 def test_prepare_rejects_a_corpus_shorter_than_one_batch():
-    with pytest.raises(ValueError, match=r"batch_size \* \(seq_len \+ 1\) = 8 \* 17 = 136"):
+    # one batch of 8 rows x (16 + 1) tokens to train, and 2 tokens per row to validate: 136 + 16
+    with pytest.raises(ValueError, match=r"text: the text has 55 char tokens; expected at least .* = 152 "):
         lm.prepare("short text " * 5, small_config())
+    with pytest.raises(ValueError, match=r"text: the text has 1 char token; expected at least"):
+        lm.prepare("a", small_config())  # its advice is a text or a batch, not a split the run refuses
+    # 200 tokens, of which round(200 * 0.05) = 10 validate: fewer than 2 * 8 (the split, named)
+    with pytest.raises(ValueError, match=r"validation split has 10 char tokens \(valid_fraction 0.05 of 200"):
+        lm.prepare("ab" * 100, small_config(valid_fraction=0.05))
 
 
 @pytest.mark.parametrize(
