@@ -11,7 +11,9 @@ SIGINT or SIGTERM, and checks that the command
 - left a checkpoint of step N;
 then runs CMD, which must print `resuming from step N of M` and exit 0, and compares every final
 checkpoint's arrays (and long_range's loss curves) with those of an uninterrupted run of the same command.
-A signal that arrives after the training finished (exit 0) is counted as `late`, not as an interrupt.
+A signal that arrives after the training finished (exit 0) is counted as `late`, not as an interrupt; one
+that falls between two trainings of a command (`error: interrupted between training steps ...; continue
+with: CMD`) is continued the same way and recorded with `between_trainings`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ COMMANDS = {
     "long_range": ["experiments.long_range", "--quick", "--steps", "600", "--cells", "lstm", "gru"],
 }
 INTERRUPTED = re.compile(r"interrupted at step (\d+) of (\d+); saved in .*; continue with: (.*)$", re.M)
+# A signal between two trainings of one command (e.g. classify's cells): nothing new to save.
+BETWEEN = re.compile(r"^error: interrupted between training steps .*; continue with: (.*)$", re.M)
 WAIT_FOR_TRAINING = 240.0  # seconds for a command to start training (imports and compilation included)
 WAIT_TO_END = 600.0
 
@@ -130,23 +134,28 @@ def trial(cwd: Path, name: str, run: str, rng: random.Random, reference: Path) -
     if proc.returncode == 0:
         record["outcome"] = "late"
         return record
-    found = INTERRUPTED.search(err)
-    if proc.returncode != 128 + sig or found is None:
+    found, between = INTERRUPTED.search(err), BETWEEN.search(err)
+    if proc.returncode != 128 + sig or (found is None and between is None):
         record.update(outcome="failed", why=f"exit {proc.returncode}, stderr tail: {err[-600:]!r}")
         return record
-    step, total, resume = int(found[1]), int(found[2]), found[3]
-    record.update(step=step, of=total)
-    saved = [p for p in folder.rglob("checkpoints/*") if p.name == str(step)]
-    if not saved:
-        record.update(outcome="failed", why=f"no checkpoint of step {step} under {folder}")
-        return record
+    if found is not None:
+        step, total, resume = int(found[1]), int(found[2]), found[3]
+        record.update(step=step, of=total)
+        saved = [p for p in folder.rglob("checkpoints/*") if p.name == str(step)]
+        if not saved:
+            record.update(outcome="failed", why=f"no checkpoint of step {step} under {folder}")
+            return record
+    else:  # between two trainings: the resumed run starts where the saved ones end
+        step, total, resume = None, None, between[1]
+        record.update(between_trainings=True)
     argv = shlex.split(resume)
     if argv[:2] != ["python", "-m"]:
         record.update(outcome="failed", why=f"unexpected continue command {resume!r}")
         return record
     done = subprocess.run([sys.executable, *argv[1:]], cwd=cwd, env=_env(), capture_output=True, text=True,
                           timeout=WAIT_TO_END)  # fmt: skip
-    if done.returncode != 0 or f"resuming from step {step} of {total}" not in done.stdout:
+    resumed = "" if step is None else f"resuming from step {step} of {total}"  # between: maybe none
+    if done.returncode != 0 or resumed not in done.stdout:
         record.update(outcome="failed", why=f"resume exit {done.returncode}: {done.stdout[-300:]!r} "
                                             f"{done.stderr[-600:]!r}")  # fmt: skip
         return record

@@ -82,16 +82,18 @@ def test_without_a_run_folder_the_state_comes_back_with_the_interrupt():
 
 
 def test_commands_interrupted_by_real_signals_resume_bit_identical(tmp_path):
-    """One interrupt (SIGINT or SIGTERM at a random step) of each of text_generation, classify and
-    long_range; each resumed run equals an uninterrupted run of the same command, array for array."""
+    """One interrupt (SIGINT or SIGTERM at a random step) of classify (several trainings in one command)
+    and one of long_range (a resumed history rebuilt from the log); each resumed run equals an
+    uninterrupted run of the same command, array for array. text_generation's turn comes in the script's
+    longer runs (`python tests/train/interrupt_and_resume.py --interrupts 12 ...`)."""
     out = subprocess.run(
-        [sys.executable, str(HERE / "interrupt_and_resume.py"), "--interrupts", "3",
-         "--folder", str(tmp_path), "--seed", "1"],
+        [sys.executable, str(HERE / "interrupt_and_resume.py"), "--interrupts", "2",
+         "--commands", "classify", "long_range", "--folder", str(tmp_path), "--seed", "1"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
     trials = summary["trials"]
-    assert [t["command"] for t in trials] == ["text_generation", "classify", "long_range"]
+    assert [t["command"] for t in trials] == ["classify", "long_range"]
     assert all(t["outcome"] in ("identical", "late") for t in trials), trials
-    assert summary["counts"]["identical"] >= 2, trials  # a signal after the end ("late") is rare
+    assert summary["counts"]["identical"] >= 1, trials  # a signal after the end ("late") is rare
