@@ -475,8 +475,8 @@ def saved_run(
 ) -> Path:
     """`folder` as a Path if it is a run of `experiment`: a folder, not another experiment's run
     (`RUN_MARKERS`), holding `needs` and config.json, each JSON file of them an object with the keys
-    `keys[name]` (`runs.read_json`); else a ValueError naming `what` (the flag that gave the folder), or the
-    file and what it lacks."""
+    `keys[name]` (`runs.read_json`), locked for this command (`runs.own`); else a ValueError naming `what`
+    (the flag that gave the folder), or the file and what it lacks."""
     folder, files = Path(folder), (*needs, "config.json")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{what}: expected a run folder of {experiment}, got {str(folder)!r}: a file")
@@ -490,7 +490,7 @@ def saved_run(
         )
     for name in (f for f in files if f.endswith(".json")):
         runs.read_json(folder / name, (keys or {}).get(name, ()), what=f"the {name} of a {experiment} run")
-    return folder
+    return runs.own(folder)  # its figures are rewritten: no other command may write there meanwhile
 
 
 def saved_config(

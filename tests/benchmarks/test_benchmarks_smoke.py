@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import contenders, memory, throughput
+from benchmarks import contenders, linear_scan, memory, throughput
 from rnnjax import cells
 
 # B=2, T=8, H=8, I=4: small enough to compile in well under a second per function.
@@ -59,6 +59,29 @@ def test_throughput_main_writes_record(tmp_path):
             assert {"tokens_per_s", "gflops", "pct_matmul"} <= set(p)
     # No torch in this run and not the goal shape: every goal that needs one is "n/a" (None), not a crash.
     assert all(g["ok"] is None for g in record["goals"])
+
+
+def test_linear_scan_benchmark_writes_record_and_the_methods_agree(tmp_path):
+    cfg = linear_scan.Config(lengths=(16, 64), batch=2, hidden_size=4, repeats=2, out=str(tmp_path))
+    linear_scan.main(cfg)
+    record = json.loads((tmp_path / "linear_scan.json").read_text())
+    assert [(r["dtype"], r["T"]) for r in record["rows"]] == [
+        ("float32", 16),
+        ("float32", 64),
+        ("complex64", 16),
+        ("complex64", 64),
+    ]
+    for row in record["rows"]:
+        assert row["max_relative_difference"] <= 1e-5  # float32 rounding, products grouped differently
+        assert set(row["timing"]) == {
+            f"{m} {p}" for m in ("associative", "sequential") for p in ("forward", "grad")
+        }
+        ratio = row["timing"]["sequential grad"]["median"] / row["timing"]["associative grad"]["median"]
+        assert row["sequential_over_associative"]["grad"] == pytest.approx(ratio)
+    for dtype, parts in record["crossover_T"].items():  # the smallest T with a ratio > 1, from the rows
+        rows = [r for r in record["rows"] if r["dtype"] == dtype]
+        faster = [r["T"] for r in rows if r["sequential_over_associative"]["forward"] > 1]
+        assert parts["forward"] == (min(faster) if faster else None)
 
 
 def test_flops_formula_by_hand():
