@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Small trainings with room for an interrupt: a few hundred steps each.
 COMMANDS = {
     "text_generation": ["experiments.text_generation", "train", "--quick", "--steps", "300"],
-    "classify": ["experiments.classify", "--quick", "--epochs", "12", "--cell", "lstm", "gru"],
+    "classify": ["experiments.classify", "--quick", "--epochs", "40", "--cell", "lstm", "gru"],
     "long_range": ["experiments.long_range", "--quick", "--steps", "600", "--cells", "lstm", "gru"],
 }
 INTERRUPTED = re.compile(r"interrupted at step (\d+) of (\d+); saved in .*; continue with: (.*)$", re.M)
