@@ -43,6 +43,7 @@ QS, GN, GNT = "experiments.quickstart", "experiments.gradient_norms", "experimen
 LR, WA = "experiments.long_range", "experiments.walkthrough_alice"
 WS, WT = "experiments.walkthrough_step", "experiments.walkthrough_tiny"
 BT, BM, BD = "benchmarks.throughput", "benchmarks.memory", "benchmarks.diagnostics"
+BL = "benchmarks.linear_scan"
 
 # (command, argv, the message after "error: " (a regex, matched at the start))
 CASES = [
@@ -379,6 +380,9 @@ CASES = [
     (BM, ["--lengths", "0"], r"lengths: expected ints >= 1, got \(0,\)"),
     (BD, ["--repeats", "0"], r"repeats: expected an int >= 1, got 0"),
     (BD, ["--cells", "rnn"], r"invalid choice 'rnn' for argument '--cells'"),
+    (BL, ["--lengths", "0"], r"lengths: expected ints >= 1, got \(0,\)"),
+    (BL, ["--repeats", "0"], r"repeats: expected an int >= 1, got 0"),
+    (BL, ["--dtypes", "float16"], r"invalid choice 'float16' for argument '--dtypes'"),
 ]
 
 
