@@ -51,7 +51,7 @@ def draws(T, shape=(3, 4), complex_=False, seed=0):
 
 
 @pytest.mark.parametrize("method", linear_scan.METHODS)
-@pytest.mark.parametrize("T", [1, 2, 7, 64, 300])
+@pytest.mark.parametrize("T", [1, 7, 300])
 @pytest.mark.parametrize("complex_", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_solve_equals_the_numpy_loop_in_float64(method, T, complex_, reverse):

@@ -258,7 +258,8 @@ def _sigterm_interrupts():
     closed and locks released) instead of killing the process; the list yielded gets the signal number.
     Training (`rnnjax.train.loop.fit`) handles both signals itself: it saves the step first."""
     received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
+    ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # by whoever started the process: stays so
+    if threading.current_thread() is not threading.main_thread() or ignored:
         yield received
         return
 

@@ -115,7 +115,8 @@ class Interrupted(KeyboardInterrupt):
 class _Signals:
     """While entered (in the main thread): the first SIGINT or SIGTERM is only recorded (`received`), so
     the loop can finish its step and save; a second SIGINT raises KeyboardInterrupt at once. The previous
-    handlers come back on exit. In another thread (where Python cannot set handlers) nothing changes."""
+    handlers come back on exit. A signal the process ignores stays ignored, and in another thread (where
+    Python cannot set handlers) nothing changes."""
 
     def __init__(self, desc: str, show: bool):
         self.received: int | None = None
@@ -125,6 +126,8 @@ class _Signals:
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored by whoever started the process (e.g. a shell's background job)
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -80,11 +80,15 @@ def test_sigterm_outside_training_interrupts_with_status_143(capsys):
     def main(cfg):
         os.kill(os.getpid(), signal.SIGTERM)
 
-    with pytest.raises(SystemExit) as exit_info:
-        _cli.run(NotResumable, main, [])
-    assert exit_info.value.code == 143
-    assert capsys.readouterr().err == "error: interrupted\n"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            _cli.run(NotResumable, main, [])
+        assert exit_info.value.code == 143
+        assert capsys.readouterr().err == "error: interrupted\n"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_text_generation_without_a_subcommand_names_them():

@@ -50,6 +50,13 @@ def _env() -> dict:
     return env
 
 
+def _fresh_signals() -> None:
+    """In the child, before exec: SIGINT and SIGTERM at their defaults, as in an interactive shell (a test
+    run in the background would pass SIGINT on ignored, and `fit` respects an ignored signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _command(name: str, run: str) -> list[str]:
     module, *args = COMMANDS[name]
     return [sys.executable, "-m", module, *args, "--run", run, "--no-progress"]
@@ -122,7 +129,7 @@ def trial(cwd: Path, name: str, run: str, rng: random.Random, reference: Path) -
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
     folder = _experiment_folder(cwd, name, run)
     proc = subprocess.Popen(_command(name, run), cwd=cwd, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_fresh_signals)  # fmt: skip
     deadline = time.monotonic() + WAIT_FOR_TRAINING
     while not _training_started(folder) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

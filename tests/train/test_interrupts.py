@@ -22,6 +22,18 @@ STEPS = 12
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(autouse=True)
+def default_handlers():
+    """SIGINT and SIGTERM handled as in a fresh interactive process (a test run started in the background
+    inherits SIGINT ignored, which `fit` respects), restored afterwards."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
 def _signal_at(step: int, *signums: int):
     """An `on_step` that sends `signums` to this process once `step` is done, so they arrive while step
     `step + 1` runs (`on_step` is the last thing `fit` does for a step)."""
@@ -54,6 +66,7 @@ def test_a_signal_saves_the_step_and_resume_equals_the_uninterrupted_run(tmp_pat
     assert e.result.history["loss"] + resumed.history["loss"] == losses
     # And the handlers of before the run are back
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_resume_says_where_it_starts(tmp_path, capsys):
@@ -71,6 +84,14 @@ def test_a_second_ctrl_c_aborts_at_once(tmp_path):
             on_step=_signal_at(4, signal.SIGINT, signal.SIGINT))  # fmt: skip
     assert not isinstance(caught.value, Interrupted)
     assert not any(p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job of a non-interactive shell
+    result = fit(make_step(), jnp.zeros(3), batches, steps=STEPS, run=tmp_path, progress=False,
+                 on_step=_signal_at(5, signal.SIGINT))  # fmt: skip
+    assert result.status == "done" and result.step == STEPS
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_without_a_run_folder_the_state_comes_back_with_the_interrupt():
