@@ -229,14 +229,20 @@ def run(command, main: Callable[[Any], object], argv: list[str] | None = None) -
         runs.release()  # the command's run folders are free for the next one
 
 
+def _resume_command(argv: list[str]) -> str:
+    """The command line that continues this one: the same arguments with `--resume` and without
+    `--overwrite` (which would delete what was saved)."""
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    return " ".join(shlex.quote(a) for a in [*(_prog() or "python -m ?").split(), *kept, "--resume"])
+
+
 def _continue_after(argv: list[str], config) -> str:
     """For an interrupt outside a training step: how to continue, when the command can resume and its run
     folder holds a checkpoint (else nothing: run the command again)."""
     folders = runs.owned()
     if not hasattr(config, "resume") or not folders or not any(runs.holds_results(f) for f in folders):
         return ""
-    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
-    line = " ".join(shlex.quote(a) for a in [*(_prog() or "python -m ?").split(), *kept, "--resume"])
+    line = _resume_command(argv)
     return f" between training steps (the last step is saved); continue with: {line}"
 
 
@@ -247,8 +253,7 @@ def _continue_with(argv: list[str], config, interrupted: Interrupted) -> str:
         return "this command keeps no checkpoint; run it again to start over"
     if not hasattr(config, "resume"):
         return "this command cannot continue a run; run it again to start over"
-    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
-    line = " ".join(shlex.quote(a) for a in [*(_prog() or "python -m ?").split(), *kept, "--resume"])
+    line = _resume_command(argv)
     return f"continue with: {line}"
 
 
