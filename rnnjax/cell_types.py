@@ -59,7 +59,7 @@ def lstm_gate_scale(hidden_size: int, dtype) -> jax.Array:
     return jnp.concatenate([half, half, jnp.ones((hidden_size,), dtype), half])
 
 
-def _shape_and_dtype(value) -> tuple[tuple[int, ...], np.dtype]:
+def shape_and_dtype(value) -> tuple[tuple[int, ...], np.dtype]:
     """Static shape and dtype of an array, a tracer or anything NumPy can read."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return tuple(value.shape), value.dtype
@@ -92,7 +92,7 @@ def check_params(
         given = ""
         if hasattr(params, "_fields"):
             shapes = (
-                f"{f} {_shape_and_dtype(v)[0]}" for f, v in zip(params._fields, params) if v is not None
+                f"{f} {shape_and_dtype(v)[0]}" for f, v in zip(params._fields, params) if v is not None
             )
             given = f" of shapes {', '.join(shapes)}"
         raise TypeError(
@@ -108,11 +108,11 @@ def check_params(
             raise ValueError(f"{name}.b_hn: a reset_after=False GRU has no b_hn, got an array")
         if reset_after:
             arrays["b_hn"] = params.b_hn
-    shape, _ = _shape_and_dtype(arrays["w_ih"])
+    shape, _ = shape_and_dtype(arrays["w_ih"])
     input_size = shape[0] if len(shape) == 2 else "input_size"
     want = {"w_ih": (input_size, G), "w_hh": (H, G), "b": (G,), "b_hn": (H,)}
     for field, value in arrays.items():
-        shape, dtype = _shape_and_dtype(value)
+        shape, dtype = shape_and_dtype(value)
         if shape != want[field]:
             expected = str(want[field]).replace("'", "")
             raise ValueError(f"{name}.{field}: expected shape {expected}{why}, got {shape}")

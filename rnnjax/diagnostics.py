@@ -402,27 +402,33 @@ def lyapunov(
 # Recurrent matrix and gates
 
 
-def _gate_blocks(cell: Cell, w: jax.Array) -> dict[str, np.ndarray]:
-    names = cell.gates
-    return dict(zip(names, np.split(np.asarray(w, np.float64), len(names), axis=-1)))
-
-
 def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
-    """σ_max and spectral radius of W_hh, per gate block for gated cells (host NumPy, float64).
+    """σ_max and spectral radius of each recurrent matrix the cell's kind names (host NumPy, float64):
+    W_hh for the simple cell, each gate block of W_hh for the LSTM and GRU, expm(A − Aᵀ) for the
+    orthogonal cell, diag(λ) for the LRU (see `Cell.recurrent_matrices`).
 
     Returns:
-      `{gate: {"sigma_max": σ_max, "spectral_radius": ρ}}` with gates "h" (simple), "i","f","g","o"
-      (LSTM) or "r","z","n" (GRU).
+      `{name: {"sigma_max": σ_max, "spectral_radius": ρ}}`, e.g. names "h" (simple, orthogonal, LRU),
+      "i","f","g","o" (LSTM) or "r","z","n" (GRU).
+    Raises:
+      ValueError for a kind without a fixed recurrent matrix (minGRU, minLSTM: their recurrence is the
+      input-dependent diagonal 1 − z_t), or non-finite matrices.
     """
     check_params(cell, params)
-    w_hh = np.asarray(params.w_hh, np.float64)
-    if not np.isfinite(w_hh).all():
+    if not cell.recurrent_matrices or not cell.recurrent_matrices(params):
         raise ValueError(
-            f"params.w_hh: expected finite values, got {int(np.sum(~np.isfinite(w_hh)))} NaN or inf entries "
-            f"of {w_hh.size}"
+            f"cell: a {cell.kind} cell has no fixed recurrent matrix to analyse (its recurrence depends on "
+            "the input at every step); use jacobian_norms or lyapunov instead"
         )
     out = {}
-    for name, block in _gate_blocks(cell, w_hh).items():
+    for name, block in cell.recurrent_matrices(params).items():
+        block = np.asarray(block)
+        block = block.astype(np.complex128 if np.iscomplexobj(block) else np.float64)
+        if not np.isfinite(block).all():
+            raise ValueError(
+                f"params: the {cell.kind} cell's recurrent matrix {name!r} has "
+                f"{int(np.sum(~np.isfinite(block)))} NaN or inf entries of {block.size}; expected finite values"
+            )
         out[name] = dict(
             sigma_max=float(np.linalg.norm(block, 2)),
             spectral_radius=float(np.max(np.abs(np.linalg.eigvals(block)))),
