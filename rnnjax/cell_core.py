@@ -51,7 +51,7 @@ class Cell(NamedTuple):
       gate_values: `(params, carry, x) -> {name: <[*batch, H]>}`, the sigmoid gates of one step (LSTM i, f,
         o; GRU r, z; minGRU z; minLSTM f, i), computed by the same code as `step`; None without gates.
       memory_gate: the gate value that is the fraction of the old state kept per step (LSTM "f", GRU "z",
-        minGRU "keep" = 1 − z, minLSTM "f" after normalisation); None for ungated kinds.
+        minGRU and minLSTM "keep": 1 − z and the normalised f'); None for ungated kinds.
       kernel: `(step, sequence)`: a whole-sequence kernel bound to the step it computes; read it as
         `cell.sequence`. Set it with `with_kernel`.
       params_type: the NamedTuple type of the cell's params; `check_params` checks params against it with

@@ -26,6 +26,7 @@ from rnnjax.cell_core import Cell, check_cell, check_params, perturbed, with_pre
 from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.kinds.gru import gru
 from rnnjax.kinds.lstm import lstm
+from rnnjax.kinds.mingru import MinGRUParams, mingru
 from rnnjax.kinds.simple import simple
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "GRUParams",
     "LSTMCarry",
     "LSTMParams",
+    "MinGRUParams",
     "RNNCarry",
     "SimpleParams",
     "check_cell",
@@ -41,13 +43,19 @@ __all__ = [
     "gru",
     "lstm",
     "make",
+    "mingru",
     "perturbed",
     "simple",
     "with_precision",
 ]
 
 # The registry: the one table keyed by cell kind.
-KINDS: dict[str, Callable[..., Cell]] = {"simple": simple, "lstm": lstm, "gru": gru}
+KINDS: dict[str, Callable[..., Cell]] = {
+    "simple": simple,
+    "lstm": lstm,
+    "gru": gru,
+    "mingru": mingru,
+}
 
 
 def make(kind: str, hidden_size: int, **options) -> Cell:
