@@ -25,25 +25,35 @@ from collections.abc import Callable
 from rnnjax.cell_core import Cell, check_cell, check_params, perturbed, with_precision
 from rnnjax.cell_types import GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.kinds.gru import gru
+from rnnjax.kinds.lru import LRUCarry, LRUParams, lru
 from rnnjax.kinds.lstm import lstm
 from rnnjax.kinds.mingru import MinGRUParams, mingru
+from rnnjax.kinds.minlstm import MinLSTMParams, minlstm
+from rnnjax.kinds.orthogonal import OrthogonalParams, orthogonal
 from rnnjax.kinds.simple import simple
 
 __all__ = [
     "KINDS",
     "Cell",
     "GRUParams",
+    "LRUCarry",
+    "LRUParams",
     "LSTMCarry",
     "LSTMParams",
     "MinGRUParams",
+    "MinLSTMParams",
+    "OrthogonalParams",
     "RNNCarry",
     "SimpleParams",
     "check_cell",
     "check_params",
     "gru",
+    "lru",
     "lstm",
     "make",
     "mingru",
+    "minlstm",
+    "orthogonal",
     "perturbed",
     "simple",
     "with_precision",
@@ -54,7 +64,10 @@ KINDS: dict[str, Callable[..., Cell]] = {
     "simple": simple,
     "lstm": lstm,
     "gru": gru,
+    "orthogonal": orthogonal,
+    "lru": lru,
     "mingru": mingru,
+    "minlstm": minlstm,
 }
 
 
