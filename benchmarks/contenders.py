@@ -31,12 +31,17 @@ cuDNN's order). Outputs must agree with rnnjax to SCAN_TOL (scan, rnnjax-plain, 
 to the largest rnnjax gradient entry. With --precision default on a GPU, where both sides round matmul
 inputs to TF32, every tolerance is TF32_TOL instead (the mappings are checked tightly by the "highest"
 run of the same grid).
+
+Kinds: the rnnjax contenders run any kind of `rnnjax.cells.KINDS`; the peers (flax, torch, torch-cuda,
+jax-cudnn, scan) are built from `PEERS`, one row per kind they have (simple, LSTM, GRU), and refuse any
+other kind by name (`peer`), so a new kind is benchmarked with the rnnjax contenders only.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +53,7 @@ Contender = Literal["rnnjax", "rnnjax-plain", "flax", "torch", "scan", "torch-cu
 
 GPU_CONTENDERS = ("torch-cuda", "jax-cudnn")
 SWEEP = "rnnjax@u"  # prefix of the unroll sweep's contenders: rnnjax@u1, rnnjax@u4, ...
+RNNJAX_CONTENDERS = ("rnnjax", "rnnjax-plain")  # and rnnjax@uK: these run every kind
 
 # Cross-check tolerances (float32). The scan and rnnjax-plain run nearly the same ops as rnnjax; Flax and
 # torch differ in the order of additions (torch adds two biases, Flax splits the matmuls per gate) and in
@@ -70,20 +76,20 @@ JAX_CUDNN_PRECISION = {
 # Naive lax.scan: the cell equations written out again, independently of rnnjax.cells.
 
 
-def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
-    """ys <[B, T, H]> of a per-step cell in a `lax.scan`; params in rnnjax's layout (w_ih <[I, G*H]>,
-    w_hh <[H, G*H]>, b <[G*H]>, and b_hn <[H]> for the GRU, gate order i,f,g,o / r,z,n)."""
-    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
-    H = w_hh.shape[0]
-    B = xs.shape[0]
+def _simple_step(p):
+    def step(carry, x):  # carry (h,), h (B, H); x (B, I)
+        (h,) = carry
+        h = jnp.tanh(x @ p.w_ih + h @ p.w_hh + p.b)
+        return (h,), h
 
-    def simple_step(h, x):  # h (B, H), x (B, I)
-        h = jnp.tanh(x @ w_ih + h @ w_hh + b)
-        return h, h
+    return step
 
-    def lstm_step(carry, x):
+
+def _lstm_step(p):
+    def step(carry, x):  # carry (h, c)
         h, c = carry
-        z = x @ w_ih + h @ w_hh + b  # (B, 4H)
+        H = h.shape[-1]
+        z = x @ p.w_ih + h @ p.w_hh + p.b  # (B, 4H)
         i = jax.nn.sigmoid(z[:, :H])
         f = jax.nn.sigmoid(z[:, H : 2 * H])
         g = jnp.tanh(z[:, 2 * H : 3 * H])
@@ -92,22 +98,73 @@ def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
         h = o * jnp.tanh(c)
         return (h, c), h
 
-    def gru_step(h, x):
-        a = x @ w_ih + b  # (B, 3H)
-        u = h @ w_hh  # (B, 3H)
+    return step
+
+
+def _gru_step(p):
+    def step(carry, x):  # carry (h,)
+        (h,) = carry
+        H = h.shape[-1]
+        a = x @ p.w_ih + p.b  # (B, 3H)
+        u = h @ p.w_hh  # (B, 3H)
         r = jax.nn.sigmoid(a[:, :H] + u[:, :H])
         z = jax.nn.sigmoid(a[:, H : 2 * H] + u[:, H : 2 * H])
-        n = jnp.tanh(a[:, 2 * H :] + r * (u[:, 2 * H :] + params.b_hn))
+        n = jnp.tanh(a[:, 2 * H :] + r * (u[:, 2 * H :] + p.b_hn))
         h = (1 - z) * n + z * h
-        return h, h
+        return (h,), h
 
-    zeros = jnp.zeros((B, H), xs.dtype)
-    step, carry = {
-        "simple": (simple_step, zeros),
-        "lstm": (lstm_step, (zeros, zeros)),
-        "gru": (gru_step, zeros),
-    }[kind]
-    _, ys = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))  # ys (T, B, H)
+    return step
+
+
+class Peer(NamedTuple):
+    """How the peers build the cells of one rnnjax kind: the same equations, each in its own layout."""
+
+    naive_step: Callable[[Any], Callable]  # params -> step(carry, x) -> (carry, h) of the naive scan
+    carry_fields: int  # arrays in that step's carry: 1 (h) or 2 (h, c)
+    flax_cell: str  # its cell class in flax.linen
+    flax_per_gate: bool  # one Dense per gate block, i{gate} / h{gate} (rnnjax's gate letters); else i, h
+    flax_biased: str  # the side whose Flax Denses hold b: "i" (input) or "h" (recurrent)
+    torch_module: str  # its class in torch.nn
+    torch_options: dict  # further torch constructor options
+    b_hn: bool  # has the GRU's b_hn: Flax's candidate recurrent Dense (hn) bias, torch's last bias_hh block
+    cudnn: bool  # jax.experimental.rnn (cuDNN through JAX) has this cell
+
+
+# The kinds the peer contenders build: rnnjax kind -> how.
+PEERS: dict[str, Peer] = {
+    "simple": Peer(
+        naive_step=_simple_step, carry_fields=1, flax_cell="SimpleCell", flax_per_gate=False,
+        flax_biased="i", torch_module="RNN", torch_options={"nonlinearity": "tanh"}, b_hn=False, cudnn=False,
+    ),
+    "lstm": Peer(
+        naive_step=_lstm_step, carry_fields=2, flax_cell="OptimizedLSTMCell", flax_per_gate=True,
+        flax_biased="h", torch_module="LSTM", torch_options={}, b_hn=False, cudnn=True,
+    ),
+    "gru": Peer(
+        naive_step=_gru_step, carry_fields=1, flax_cell="GRUCell", flax_per_gate=True,
+        flax_biased="i", torch_module="GRU", torch_options={}, b_hn=True, cudnn=False,
+    ),
+}  # fmt: skip
+
+
+def peer(kind: str, contenders=("flax", "torch", "torch-cuda", "jax-cudnn", "scan")) -> Peer:
+    """`PEERS[kind]`; any other kind raises a ValueError naming the kinds the peer `contenders` build."""
+    if kind not in PEERS:
+        raise ValueError(
+            f"kind: the peer contenders ({', '.join(contenders)}) build kinds {tuple(PEERS)}, got kind "
+            f"{kind!r}; benchmark it with the rnnjax contenders only ({', '.join(RNNJAX_CONTENDERS)}, "
+            f"{SWEEP}K)"
+        )
+    return PEERS[kind]
+
+
+def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
+    """ys <[B, T, H]> of a per-step cell in a `lax.scan`; params in rnnjax's layout (w_ih <[I, G*H]>,
+    w_hh <[H, G*H]>, b <[G*H]>, and b_hn <[H]> for the GRU, gate order i,f,g,o / r,z,n)."""
+    spec = peer(kind, ("scan",))
+    B, H = xs.shape[0], params.w_hh.shape[0]
+    carry = tuple(jnp.zeros((B, H), xs.dtype) for _ in range(spec.carry_fields))
+    _, ys = jax.lax.scan(spec.naive_step(params), carry, jnp.swapaxes(xs, 0, 1))  # ys (T, B, H)
     return jnp.swapaxes(ys, 0, 1)
 
 
@@ -118,43 +175,42 @@ def naive_unroll(kind: str, params, xs: jax.Array) -> jax.Array:
 def flax_module(kind: str, H: int):
     import flax.linen as nn
 
-    cell = {"simple": nn.SimpleCell, "lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}[kind](H)
-    return nn.RNN(cell)
+    return nn.RNN(getattr(nn, peer(kind, ("flax",)).flax_cell)(H))
+
+
+def _flax_blocks(kind: str, spec: Peer, H: int) -> tuple[str, ...]:
+    """What follows "i" / "h" in the names of Flax's Denses: rnnjax's gate letters, or "" (one per side)."""
+    return rnnjax.cells.make(kind, H).gates if spec.flax_per_gate else ("",)
 
 
 def flax_variables(kind: str, params) -> dict:
     """rnnjax params -> `{"params": {"cell": ...}}` of `nn.RNN(SimpleCell/OptimizedLSTMCell/GRUCell)`.
 
     Flax names its per-gate dense layers after the gates (`ii`, `hf`, `hn`, ...), the same letters as
-    rnnjax's `cell.gates`, which name the blocks of the fused kernels in order. The bias sits on the hidden
-    side for the LSTM and on the input side for the GRU (whose `hn` holds b_hn)."""
-    if kind == "simple":
-        return {
-            "params": {"cell": {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}}
-        }
-    gates = rnnjax.cells.make(kind, params.w_hh.shape[0]).gates
-    wi, wh, b = (jnp.split(a, len(gates), axis=-1) for a in (params.w_ih, params.w_hh, params.b))
-    biased = "h" if kind == "lstm" else "i"
+    rnnjax's `cell.gates`, which name the blocks of the fused kernels in order (the simple cell has one
+    Dense per side, `i` and `h`). The bias sits on the hidden side for the LSTM and on the input side for
+    the simple cell and the GRU (whose `hn` holds b_hn)."""
+    spec = peer(kind, ("flax",))
+    blocks = _flax_blocks(kind, spec, params.w_hh.shape[0])
+    wi, wh, b = (jnp.split(a, len(blocks), axis=-1) for a in (params.w_ih, params.w_hh, params.b))
     cell = {}
-    for k, gate in enumerate(gates):
+    for k, gate in enumerate(blocks):
         cell[f"i{gate}"] = {"kernel": wi[k]}
         cell[f"h{gate}"] = {"kernel": wh[k]}
-        cell[f"{biased}{gate}"]["bias"] = b[k]
-    if kind == "gru":
-        cell["hn"]["bias"] = params.b_hn
+        cell[f"{spec.flax_biased}{gate}"]["bias"] = b[k]
+    if spec.b_hn:
+        cell[f"h{blocks[-1]}"]["bias"] = params.b_hn  # hn: the candidate's recurrent Dense
     return {"params": {"cell": cell}}
 
 
 def params_from_flax(kind: str, variables: dict, like):
     """Inverse of `flax_variables` (used on gradients); `like` is an rnnjax params value of the kind."""
+    spec = peer(kind, ("flax",))
     cell = variables["params"]["cell"]
-    if kind == "simple":
-        return type(like)(cell["i"]["kernel"], cell["h"]["kernel"], cell["i"]["bias"])
-    gates = rnnjax.cells.make(kind, like.w_hh.shape[0]).gates
-    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in gates], axis=-1)  # noqa: E731
-    biased = "h" if kind == "lstm" else "i"
-    rest = (cell["hn"]["bias"],) if kind == "gru" else ()
-    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat(biased, "bias"), *rest)
+    blocks = _flax_blocks(kind, spec, like.w_hh.shape[0])
+    cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in blocks], axis=-1)  # noqa: E731
+    rest = (cell[f"h{blocks[-1]}"]["bias"],) if spec.b_hn else ()
+    return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat(spec.flax_biased, "bias"), *rest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,17 +234,14 @@ def import_torch():
 def torch_module(torch, kind: str, params, device: str = "cpu"):
     """A torch nn.RNN/LSTM/GRU (batch_first) holding the rnnjax params (see the module docstring), on
     `device`."""
+    spec = peer(kind, ("torch", "torch-cuda"))
     I, GH = params.w_ih.shape
     H = params.w_hh.shape[0]
-    module = {
-        "simple": lambda: torch.nn.RNN(I, H, nonlinearity="tanh", batch_first=True),
-        "lstm": lambda: torch.nn.LSTM(I, H, batch_first=True),
-        "gru": lambda: torch.nn.GRU(I, H, batch_first=True),
-    }[kind]()
+    module = getattr(torch.nn, spec.torch_module)(I, H, batch_first=True, **spec.torch_options)
     as_torch = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731 (a copy, contiguous)
     bias_hh = np.zeros(GH, np.float32)
-    if kind == "gru":
-        bias_hh[2 * H :] = np.asarray(params.b_hn)  # torch's b_hn sits inside r * (W_hn h + b_hn), as ours
+    if spec.b_hn:
+        bias_hh[-H:] = np.asarray(params.b_hn)  # torch's b_hn sits inside r * (W_hn h + b_hn), as ours
     with torch.no_grad():
         module.weight_ih_l0.copy_(as_torch(np.asarray(params.w_ih).T))
         module.weight_hh_l0.copy_(as_torch(np.asarray(params.w_hh).T))
@@ -200,12 +253,11 @@ def torch_module(torch, kind: str, params, device: str = "cpu"):
 def params_from_torch(kind: str, grads: dict, like):
     """Torch gradients by parameter name -> rnnjax layout (bias_ih carries b; the GRU's b_hn is the
     candidate block of bias_hh)."""
+    spec = peer(kind, ("torch", "torch-cuda"))
     g = {k: np.asarray(v.detach().cpu().numpy()) for k, v in grads.items()}
     w_ih, w_hh, b = g["weight_ih_l0"].T, g["weight_hh_l0"].T, g["bias_ih_l0"]
-    if kind == "gru":
-        H = w_hh.shape[0]
-        return type(like)(w_ih, w_hh, b, g["bias_hh_l0"][2 * H :])
-    return type(like)(w_ih, w_hh, b)
+    rest = (g["bias_hh_l0"][-w_hh.shape[0] :],) if spec.b_hn else ()
+    return type(like)(w_ih, w_hh, b, *rest)
 
 
 def torch_contender(torch, kind: str, params, xs, device: str = "cpu") -> dict:
@@ -351,10 +403,14 @@ def build_contenders(
 ) -> dict[str, dict[str, tuple]]:
     """{contender: {mode: (fn, args)}}, plus a converter of each contender's result to rnnjax's layout
     under the key "to_rnnjax" ({mode: fn(result) -> ys or params-shaped grads}). `names` may hold
-    rnnjax@uK (unroll K) and GPU contenders; jax-cudnn is left out for cells other than the LSTM.
-    `precision` goes to rnnjax's `unroll` and jax-cudnn (None: JAX's default); the caller sets the JAX
-    default for Flax and the scan, and torch's switches (`throughput.run`)."""
+    rnnjax@uK (unroll K) and GPU contenders; jax-cudnn is left out for cells other than the LSTM. The
+    rnnjax contenders run any kind; a peer (any other name) asked for a kind not in `PEERS` raises a
+    ValueError naming the kinds the peers build. `precision` goes to rnnjax's `unroll` and jax-cudnn
+    (None: JAX's default); the caller sets the JAX default for Flax and the scan, and torch's switches
+    (`throughput.run`)."""
     cell = rnnjax.cells.make(kind, params.w_hh.shape[0])
+    peers = [n for n in names if n not in RNNJAX_CONTENDERS and not n.startswith(SWEEP)]
+    spec = peer(kind, peers) if peers else None
     same = lambda r: r  # noqa: E731
     out: dict[str, dict] = {}
 
@@ -386,7 +442,7 @@ def build_contenders(
             out[name] = jax_pair(module.apply, (variables, xs), lambda g: params_from_flax(kind, g, params))
         elif name in ("torch", "torch-cuda"):
             out[name] = torch_contender(torch, kind, params, xs, "cuda" if name == "torch-cuda" else "cpu")
-        elif name == "jax-cudnn" and kind == "lstm":
+        elif name == "jax-cudnn" and spec.cudnn:
             apply = cudnn_lstm_apply(xs.shape[-1], params.w_hh.shape[0], precision)
             flat = cudnn_lstm_weights(params)
             out[name] = jax_pair(apply, (flat, xs), lambda g: params_from_cudnn(g, params))

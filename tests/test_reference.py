@@ -247,7 +247,7 @@ def test_errors_name_the_argument():
 
 
 def test_reference_module_never_imports_jax():
-    """Load reference.py on its own in a fresh interpreter where importing jax fails."""
+    """Load the reference (a package: its __init__ and submodules) on its own, where importing jax fails."""
     import subprocess
     import sys
     from pathlib import Path
@@ -257,7 +257,8 @@ def test_reference_module_never_imports_jax():
         "import sys, importlib.util\n"
         "sys.modules['jax'] = None  # any 'import jax' now raises ImportError\n"
         f"spec = importlib.util.spec_from_file_location('ref', {str(path)!r})\n"
-        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules['ref'] = mod  # for relative imports\n"
+        "spec.loader.exec_module(mod)\n"
         "assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules if sys.modules[m])\n"
         "print('ok')\n"
     )

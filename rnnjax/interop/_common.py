@@ -2,10 +2,15 @@
 rnnjax cells and params from arrays already in rnnjax's layout.
 
 Nothing here knows a library. The facts about a cell kind (its gate blocks, its params type) are read
-from the registry `rnnjax.cells.make`, never kept in a table here.
+from the registry `rnnjax.cells.make`, never kept in a table here. Each library's module declares the
+kinds it converts in one table, `SUPPORTED` (kind -> how that library lays the kind out); the helpers
+here take that table, so a kind no library has (the LRU, say) is refused by name and never inferred.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +18,8 @@ import numpy as np
 
 from rnnjax import cells
 from rnnjax.cells import Cell
+
+Spec = TypeVar("Spec")
 
 RESET_BEFORE_WHY = (
     "a reset_after=False GRU computes the candidate as tanh(x W_in + b_in + (r ⊙ h) W_hn), while "
@@ -40,6 +47,12 @@ def check_shape(name: str, a: np.ndarray, want: tuple[int, ...], why: str = "") 
         raise ValueError(f"{name}: expected shape {tuple(want)}{why}, got {a.shape}")
 
 
+def either(words) -> str:
+    """Words joined for a message: "a", "a or b", "a, b or c"."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def to_jnp(a: np.ndarray) -> jax.Array:
     """A NumPy array as a JAX array of the same dtype."""
     return jnp.asarray(a, dtype=a.dtype)
@@ -50,9 +63,19 @@ def gate_names(kind: str) -> tuple[str, ...]:
     return cells.make(kind, 1).gates
 
 
-def kind_with_blocks(num_blocks: int) -> str | None:
-    """The cell kind whose fused kernels hold `num_blocks` gate blocks, or None."""
-    return next((kind for kind in cells.KINDS if len(gate_names(kind)) == num_blocks), None)
+def kind_with_blocks(num_blocks: int, kinds) -> str | None:
+    """The kind among `kinds` (those one converter supports, never all of `cells.KINDS`, where several
+    kinds share a block count) whose fused kernels hold `num_blocks` gate blocks, or None."""
+    return next((kind for kind in kinds if len(gate_names(kind)) == num_blocks), None)
+
+
+def supported(name: str, kind, table: Mapping[str, Spec], converter: str) -> Spec:
+    """`table[kind]`: how the converter `converter` (e.g. "rnnjax.interop.torch") lays out a cell of
+    `kind`. Any other kind raises a ValueError naming the argument `name`, the kind given and the kinds
+    the converter supports."""
+    if not isinstance(kind, str) or kind not in table:
+        raise ValueError(f"{name}: {converter} converts kinds {tuple(table)}, got kind {kind!r}")
+    return table[kind]
 
 
 def params_type(kind: str) -> type:
@@ -102,16 +125,20 @@ def gru_recurrent_bias(b_hn: np.ndarray, dtype) -> np.ndarray:
     return np.concatenate([np.zeros(2 * H, dtype), np.asarray(b_hn, dtype)])
 
 
-def check_cell_params(cell_name: str, params_name: str, cell, params) -> tuple[int, int]:
-    """Validate one (cell, params) pair (see `rnnjax.cells.check_params`).
+def check_cell_params(
+    cell_name: str, params_name: str, cell, params, table: Mapping[str, Spec], converter: str
+) -> tuple[int, int, Spec]:
+    """Validate one (cell, params) pair for the converter `converter`, whose kinds are the keys of `table`
+    (see `supported` and `rnnjax.cells.check_params`).
 
     Returns:
-      (input_size, hidden_size).
+      (input_size, hidden_size, table[cell.kind]).
     """
     cells.check_cell(cell, cell_name)
+    spec = supported(cell_name, cell.kind, table, converter)
     if cell.kind not in cells.KINDS:
         raise ValueError(
             f"{cell_name}: unknown cell kind {cell.kind!r}; expected one of {sorted(cells.KINDS)}"
         )
     cell = cell._replace(params_type=params_type(cell.kind))  # the registry's type, whatever the cell holds
-    return cells.check_params(cell, params, name=params_name, owner=cell_name), cell.hidden_size
+    return cells.check_params(cell, params, name=params_name, owner=cell_name), cell.hidden_size, spec

@@ -20,12 +20,14 @@ field does not exist.
 
 Carries: Flax's LSTM carry is (c, h), converted by `carry_from_flax` / `carry_to_flax`. flax is imported
 only inside the functions that need it; this module's name does not shadow it, since imports are absolute.
+
+`SUPPORTED` lists the kinds converted here (the rows above); any other kind is refused by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +47,35 @@ from rnnjax.interop._common import (
 
 __all__ = ["carry_from_flax", "carry_to_flax", "from_flax", "to_flax"]
 
-_FLAX_KINDS = {"SimpleCell": "simple", "LSTMCell": "lstm", "OptimizedLSTMCell": "lstm", "GRUCell": "gru"}
+
+class FlaxCell(NamedTuple):
+    """How Flax linen lays out the cells of one rnnjax kind (a row of the module docstring's table)."""
+
+    modules: tuple[str, ...]  # its cell classes in flax.linen
+    activations: tuple[str, ...]  # the `activation_fn`s rnnjax's cell reproduces
+    gated: bool  # has `gate_fn`, which must be sigmoid like rnnjax's gates
+    per_gate: bool  # one Dense per gate block, i{gate} / h{gate} with rnnjax's gate letters; else i, h
+    biased: str  # the side whose Denses hold b: "i" (input) or "h" (recurrent)
+    b_hn: str | None  # the Dense whose bias is the GRU's b_hn (None: no b_hn)
+
+
+# The kinds this module converts: rnnjax kind -> its Flax layout.
+SUPPORTED: dict[str, FlaxCell] = {
+    "simple": FlaxCell(
+        ("SimpleCell",), ("tanh", "relu", "linear"), gated=False, per_gate=False, biased="i", b_hn=None
+    ),
+    "lstm": FlaxCell(
+        ("LSTMCell", "OptimizedLSTMCell"), ("tanh",), gated=True, per_gate=True, biased="h", b_hn=None
+    ),
+    "gru": FlaxCell(("GRUCell",), ("tanh",), gated=True, per_gate=True, biased="i", b_hn="hn"),
+}
+_FLAX_KINDS = {name: kind for kind, spec in SUPPORTED.items() for name in spec.modules}  # class: kind
+
+
+def _blocks(kind: str, spec: FlaxCell) -> tuple[str, ...]:
+    """What follows "i" / "h" in the names of Flax's Denses, one per gate block: rnnjax's gate letters
+    ("ii", "hf", ...), or "" for a cell with one Dense per side ("i", "h")."""
+    return gate_names(kind) if spec.per_gate else ("",)
 
 
 def _flax_function_name(fn) -> str:
@@ -70,6 +100,7 @@ def _flax_settings(cell_type, activation, residual) -> tuple[str, str, int | Non
     kind = _FLAX_KINDS.get(name)
     if kind is None:
         raise ValueError(f"cell_type: expected one of {sorted(_FLAX_KINDS)}, got {name!r}")
+    spec = SUPPORTED[kind]
     if module is None:
         act = "tanh" if activation is None else activation
         features = None
@@ -81,7 +112,7 @@ def _flax_settings(cell_type, activation, residual) -> tuple[str, str, int | Non
         act = _flax_function_name(module.activation_fn)
         residual = getattr(module, "residual", False)
         features = module.features
-        if kind != "simple" and _flax_function_name(module.gate_fn) != "sigmoid":
+        if spec.gated and _flax_function_name(module.gate_fn) != "sigmoid":
             raise ValueError(
                 f"cell_type.gate_fn: rnnjax's {kind} gates use sigmoid, "
                 f"got {_flax_function_name(module.gate_fn)}"
@@ -92,10 +123,9 @@ def _flax_settings(cell_type, activation, residual) -> tuple[str, str, int | Non
             "has "
             "no residual term, and folding it into W_h + I would change the rounding, so it is not exact"
         )
-    allowed = ("tanh", "relu", "linear") if kind == "simple" else ("tanh",)
-    if act not in allowed:
+    if act not in spec.activations:
         raise ValueError(
-            f"activation: rnnjax's {kind} cell supports {allowed}, got {act!r} (for an identity "
+            f"activation: rnnjax's {kind} cell supports {spec.activations}, got {act!r} (for an identity "
             "activation_fn "
             "pass cell_type='SimpleCell', activation='linear')"
         )
@@ -161,28 +191,21 @@ def from_flax(
         variables = variables["params"]
         if not isinstance(variables, Mapping):
             raise TypeError(f"variables['params']: expected a dict, got {type(variables).__name__}")
-    if kind == "simple":
-        (w_ih, b), (w_hh, _) = _flax_dense(variables, "i", True), _flax_dense(variables, "h", False)
-        b_hn = None
-        expected = {"i", "h"}
-    else:
-        gates = gate_names(kind)  # Flax's Dense names use the same letters
-        has_input_bias = kind == "gru"
-        ins = [_flax_dense(variables, "i" + g, has_input_bias) for g in gates]
-        hs = [_flax_dense(variables, "h" + g, kind == "lstm" or g == "n") for g in gates]
-        expected = {"i" + g for g in gates} | {"h" + g for g in gates}
-        for group, side in ((ins, "i"), (hs, "h")):
-            shapes = {k.shape for k, _ in group}
-            if len(shapes) != 1:
-                raise ValueError(
-                    f"variables: the {side}* kernels differ in shape: {[k.shape for k, _ in group]}"
-                )
-        w_ih = np.concatenate([k for k, _ in ins], axis=-1)
-        w_hh = np.concatenate([k for k, _ in hs], axis=-1)
-        if kind == "lstm":
-            b, b_hn = np.concatenate([bb for _, bb in hs]), None
-        else:
-            b, b_hn = np.concatenate([bb for _, bb in ins]), hs[2][1]
+    spec = SUPPORTED[kind]
+    blocks = _blocks(kind, spec)
+    dense = {  # name: (kernel, bias or None), inputs side first, in gate order
+        side + g: _flax_dense(variables, side + g, side == spec.biased or side + g == spec.b_hn)
+        for side in ("i", "h")
+        for g in blocks
+    }
+    expected = set(dense)
+    for side in ("i", "h"):
+        shapes = [dense[side + g][0].shape for g in blocks]
+        if len(set(shapes)) != 1:
+            raise ValueError(f"variables: the {side}* kernels differ in shape: {shapes}")
+    w_ih, w_hh = (np.concatenate([dense[side + g][0] for g in blocks], axis=-1) for side in ("i", "h"))
+    b = np.concatenate([dense[spec.biased + g][1] for g in blocks])
+    b_hn = None if spec.b_hn is None else dense[spec.b_hn][1]
     extra = sorted(set(variables) - expected)
     if extra:
         raise ValueError(
@@ -196,7 +219,7 @@ def from_flax(
     check_shape("variables (input kernels)", w_ih, (w_ih.shape[0], G * H), f" (I×{H} per gate)")
     check_shape("variables (biases)", b, (G * H,), f" ({H} per gate)")
     if b_hn is not None:
-        check_shape("variables['hn']['bias']", b_hn, (H,))
+        check_shape(f"variables[{spec.b_hn!r}]['bias']", b_hn, (H,))
     dtype = w_hh.dtype
     for name, a in (("input kernels", w_ih), ("biases", b), ("hn bias", b_hn)):
         if a is not None and a.dtype != dtype:
@@ -214,30 +237,27 @@ def to_flax(cell: Cell, params) -> dict:
     same variables.
 
     Args:
-      cell: an rnnjax `Cell` (GRUs need reset_after=True: Flax's GRUCell is the reset-after form).
+      cell: an rnnjax `Cell` of a kind in `SUPPORTED` ("simple", "lstm", "gru"; GRUs need
+        reset_after=True: Flax's GRUCell is the reset-after form).
       params: its params (w_ih <[I, G·H]>, w_hh <[H, G·H]>, b <[G·H]>, GRU b_hn <[H]>).
     Returns:
       `{"params": {...}}` for `module.apply`, with per-gate kernels <[I, H]> / <[H, H]> and biases <[H]>.
     """
-    check_cell_params("cell", "params", cell, params)
-    if cell.kind == "gru" and not cell.reset_after:
-        raise ValueError(f"cell: cannot convert to flax.linen.GRUCell: {RESET_BEFORE_WHY.format(lib='Flax')}")
+    spec = check_cell_params("cell", "params", cell, params, SUPPORTED, __name__)[2]
+    if cell.reset_after is False:  # None for kinds without the option
+        lib = f"flax.linen.{spec.modules[0]}"
+        raise ValueError(f"cell: cannot convert to {lib}: {RESET_BEFORE_WHY.format(lib='Flax')}")
     w_ih, w_hh, b = (jnp.asarray(a) for a in params[:3])
-    if cell.kind == "simple":
-        return {"params": {"i": {"kernel": w_ih, "bias": b}, "h": {"kernel": w_hh}}}
-    gates = cell.gates  # Flax's Dense names use the same letters
-    G = len(gates)
+    blocks = _blocks(cell.kind, spec)
+    G = len(blocks)
     ins, hs, bs = jnp.split(w_ih, G, axis=-1), jnp.split(w_hh, G, axis=-1), jnp.split(b, G)
     out = {}
-    for g, k_i, k_h, bias in zip(gates, ins, hs, bs):
-        if cell.kind == "lstm":
-            out["i" + g] = {"kernel": k_i}
-            out["h" + g] = {"kernel": k_h, "bias": bias}
-        else:
-            out["i" + g] = {"kernel": k_i, "bias": bias}
-            out["h" + g] = {"kernel": k_h}
-    if cell.kind == "gru":
-        out["hn"]["bias"] = jnp.asarray(params.b_hn)
+    for g, k_i, k_h, bias in zip(blocks, ins, hs, bs):
+        out["i" + g] = {"kernel": k_i}
+        out["h" + g] = {"kernel": k_h}
+        out[spec.biased + g]["bias"] = bias
+    if spec.b_hn is not None:
+        out[spec.b_hn]["bias"] = jnp.asarray(params.b_hn)
     return {"params": out}
 
 

@@ -21,12 +21,14 @@ Writing back (`to_keras`): a bias the function sees only as a sum cannot be spli
 reset_after=True GRU gets B0 = P(b), B1 = P(0‖0‖b_hn); the other layers hold no sums and map back one to
 one. Carries: Keras LSTM states are [h, c], like `LSTMCarry(h, c)`. keras is never imported here: the
 functions take `layer.get_weights()` and `layer.get_config()` (or the layer itself).
+
+`SUPPORTED` lists the kinds converted here (the rows above); any other kind is refused by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from rnnjax.interop._common import (
     as_array,
     check_cell_params,
     check_shape,
+    either,
     gate_names,
     gru_recurrent_bias,
     make_cell,
@@ -56,7 +59,30 @@ def _perm_gru(a: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks[i] for i in _PERM_GRU], axis=-1)
 
 
-_KERAS_LAYERS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}  # Keras layer: rnnjax cell kind
+def _same_order(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+class KerasLayer(NamedTuple):
+    """How Keras lays out the cells of one rnnjax kind (a row of the module docstring's table)."""
+
+    layer: str  # its class in keras.layers
+    activations: tuple[str, ...]  # the `activation`s rnnjax's cell reproduces
+    gated: bool  # has `recurrent_activation`, which must be sigmoid like rnnjax's gates
+    reset_after: bool  # has GRU's `reset_after` option; True keeps the bias as rows [input; recurrent]
+    order: Callable[[np.ndarray], np.ndarray]  # Keras gate blocks <-> rnnjax's, last axis (self-inverse)
+
+
+# The kinds this module converts: rnnjax kind -> its Keras layout.
+SUPPORTED: dict[str, KerasLayer] = {
+    "simple": KerasLayer(
+        "SimpleRNN", ("tanh", "relu", "linear"), gated=False, reset_after=False, order=_same_order
+    ),
+    "lstm": KerasLayer("LSTM", ("tanh",), gated=True, reset_after=False, order=_same_order),
+    "gru": KerasLayer("GRU", ("tanh",), gated=True, reset_after=True, order=_perm_gru),
+}
+_KERAS_LAYERS = {spec.layer: kind for kind, spec in SUPPORTED.items()}  # Keras layer: rnnjax cell kind
+_LAYER_NAMES = either([repr(layer) for layer in _KERAS_LAYERS])  # "'SimpleRNN', 'LSTM' or 'GRU'"
 # Layer options that do not change the cell's equations or weights (training-time dropout, initialisers,
 # regularisers, and how the layer iterates: go_backwards matches rnnjax's unroll(reverse=True) with the
 # outputs flipped back).
@@ -94,7 +120,7 @@ def _keras_layer(layer_kind, weights, layer_config):
                 "weights: pass either a Keras layer alone or (layer_kind name, weights, **config), not both"
             )
         return type(layer_kind).__name__, layer_kind.get_weights(), layer_kind.get_config()
-    raise TypeError(f"layer_kind: expected 'SimpleRNN', 'LSTM', 'GRU' or a Keras layer, got {layer_kind!r}")
+    raise TypeError(f"layer_kind: expected {_LAYER_NAMES} or a Keras layer, got {layer_kind!r}")
 
 
 def _check_config(config: Mapping, allowed: set, ignored: frozenset, layer: str) -> None:
@@ -117,8 +143,8 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
     reversed order).
 
     Args:
-      layer_kind: "SimpleRNN", "LSTM" or "GRU" (case-insensitive), or a built Keras layer (then leave
-        `weights` and `layer_config` out: they are read from it).
+      layer_kind: "SimpleRNN", "LSTM" or "GRU" (case-insensitive; the layers of `SUPPORTED`), or a
+        built Keras layer (then leave `weights` and `layer_config` out: they are read from it).
       weights: `layer.get_weights()`: [kernel <[I, G·H]>, recurrent_kernel <[H, G·H]>, bias] with bias
         <[G·H]>, or <[2, 3H]> (input bias; recurrent bias) for GRU reset_after=True; no bias when
         `use_bias=False`.
@@ -132,21 +158,20 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
     by_lower = {name.lower(): name for name in _KERAS_LAYERS}
     layer = by_lower.get(layer_kind.lower()) if isinstance(layer_kind, str) else None
     if layer is None:
-        raise ValueError(f"layer_kind: expected 'SimpleRNN', 'LSTM' or 'GRU', got {layer_kind!r}")
+        raise ValueError(f"layer_kind: expected {_LAYER_NAMES}, got {layer_kind!r}")
     kind = _KERAS_LAYERS[layer]
-    allowed = {"units", "activation", "use_bias"} | ({"recurrent_activation"} if kind != "simple" else set())
-    allowed |= {"reset_after"} if kind == "gru" else set()
+    spec = SUPPORTED[kind]
+    allowed = {"units", "activation", "use_bias"} | ({"recurrent_activation"} if spec.gated else set())
+    allowed |= {"reset_after"} if spec.reset_after else set()
     _check_config(layer_config, allowed, _KERAS_RNN_IGNORED, layer)
 
     activation = _keras_activation("activation", layer_config.get("activation", "tanh"))
-    if kind == "simple":
-        if activation not in ("tanh", "relu", "linear"):
-            raise ValueError(
-                f"activation: rnnjax's simple cell supports tanh, relu or linear, got {activation!r}"
-            )
-    elif activation != "tanh":
-        raise ValueError(f"activation: rnnjax's {kind} cell uses tanh, got {activation!r}")
-    if kind != "simple":
+    if activation not in spec.activations:
+        verb = "uses" if len(spec.activations) == 1 else "supports"
+        raise ValueError(
+            f"activation: rnnjax's {kind} cell {verb} {either(spec.activations)}, got {activation!r}"
+        )
+    if spec.gated:
         recurrent = _keras_activation(
             "recurrent_activation", layer_config.get("recurrent_activation", "sigmoid")
         )
@@ -188,7 +213,7 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
             raise TypeError(
                 f"weights[{i}] ({names[i]}): expected dtype {dtype} like the kernel, got {a.dtype}"
             )
-    two_biases = kind == "gru" and reset_after
+    two_biases = spec.reset_after and reset_after
     if use_bias:
         bias = arrays[2]
         check_shape(
@@ -201,12 +226,12 @@ def from_keras(layer_kind, weights=None, **layer_config) -> tuple[Cell, Any]:
         bias = np.zeros((2, G * H) if two_biases else (G * H,), dtype)
 
     cell = make_cell(kind, H, dtype, activation=activation, reset_after=reset_after)
-    if kind != "gru":
-        return cell, make_params(kind, kernel, recurrent_kernel, bias)
-    w_ih, w_hh = _perm_gru(kernel), _perm_gru(recurrent_kernel)
-    if not reset_after:
-        return cell, make_params(kind, w_ih, w_hh, _perm_gru(bias))
-    return cell, make_params(kind, w_ih, w_hh, *sum_gru_biases(_perm_gru(bias[0]), _perm_gru(bias[1])))
+    w_ih, w_hh = spec.order(kernel), spec.order(recurrent_kernel)
+    if two_biases:  # the r, z biases are seen only as sums; the candidate's recurrent bias is b_hn
+        b, b_hn = sum_gru_biases(spec.order(bias[0]), spec.order(bias[1]))
+    else:
+        b, b_hn = spec.order(bias), None
+    return cell, make_params(kind, w_ih, w_hh, b, b_hn)
 
 
 def to_keras(cell: Cell, params, *, use_bias: bool = True) -> list[np.ndarray]:
@@ -217,20 +242,19 @@ def to_keras(cell: Cell, params, *, use_bias: bool = True) -> list[np.ndarray]:
     order z, r, h): the original input/recurrent split of the r and z biases is not recoverable.
 
     Args:
-      cell: an rnnjax `Cell`.
+      cell: an rnnjax `Cell` of a kind in `SUPPORTED` ("simple", "lstm", "gru").
       params: its params (w_ih <[I, G·H]>, w_hh <[H, G·H]>, b <[G·H]>, GRU b_hn <[H]>).
       use_bias: the layer's `use_bias`; with False every rnnjax bias must be exactly zero.
     Returns:
       [kernel <[I, G·H]>, recurrent_kernel <[H, G·H]>, bias] as NumPy arrays, with bias <[G·H]> or
       <[2, 3H]> for GRU reset_after=True, and no bias when `use_bias=False`.
     """
-    check_cell_params("cell", "params", cell, params)
+    spec = check_cell_params("cell", "params", cell, params, SUPPORTED, __name__)[2]
     _checks.check_bool("use_bias", use_bias)
-    w_ih, w_hh, b = (np.array(a) for a in params[:3])
-    if cell.kind == "gru":
-        w_ih, w_hh, b = _perm_gru(w_ih), _perm_gru(w_hh), _perm_gru(b)
-        if cell.reset_after:  # P(0‖0‖b_hn) = 0‖0‖b_hn: the candidate block is last in both orders
-            b = np.stack([b, gru_recurrent_bias(params.b_hn, b.dtype)])
+    w_ih, w_hh, b = (spec.order(np.array(a)) for a in params[:3])
+    if spec.reset_after and cell.reset_after:  # rows [input; recurrent]; the recurrent row is
+        # P(0‖0‖b_hn) = 0‖0‖b_hn, as the candidate block is last in both orders
+        b = np.stack([b, gru_recurrent_bias(params.b_hn, b.dtype)])
     if use_bias:
         return [w_ih, w_hh, b]
     if np.any(b):

@@ -29,51 +29,99 @@ to bias_ih and bias_hh holds zeros, except for the GRU's b_hn: bi = b, bh = 0 (G
 Carries: torch h_n / c_n are [L·D, B, H] with layer k, direction d at index k·D + d (see
 `unroll_converted`). torch is imported only inside the functions that need it; this module's name does
 not shadow it, since imports are absolute.
+
+`SUPPORTED` lists the kinds converted here (the rows above); any other kind is refused by name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import _checks
-from rnnjax.cells import KINDS, Cell, LSTMCarry, RNNCarry
+from rnnjax.cells import Cell, LSTMCarry, RNNCarry
 from rnnjax.interop._common import (
     RESET_BEFORE_WHY,
     as_array,
     check_cell_params,
     check_shape,
+    either,
     gate_names,
     gru_recurrent_bias,
     kind_with_blocks,
     make_cell,
     make_params,
     sum_gru_biases,
+    supported,
 )
 from rnnjax.unrolling import BidirectionalCarry, BidirectionalParams, unroll_stack
 
 __all__ = ["from_torch", "to_torch", "unroll_converted"]
 
+
+class TorchLayer(NamedTuple):
+    """How torch lays out the cells of one rnnjax kind (a row of the module docstring's table)."""
+
+    module: str  # its class in torch.nn
+    nonlinearities: tuple[str, ...]  # values of the module's `nonlinearity` option; () if it has none (tanh)
+    carry: type  # the rnnjax carry; its fields (h[, c]) are torch's states (h_0[, c_0]), in order
+    # (bias_ih, bias_hh) <[G·H]> each -> rnnjax's (b <[G·H]>, b_hn <[H]> or None)
+    read_biases: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    # (params, b as NumPy) -> the bias_hh <[G·H]> written back beside bias_ih = b
+    recurrent_bias: Callable[[Any, np.ndarray], np.ndarray]
+
+
+def _summed_biases(b_ih: np.ndarray, b_hh: np.ndarray) -> tuple[np.ndarray, None]:
+    return b_ih + b_hh, None  # the function sees only the sum
+
+
+def _zero_recurrent_bias(params, b: np.ndarray) -> np.ndarray:
+    return np.zeros_like(b)  # the whole sum went to bias_ih
+
+
+def _gru_recurrent_bias(params, b: np.ndarray) -> np.ndarray:
+    return gru_recurrent_bias(params.b_hn, b.dtype)  # 0‖0‖b_hn: b_hn sits inside r ⊙ (·), as in rnnjax
+
+
+# The kinds this module converts: rnnjax kind -> its torch layout.
+SUPPORTED: dict[str, TorchLayer] = {
+    "simple": TorchLayer("RNN", ("tanh", "relu"), RNNCarry, _summed_biases, _zero_recurrent_bias),
+    "lstm": TorchLayer("LSTM", (), LSTMCarry, _summed_biases, _zero_recurrent_bias),
+    "gru": TorchLayer("GRU", (), RNNCarry, sum_gru_biases, _gru_recurrent_bias),
+}
+
 _TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-_TORCH_MODES = {  # torch's RNNBase.mode: (its class in torch.nn, rnnjax cell kind, nonlinearity)
-    "RNN_TANH": ("RNN", "simple", "tanh"),
-    "RNN_RELU": ("RNN", "simple", "relu"),
-    "LSTM": ("LSTM", "lstm", None),
-    "GRU": ("GRU", "gru", None),
+_TORCH_MODES = {  # torch's RNNBase.mode: (rnnjax cell kind, nonlinearity)
+    "RNN_TANH": ("simple", "tanh"),
+    "RNN_RELU": ("simple", "relu"),
+    "LSTM": ("lstm", None),
+    "GRU": ("gru", None),
 }
 _SIMPLE_NAMES = ("rnn", "simplernn")  # what torch and Keras call the simple cell
 
 
 def _kind(name: str, kind) -> str:
-    """An rnnjax cell kind from a kind or a library's name for it ("rnn", "lstm", "gru"...)."""
+    """A kind of `SUPPORTED` from a kind or a library's name for it ("rnn", "lstm", "gru"...)."""
     lower = kind.lower() if isinstance(kind, str) else None
-    if lower not in KINDS and lower not in _SIMPLE_NAMES:
-        raise ValueError(f"{name}: expected one of 'rnn', 'lstm', 'gru', got {kind!r}")
-    return "simple" if lower in _SIMPLE_NAMES else lower
+    if lower in _SIMPLE_NAMES:
+        return "simple"
+    if lower not in SUPPORTED:
+        supported(name, kind, SUPPORTED, __name__)  # raises, naming the kinds converted here
+    return lower
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """The names quoted and joined, e.g. "'tanh' or 'relu'"."""
+    return either(map(repr, names))
+
+
+def _blocks_hint() -> str:
+    """'1 (nn.RNN), 3 (nn.GRU) or 4 (nn.LSTM)': the gate blocks of each supported torch module."""
+    return either(sorted(f"{len(gate_names(kind))} (nn.{spec.module})" for kind, spec in SUPPORTED.items()))
 
 
 _DIRECTION_NAMES = {1: ("",), 2: (".forward", ".backward")}  # by number of directions D
@@ -114,7 +162,7 @@ def _torch_state(module_or_state_dict, kind, nonlinearity):
             f"module_or_state_dict: LSTM with proj_size={module.proj_size} is not supported: rnnjax's LSTM "
             "feeds back h itself, not a projection of it (its h has the size of c)"
         )
-    _, module_kind, module_nl = _TORCH_MODES[module.mode]
+    module_kind, module_nl = _TORCH_MODES[module.mode]
     if kind is not None and _kind("kind", kind) != module_kind:
         raise ValueError(
             f"kind: given {kind!r} but the module is a torch {type(module).__name__} ({module_kind})"
@@ -144,8 +192,9 @@ def from_torch(
       module_or_state_dict: a torch module, or its `state_dict()` (tensors or NumPy arrays) with keys
         `weight_ih_l{k}[_reverse]`, `weight_hh_l{k}[_reverse]` and optionally `bias_ih_l{k}[_reverse]`,
         `bias_hh_l{k}[_reverse]`; weight_ih <[G·H, I_k]>, weight_hh <[G·H, H]>, biases <[G·H]>.
-      kind: "rnn", "lstm" or "gru". For a state_dict it is inferred from weight_hh's G (1, 4 or 3 gate
-        blocks); for a module it is read from the module (if given it must agree).
+      kind: "rnn" (or "simple"), "lstm" or "gru" (the keys of `SUPPORTED`). For a state_dict it is inferred
+        from weight_hh's G (1, 4 or 3 gate blocks; only these kinds are considered); for a module it is
+        read from the module (if given it must agree).
       nonlinearity: "tanh" or "relu", needed for a state_dict of an nn.RNN (which does not record it).
       reset_after: must be True: torch's GRU is the reset-after form, which a reset_after=False rnnjax
         cell cannot represent (raises ValueError).
@@ -205,37 +254,37 @@ def from_torch(
     w_hh0 = entries[(0, 0)]["weight_hh"]
     if w_hh0.ndim != 2 or w_hh0.shape[1] < 1 or w_hh0.shape[0] % w_hh0.shape[1]:
         raise ValueError(
-            "module_or_state_dict['weight_hh_l0']: expected shape [G·H, H] with G in (1, 3, 4), "
+            f"module_or_state_dict['weight_hh_l0']: expected shape [G·H, H] with G one of {_blocks_hint()}, "
             f"got {w_hh0.shape}"
         )
     H = w_hh0.shape[1]
     G = w_hh0.shape[0] // H
-    inferred = kind_with_blocks(G)
-    if inferred is None:
-        raise ValueError(
-            f"module_or_state_dict['weight_hh_l0']: shape {w_hh0.shape} has {G} gate blocks of H={H}; "
-            "expected 1 (nn.RNN), 3 (nn.GRU) or 4 (nn.LSTM)"
-        )
     if kind is None:
-        kind = inferred
-    elif kind != inferred:
+        kind = kind_with_blocks(G, SUPPORTED)
+        if kind is None:
+            raise ValueError(
+                f"module_or_state_dict['weight_hh_l0']: shape {w_hh0.shape} has {G} gate blocks of H={H}; "
+                f"expected {_blocks_hint()}"
+            )
+    elif len(gate_names(kind)) != G:
         raise ValueError(
             f"kind: given {kind!r} ({len(gate_names(kind))} gate blocks) but weight_hh_l0 of shape "
             f"{w_hh0.shape} has {G} gate blocks of hidden size {H}"
         )
+    spec = SUPPORTED[kind]
     activation = "tanh"
-    if kind == "simple":
+    if spec.nonlinearities:
         if nonlinearity is None:
             raise ValueError(
-                "nonlinearity: a state_dict of an nn.RNN does not record its nonlinearity; pass "
-                "nonlinearity='tanh' or 'relu'"
+                f"nonlinearity: a state_dict of an nn.{spec.module} does not record its nonlinearity; pass "
+                f"nonlinearity={_either(spec.nonlinearities)}"
             )
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        if nonlinearity not in spec.nonlinearities:
+            raise ValueError(f"nonlinearity: expected {_either(spec.nonlinearities)}, got {nonlinearity!r}")
         activation = nonlinearity
     elif nonlinearity not in (None, "tanh"):
         raise ValueError(
-            f"nonlinearity: only nn.RNN has a nonlinearity option, got {nonlinearity!r} for {kind}"
+            f"nonlinearity: nn.{spec.module} has no nonlinearity option (it uses tanh), got {nonlinearity!r}"
         )
 
     dtype = w_hh0.dtype
@@ -261,15 +310,15 @@ def from_torch(
                 check_shape(name, e[n], want, f" ({G} gate blocks, H={H}{why})")
             zeros = np.zeros(G * H, dtype)
             b_ih, b_hh = (e["bias_ih"], e["bias_hh"]) if has_bias else (zeros, zeros)
-            b, b_hn = sum_gru_biases(b_ih, b_hh) if kind == "gru" else (b_ih + b_hh, None)
+            b, b_hn = spec.read_biases(b_ih, b_hh)
             directions.append(make_params(kind, e["weight_ih"].T, e["weight_hh"].T, b, b_hn))
         cells.append(make_cell(kind, H, dtype, activation=activation))
         params.append(directions[0] if D == 1 else BidirectionalParams(*directions))
     return tuple(cells), tuple(params)
 
 
-def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str, int, int, int]:
-    """Validate a torch-like stack; returns (cells, params, kind, H, D, input_size)."""
+def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], TorchLayer, int, int, int]:
+    """Validate a torch-like stack; returns (cells, params, its kind's TorchLayer, H, D, input_size)."""
     if isinstance(cells, Cell):
         cells, params = (cells,), (params,)
     if not isinstance(cells, Sequence) or not cells:
@@ -286,6 +335,8 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
             f"params: expected one params value per cell ({len(cells)} cells), got {len(params)}"
         )
     first = cells[0]  # checked to be a Cell first, at k = 0 below
+    if isinstance(first, Cell):  # every layer must have its kind (checked below), so check it once here
+        supported("cells", first.kind, SUPPORTED, __name__)
     D = 2 if isinstance(params[0], BidirectionalParams) else 1
     input_size = None
     for k, (cell, p) in enumerate(zip(cells, params)):
@@ -303,7 +354,9 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
                 f"got {type(p).__name__}"
             )
         sizes = [
-            check_cell_params(f"cells[{k}]", f"params[{k}]{_DIRECTION_NAMES[D][d]}", cell, q)[0]
+            check_cell_params(
+                f"cells[{k}]", f"params[{k}]{_DIRECTION_NAMES[D][d]}", cell, q, SUPPORTED, __name__
+            )[0]
             for d, q in enumerate(_directions(p))
         ]
         if len(set(sizes)) != 1:
@@ -315,7 +368,7 @@ def _check_stack(cells, params) -> tuple[tuple[Cell, ...], tuple[Any, ...], str,
                 f"params[{k}]: layer {k} must read layer {k - 1}'s output of size {D}·H = "
                 f"{D * first.hidden_size}, but its w_ih has input size {sizes[0]}"
             )
-    return cells, params, first.kind, first.hidden_size, D, input_size
+    return cells, params, SUPPORTED[first.kind], first.hidden_size, D, input_size
 
 
 def unroll_converted(cells, params, xs, hx=None, *, batch_first: bool = False):
@@ -338,7 +391,7 @@ def unroll_converted(cells, params, xs, hx=None, *, batch_first: bool = False):
       <float>[T, B, D·H] (or [B, T, D·H]; [T, D·H] unbatched) and h_n, c_n <float>[L·D, B, H]
       ([L·D, H] unbatched).
     """
-    cells, params, kind, H, D, input_size = _check_stack(cells, params)
+    cells, params, spec, H, D, input_size = _check_stack(cells, params)
     _checks.check_bool("batch_first", batch_first)
     L = len(cells)
     xs = _checks.check_float_array("xs", xs)
@@ -352,31 +405,36 @@ def unroll_converted(cells, params, xs, hx=None, *, batch_first: bool = False):
     batch_shape = () if unbatched else (xs.shape[1] if time_major else xs.shape[0],)
     want = (L * D, *batch_shape, H)
 
-    carries = None if hx is None else _initial_carries(hx, kind, D, want)
+    carries = None if hx is None else _initial_carries(hx, spec, cells[0].kind, D, want)
     layers = [cell if D == 1 else (cell, cell) for cell in cells]
     finals, ys = unroll_stack(layers, params, xs, carries, time_major=time_major)
-    # One stacked array per carry field, entry k·D + d for layer k, direction d: h_n (and c_n).
+    # One stacked array per carry field, entry k·D + d for layer k, direction d: h_n (and c_n); torch
+    # returns a lone h_n as an array and several states as a tuple.
     stacked = [jnp.stack(field) for field in zip(*(c for final in finals for c in _directions(final)))]
-    return ys, (tuple(stacked) if kind == "lstm" else stacked[0])
+    return ys, (tuple(stacked) if len(stacked) > 1 else stacked[0])
 
 
-def _initial_carries(hx, kind: str, D: int, want: tuple[int, ...]) -> list:
+def _initial_carries(hx, spec: TorchLayer, kind: str, D: int, want: tuple[int, ...]) -> list:
     """torch's hx (h_0, or (h_0, c_0) for an LSTM, each of shape `want` = (L·D, *batch, H), entry k·D + d
     for layer k, direction d) as one initial carry per layer."""
-    if kind == "lstm" and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-        raise TypeError(f"hx: an LSTM stack expected a pair (h_0, c_0), got {type(hx).__name__}")
-    if kind != "lstm" and isinstance(hx, (tuple, list)):
+    names = tuple(f"{field}_0" for field in spec.carry._fields)  # torch's names: (h_0,) or (h_0, c_0)
+    if len(names) == 1:
+        if isinstance(hx, (tuple, list)):
+            raise TypeError(
+                f"hx: a {kind} stack expected one array h_0 of shape {want}, got a {type(hx).__name__}"
+            )
+        hx = (hx,)
+    elif not isinstance(hx, (tuple, list)) or len(hx) != len(names):
         raise TypeError(
-            f"hx: a {kind} stack expected one array h_0 of shape {want}, got a {type(hx).__name__}"
+            f"hx: an {spec.module} stack expected a pair ({', '.join(names)}), got {type(hx).__name__}"
         )
-    states = [jnp.asarray(a) for a in (hx if kind == "lstm" else (hx,))]
-    for name, a in zip(("h_0", "c_0"), states):
+    states = [jnp.asarray(a) for a in hx]
+    for name, a in zip(names, states):
         if a.shape != want:
             raise ValueError(
                 f"hx ({name}): expected shape {want} (num_layers·directions, *batch, H), got {a.shape}"
             )
-    carry_type = LSTMCarry if kind == "lstm" else RNNCarry  # fields (h, c) like torch's (h_0, c_0)
-    per_direction = [carry_type(*(s[i] for s in states)) for i in range(want[0])]
+    per_direction = [spec.carry(*(s[i] for s in states)) for i in range(want[0])]
     if D == 1:
         return per_direction
     return [BidirectionalCarry(*per_direction[i : i + 2]) for i in range(0, want[0], 2)]
@@ -403,15 +461,15 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
       its `state_dict()` has weight_ih_l{k} <[G·H, I_k]>, weight_hh_l{k} <[G·H, H]>, bias_ih_l{k},
       bias_hh_l{k} <[G·H]> (and `_reverse` twins).
     """
-    cells, params, kind, H, D, input_size = _check_stack(cells, params)
+    cells, params, spec, H, D, input_size = _check_stack(cells, params)
     cell = cells[0]
-    if kind == "gru" and not cell.reset_after:
+    lib = f"torch.nn.{spec.module}"
+    if cell.reset_after is False:  # None for kinds without the option
+        raise ValueError(f"cells: cannot convert to {lib}: {RESET_BEFORE_WHY.format(lib=lib)}")
+    if cell.activation not in (spec.nonlinearities or ("tanh",)):
         raise ValueError(
-            f"cells: cannot convert to torch.nn.GRU: {RESET_BEFORE_WHY.format(lib='torch.nn.GRU')}"
-        )
-    if kind == "simple" and cell.activation not in ("tanh", "relu"):
-        raise ValueError(
-            f"cells: torch.nn.RNN supports nonlinearity 'tanh' or 'relu', got activation {cell.activation!r}"
+            f"cells: {lib} supports nonlinearity {_either(spec.nonlinearities or ('tanh',))}, got "
+            f"activation {cell.activation!r}"
         )
     _checks.check_bool("bias", bias)
     _checks.check_bool("batch_first", batch_first)
@@ -430,7 +488,7 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
                     f"{where}: expected every array in dtype {dtype}, got {[str(a.dtype) for a in arrays]}"
                 )
             w_ih, w_hh, b = (np.asarray(a) for a in q[:3])
-            b_hh = gru_recurrent_bias(q.b_hn, b.dtype) if kind == "gru" else np.zeros_like(b)
+            b_hh = spec.recurrent_bias(q, b)
             state["weight_ih" + sfx] = w_ih.T
             state["weight_hh" + sfx] = w_hh.T
             if bias:
@@ -441,8 +499,8 @@ def to_torch(cells, params, *, batch_first: bool = False, bias: bool = True):
         import torch
     except ImportError as e:
         raise ImportError(f"to_torch needs PyTorch (pip install -e '.[compare]'): {e}") from e
-    cls = getattr(torch.nn, next(name for name, k, _ in _TORCH_MODES.values() if k == kind))
-    options = {"nonlinearity": cell.activation} if kind == "simple" else {}
+    cls = getattr(torch.nn, spec.module)
+    options = {"nonlinearity": cell.activation} if spec.nonlinearities else {}
     module = cls(
         input_size,
         H,
