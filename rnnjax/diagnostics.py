@@ -427,7 +427,8 @@ def recurrent_spectrum(cell: Cell, params) -> dict[str, dict[str, float]]:
         if not np.isfinite(block).all():
             raise ValueError(
                 f"params: the {cell.kind} cell's recurrent matrix {name!r} has "
-                f"{int(np.sum(~np.isfinite(block)))} NaN or inf entries of {block.size}; expected finite values"
+                f"{int(np.sum(~np.isfinite(block)))} NaN or inf entries of {block.size}; "
+                "expected finite values"
             )
         out[name] = dict(
             sigma_max=float(np.linalg.norm(block, 2)),
