@@ -15,7 +15,15 @@ from rnnjax.train.optimizers import check_positive
 __all__ = ["CELLS", "check_cells", "check_training", "make_cell", "train"]
 
 # The cells compared, as `cells.make(kind, hidden_size, **options)` arguments.
-CELLS = {"simple-tanh": ("simple", {"activation": "tanh"}), "lstm": ("lstm", {}), "gru": ("gru", {})}
+CELLS = {
+    "simple-tanh": ("simple", {"activation": "tanh"}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+    "orthogonal": ("orthogonal", {}),  # expRNN with modReLU
+    "lru": ("lru", {}),
+    "mingru": ("mingru", {}),
+    "minlstm": ("minlstm", {}),
+}
 INPUT_SIZE_BOUND = 1024  # the tasks' inputs are narrower than this (for the memory estimate)
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments.gradient_norms_plots import LAYOUT, plot_all, summary_text
-from rnnjax import cells, diagnostics, initializers, readout, reference, results
+from rnnjax import cells, diagnostics, initializers, readout, results
 from rnnjax.command import cli as _cli
 from rnnjax.train import distributed, parallel
 from rnnjax.train.optimizers import check_positive
@@ -181,19 +181,6 @@ def make_cell(cfg: Config, cell_name: str, dtype=None) -> cells.Cell:
     kind, options = VARIANTS[cell_name]
     dtype = dtype or (jnp.float64 if cfg.float64 else jnp.float32)
     return cells.make(kind, cfg.hidden_size, dtype=dtype, preset=cfg.preset, **options)
-
-
-def max_slope(activation: str) -> float:
-    """γ = max |φ'| of a simple cell's activation, by central differences of the NumPy reference cell
-    (`rnnjax.reference`, float64) on a grid of pre-activations in [−8, 8] that includes 0."""
-    a = np.linspace(-8.0, 8.0, 1601)
-    eps = 1e-6
-
-    def phi(x):  # h_1 = φ(x·1 + 0) of a one-unit cell with W_hh = 0
-        one = dict(w_ih=np.ones((1, 1)), w_hh=np.zeros((1, 1)), b=np.zeros(1))
-        return reference.forward("simple", one, x[:, None, None], activation=activation)[1][:, 0, 0]
-
-    return round(float(np.max(np.abs(phi(a + eps) - phi(a - eps)) / (2 * eps))), 6)
 
 
 def draws(cfg: Config, cell: cells.Cell) -> dict:
@@ -351,8 +338,7 @@ def summarise(cfg: Config, raw: dict, dtype) -> dict:
     for name in cfg.cells:
         for section in out:
             out[section][name] = {} if section == "gamma" else {init: {} for init in inits}
-        kind, options = VARIANTS[name]
-        out["gamma"][name] = max_slope(options["activation"]) if kind == "simple" else None
+        out["gamma"][name] = make_cell(cfg, name).gamma  # the kind's γ = max |φ'| (None: no such bound)
         for (gi, gain), (ii, init) in itertools.product(enumerate(cfg.gains), enumerate(inits)):
             g = str(gain)
             out["sigma_max"][name][init][g] = raw[name][T_max]["sigma_max"][gi, ii]

@@ -113,7 +113,10 @@ FULL = dict(
     task_steps=("copy=20000",), clip=(False, True), seeds=10,
 )  # fmt: skip
 
-COLORS = {"simple-tanh": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
+COLORS = {
+    "simple-tanh": "tab:blue", "lstm": "tab:orange", "gru": "tab:green", "orthogonal": "tab:red",
+    "lru": "tab:purple", "mingru": "tab:brown", "minlstm": "tab:pink",
+}  # fmt: skip
 STYLES = {False: ":", True: "-"}  # no clip dotted, clip solid
 SMOOTH = 25  # steps in the running mean of the loss curves
 

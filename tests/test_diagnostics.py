@@ -540,3 +540,18 @@ def test_bad_lyapunov_warmup_and_frames(kwargs, error, message):
     cell, params, xs, *_ = setup("simple-tanh")
     with pytest.raises(error, match=message):
         diagnostics.lyapunov(cell, params, xs[0], **kwargs)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear", "sigmoid"])
+def test_simple_cell_gamma_is_the_largest_slope_of_its_activation(activation):
+    """`Cell.gamma` (the kind's stated γ of the Pascanu bound) against max |φ'| measured by central
+    differences of the NumPy reference cell on a grid of pre-activations in [−8, 8] that includes 0."""
+    a = np.linspace(-8.0, 8.0, 1601)
+    eps = 1e-6
+    one = dict(w_ih=np.ones((1, 1)), w_hh=np.zeros((1, 1)), b=np.zeros(1))
+
+    def phi(x):  # h_1 = φ(x·1 + 0) of a one-unit cell with W_hh = 0
+        return reference.forward("simple", one, x[:, None, None], activation=activation)[1][:, 0, 0]
+
+    measured = float(np.max(np.abs(phi(a + eps) - phi(a - eps)) / (2 * eps)))
+    assert abs(rnnjax.cells.simple(1, activation).gamma - measured) <= 1e-6
