@@ -214,8 +214,8 @@ def unroll(
         _check_chunking(checkpoint_every, lengths, return_carries, remat)
         try:
             final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, fast)
-        except TypeError as error:  # forward mode reached a chunk's custom_vjp through jax.checkpoint
-            if fast is not None or "forward-mode" not in str(error):
+        except TypeError:  # e.g. forward mode reached a chunk kernel's custom_vjp through jax.checkpoint
+            if fast is not None:
                 raise
             final, out = _chunked(cell, params, xs, carry, checkpoint_every, reverse, unroll, False)
         return final, (out if time_major else jnp.moveaxis(out, 0, -2))
@@ -226,15 +226,17 @@ def unroll(
         try:
             final, out = cell.sequence(cast, carry, xs, reverse=reverse, unroll=unroll)
             return final, (out if time_major else jnp.moveaxis(out, 0, -2))
-        except TypeError as error:  # JAX refuses forward mode (jvp) through a custom_vjp at trace time
-            if "forward-mode" not in str(error):
-                raise
+        except TypeError as error:
+            # The step's checks passed above, so the kernel itself refused these inputs at trace time: a
+            # kernel with a hand-written backward pass (custom_vjp) has no forward mode (jvp, jacfwd). The
+            # step scan supports every transformation, so it takes over (decided by what the kernel
+            # raises, not by the wording of JAX's message).
             if fast is True:
                 raise ValueError(
                     "fast: True needs the whole-sequence kernel, which cannot be used here: "
-                    "['the inputs are differentiated in forward mode (jvp)']"
-                ) from None
-            # fall through to the plain path, which supports forward mode
+                    f"[the {cell.kind} kernel refused these inputs: {error}] (forward-mode differentiation "
+                    "needs fast=None or False)"
+                ) from error
 
     if lengths is None:
 
