@@ -23,10 +23,10 @@ LENGTHS = np.array([T, 1, 4])
 FORMS = {
     "orthogonal-modrelu": ("orthogonal", {}, dict(activation="modrelu")),
     "orthogonal-tanh": ("orthogonal", {"activation": "tanh"}, dict(activation="tanh")),
-    "lru": ("lru", {}, dict(normalize=True)),
-    "lru-unnormalized": ("lru", {"normalize": False}, dict(normalize=False)),
-    "mingru": ("mingru", {}, {}),
-    "minlstm": ("minlstm", {}, {}),
+    "lru": ("lru", {"scan": "associative"}, dict(normalize=True)),
+    "lru-unnormalized": ("lru", {"normalize": False, "scan": "sequential"}, dict(normalize=False)),
+    "mingru": ("mingru", {"scan": "associative"}, {}),
+    "minlstm": ("minlstm", {"scan": "sequential"}, {}),
 }
 
 

@@ -85,7 +85,7 @@ def lru(
         10–1,000 steps (|λ|^k = 1/e at k = −1/ln|λ|).
       max_phase: initial phases θ ~ U[0, max_phase].
       normalize: multiply the input by γ = √(1 − |λ|²) (the paper's normalisation).
-      scan: "associative", "sequential" or None (associative on GPU/TPU, sequential on CPU), as in
+      scan: "associative", "sequential" or None (associative on GPU/TPU, the step scan on a CPU), as in
         `cells.mingru`.
       dtype: parameter dtype (the state is complex of the matching width inside the kernel).
     Returns:
@@ -93,6 +93,7 @@ def lru(
     """
     check_hidden_size(hidden_size)
     check_method(scan)
+    method = scan_method(scan)  # None: no kernel (the step scan is faster on a CPU)
     for name, value in (("r_min", r_min), ("r_max", r_max)):
         _checks.check_number(name, value, minimum=0)
         if value >= 1:
@@ -144,7 +145,7 @@ def lru(
             lam = jax.lax.complex(*eigenvalues(params))  # <complex[H]>
             gamma = _input_scale(params, normalize)
             u = jax.lax.complex(gamma * (xs @ params.b_re), gamma * (xs @ params.b_im))  # <[T, *batch, H]>
-            s = linear_scan.solve(lam, u, jax.lax.complex(carry.h, carry.h_im), method=scan_method(scan),
+            s = linear_scan.solve(lam, u, jax.lax.complex(carry.h, carry.h_im), method=method,
                                   reverse=reverse)  # fmt: skip
             states = LRUCarry(jnp.real(s), jnp.imag(s))
             ys = output(params, states, xs)
@@ -158,4 +159,4 @@ def lru(
         params_type=LRUParams, params_check=params_check, recurrent_matrices=recurrent_matrices,
         gamma=1.0, output=output,
     )  # fmt: skip
-    return cell.with_kernel(sequence)
+    return cell.with_kernel(None if method is None else sequence)

@@ -32,13 +32,14 @@ class MinGRUParams(NamedTuple):
 GATES = ("z", "h")
 
 
-def scan_method(method: str | None) -> str:
-    """The `linear_scan.solve` method of a whole-sequence kernel: `method`, or by default the associative
-    scan on accelerators and the sequential scan on the CPU, where it measured faster at every T up to
-    16k (docs/performance.md)."""
+def scan_method(method: str | None) -> str | None:
+    """The `linear_scan.solve` method of a linear kind's whole-sequence kernel: `method` if given; by
+    default the associative scan on accelerators, and on the CPU no kernel at all (None), since there the
+    step scan measured fastest of the three at every T up to 16k (`python -m benchmarks.linear_cells`,
+    docs/performance.md)."""
     if method is not None:
         return method
-    return "sequential" if jax.default_backend() == "cpu" else "associative"
+    return None if jax.default_backend() == "cpu" else "associative"
 
 
 def check_method(method) -> None:
@@ -75,13 +76,14 @@ def mingru(
       hidden_size: H.
       preset, kernel_init, bias_init: initialisers of W_ih <[I, 2H]> and b <[2H]> (as in `cells.simple`).
       scan: how the whole-sequence kernel solves the recurrence: "associative" (O(log T) depth),
-        "sequential", or None (associative on GPU/TPU, sequential on CPU).
+        "sequential", or None (associative on GPU/TPU; on a CPU no kernel, the step scan).
       dtype: parameter dtype.
     Returns:
       A `Cell` with `MinGRUParams` and `RNNCarry(h)`; `cell.sequence` is the linear-recurrence kernel.
     """
     check_hidden_size(hidden_size)
     check_method(scan)
+    method = scan_method(scan)  # None: no kernel (the step scan is faster on a CPU)
     dtype = _checks.check_float_dtype("dtype", dtype)
     H = hidden_size
 
@@ -113,7 +115,7 @@ def mingru(
     def sequence(params, carry, xs, *, reverse=False, unroll=None, precision=None):
         with _checks.matmul_precision(precision):
             a, b, _ = coefficients(params, xs)  # <[T, *batch, H]>, every step at once
-        hs = linear_scan.solve(a, b, carry.h, method=scan_method(scan), reverse=reverse)
+        hs = linear_scan.solve(a, b, carry.h, method=method, reverse=reverse)
         return RNNCarry(hs[0] if reverse else hs[-1]), hs
 
     cell = Cell(
@@ -121,4 +123,4 @@ def mingru(
         gates=GATES, gate_values=gate_values, memory_gate="keep", params_type=MinGRUParams,
         params_check=params_check, recurrent_matrices=lambda params: {},
     )  # fmt: skip
-    return cell.with_kernel(sequence)
+    return cell.with_kernel(None if method is None else sequence)

@@ -50,7 +50,7 @@ def minlstm(
     Args:
       hidden_size: H.
       preset, kernel_init, bias_init: initialisers of W_ih <[I, 3H]> and b <[3H]> (as in `cells.simple`).
-      scan: "associative", "sequential" or None (associative on GPU/TPU, sequential on CPU), as in
+      scan: "associative", "sequential" or None (associative on GPU/TPU, the step scan on a CPU), as in
         `cells.mingru`.
       dtype: parameter dtype.
     Returns:
@@ -58,6 +58,7 @@ def minlstm(
     """
     check_hidden_size(hidden_size)
     check_method(scan)
+    method = scan_method(scan)  # None: no kernel (the step scan is faster on a CPU)
     dtype = _checks.check_float_dtype("dtype", dtype)
     H = hidden_size
 
@@ -92,7 +93,7 @@ def minlstm(
     def sequence(params, carry, xs, *, reverse=False, unroll=None, precision=None):
         with _checks.matmul_precision(precision):
             a, b, _, _ = coefficients(params, xs)  # <[T, *batch, H]>, every step at once
-        hs = linear_scan.solve(a, b, carry.h, method=scan_method(scan), reverse=reverse)
+        hs = linear_scan.solve(a, b, carry.h, method=method, reverse=reverse)
         return RNNCarry(hs[0] if reverse else hs[-1]), hs
 
     cell = Cell(
@@ -100,4 +101,4 @@ def minlstm(
         gates=GATES, gate_values=gate_values, memory_gate="keep", params_type=MinLSTMParams,
         params_check=params_check, recurrent_matrices=lambda params: {},
     )  # fmt: skip
-    return cell.with_kernel(sequence)
+    return cell.with_kernel(None if method is None else sequence)
