@@ -7,7 +7,8 @@
 For each cell (simple-tanh, LSTM, GRU), `--seeds` N networks (seeds `seed` .. `seed` + N - 1) train at
 once (`rnnjax.train.synthetic.train_seeds`). For each seed the profile log10 ‖∂L/∂h_t‖ against lag T − t
 is measured with the task's own loss on a held-out batch of the task's own inputs (one backward pass,
-`rnnjax.diagnostics`), once at initialisation and once after `--steps` Adam steps. For the adding and
+`rnnjax.diagnostics`), at initialisation, after each of `--profile-steps` (default 100) and after `--steps`
+Adam steps (training stops there and resumes bit-identically from its checkpoint). For the adding and
 temporal-order tasks the loss sits on the last step, so lag is distance from the loss; for copying memory
 the loss is on every step and the profile is the total gradient reaching each step. The decay rate is the
 least-squares slope of each example's profile per step of lag, fitted where the norm is clear of float32's
@@ -52,6 +53,7 @@ import time
 from pathlib import Path
 
 import jax
+import matplotlib
 import numpy as np
 
 from experiments import _synthetic
@@ -60,8 +62,14 @@ from rnnjax.command import cli as _cli
 from rnnjax.command.plots import nan_if_none, panels, save, title_and_caption
 from rnnjax.train import synthetic
 
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
 EXPERIMENT = "gradient_norms_training"
-QUICK = dict(cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32, seeds=2)
+QUICK = dict(
+    cells=("simple-tanh", "gru"), seq_len=10, steps=60, hidden_size=16, profile_batch=32, seeds=2,
+    profile_steps=(20,),
+)  # fmt: skip
 CRITERION = f"held-out loss < {tasks.SUCCESS_RATIO} x the memoryless baseline"
 FIT_BOUNDS = diagnostics.fit_bounds(np.float32)  # the float32 profiles' fit window (log10 norms)
 
@@ -73,13 +81,16 @@ class Config:
 
     task: str = "adding"  # "adding", "copy" or "temporal_order"
     seq_len: int = 100
-    cells: tuple[str, ...] = tuple(_synthetic.CELLS)
+    cells: tuple[str, ...] = ("simple-tanh", "lstm", "gru")  # any of _synthetic.CELLS (e.g. lru, mingru)
     hidden_size: int = 64
     steps: int = 1500
     batch_size: int = 64
     learning_rate: float = 1e-3
     clip_norm: float | None = 1.0
     profile_batch: int = 256  # held-out examples the profile is measured on
+    profile_steps: tuple[int, ...] = (
+        100,
+    )  # also measure the profile after these steps (beside 0 and the end)
     seeds: int = 5  # N: seeds seed, seed + 1, ..., seed + N - 1 train at once
     seed: int = 0  # the first seed
     quick: bool = False  # a smoke run: 2 cells, T=10, 60 steps, H=16, 32 examples, 2 seeds (see QUICK)
@@ -153,7 +164,8 @@ def plot(m: dict, path: Path) -> None:
     for col, name in enumerate(names):
         c = m["cells"][name]
         ax = axes[0, col]
-        for key, color in (("init", "C0"), ("trained", "C3")):
+        keys = list(c["profile"])  # "init", "step N"..., "trained"
+        for key, color in zip(keys, plt.cm.viridis(np.linspace(0, 0.85, len(keys)))):
             slopes = [p["slope_mean"] for p in c["profile"][key]]
             for k, p in enumerate(c["profile"][key]):
                 med = nan_if_none(p["median"])
@@ -182,7 +194,7 @@ def plot(m: dict, path: Path) -> None:
     title_and_caption(
         fig,
         f"How training reshapes the gradient reaching each earlier step ({m['task']}, T={m['seq_len']}): "
-        "the profile before (blue) and after (red) training",
+        "the profile at initialisation (dark), during and after training (light)",
         f"Top: median over held-out examples of the gradient norm at each lag, one line per seed "
         f"({len(m['seeds'])} seeds), slope: median [min, max] over seeds; grey bands: the lags the task "
         f"needs. Bottom: the training loss after {m['steps']} steps; success: {CRITERION}.",
@@ -199,14 +211,14 @@ def summary(m: dict) -> str:
         f"{FIT_BOUNDS[0]:.2f}..{FIT_BOUNDS[1]:.2f} (mean over held-out examples); median [min, max] over "
         f"seeds. Relevant lags: {m['relevant_lags']}. Success: {CRITERION}.",
         "",
-        "| cell | success k/N | slope at init | slope trained | held-out loss / baseline per seed |",
-        "|---|---|---|---|---|",
     ]
+    keys = list(next(iter(m["cells"].values()))["profile"])  # "init", "step N"..., "trained"
+    lines.append("| cell | success k/N | " + " | ".join(f"slope {k}" for k in keys) + " | loss / baseline |")
+    lines.append("|---" * (3 + len(keys)) + "|")
     for name, c in m["cells"].items():
-        s0 = _spread([p["slope_mean"] for p in c["profile"]["init"]])
-        s1 = _spread([p["slope_mean"] for p in c["profile"]["trained"]])
+        slopes = [_spread([p["slope_mean"] for p in c["profile"][k]]) for k in keys]
         ratios = ", ".join(f"{x / m['baseline']:.2g}" for x in nan_if_none(c["final_loss"]))
-        lines.append(f"| {name} | **{c['successes']}/{len(c['seeds'])}** | {s0} | {s1} | {ratios} |")
+        lines.append(f"| {name} | **{c['successes']}/{len(c['seeds'])}** | {' | '.join(slopes)} | {ratios} |")
     if m["relevant_lags"]:
         lines += ["", "Median log10 ‖∂L/∂h_t‖ at the relevant lags, median [min, max] over seeds:", ""]
         names = list(m["relevant_lags"])
@@ -256,28 +268,23 @@ def main(cfg: Config) -> None:
     for name in cfg.cells:
         cell = _synthetic.make_cell(name, cfg.hidden_size)
         init = synthetic.init_params_seeds(cell, task, seeds)
-        before = profiles(cell, task, init, xs, targets)
-        params, histories = synthetic.train_seeds(
-            cell,
-            task,
-            seeds=seeds,
-            steps=cfg.steps,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            clip_norm=cfg.clip_norm,
-            params=init,
-            progress=cfg.progress,
-            desc=f"{name:>11} x{len(seeds)}",
-        )
-        after = profiles(cell, task, params, xs, targets)
+        measured = {"init": profiles(cell, task, init, xs, targets)}
+        # Training stops at each profile step and resumes from its checkpoint: bit-identical to one
+        # uninterrupted training (`train_seeds(..., resume=True)`).
+        stops = [s for s in sorted(set(cfg.profile_steps)) if s < cfg.steps] + [cfg.steps]
+        for k, stop in enumerate(stops):
+            params, histories = synthetic.train_seeds(
+                cell, task, seeds=seeds, steps=stop, batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate, clip_norm=cfg.clip_norm, params=init, progress=cfg.progress,
+                desc=f"{name:>11} x{len(seeds)}", run=out / "trainings" / name, resume=k > 0,
+            )  # fmt: skip
+            key = "trained" if stop == cfg.steps else f"step {stop}"
+            measured[key] = profiles(cell, task, params, xs, targets)
         final = [float(x) for x in loss_fn(cell, task, params, xs, targets)]
         success = [task.success(f) and not h["diverged"] for f, h in zip(final, histories)]
         metrics["cells"][name] = dict(
             seeds=list(seeds),
-            profile=dict(
-                init=[summarise_profile(p, lags) for p in before],
-                trained=[summarise_profile(p, lags) for p in after],
-            ),
+            profile={key: [summarise_profile(p, lags) for p in ps] for key, ps in measured.items()},
             loss=[h["loss"] for h in histories],
             grad_norm=[h["grad_norm"] for h in histories],
             diverged=[h["diverged"] for h in histories],
