@@ -159,4 +159,5 @@ def test_alice_bad_settings_raise(tmp_path, monkeypatch):
         walkthrough_alice.main(walkthrough_alice.Config(hidden_size=0, run="t"))
     assert not (tmp_path / "results").exists()  # refused before anything is written
 
+
 # One-line errors of this command: its rows in tests/experiments/test_command_bad_inputs.py.

@@ -87,4 +87,5 @@ def test_step_cli_flags_write_named_run(tmp_path, monkeypatch, capsys):
     assert json.loads((run / "metrics.json").read_text())["agree"] is True
     assert "All three agree" in capsys.readouterr().out
 
+
 # One-line errors of this command: its rows in tests/experiments/test_command_bad_inputs.py.
