@@ -11,6 +11,10 @@ batch-major for everyone, I = --input-size = 128 by default):
              contender per value, so the per-backend default unroll can be re-measured by one command;
   - rnnjax-plain: the same with `fast=False`, autodiff of the `cell.step` scan (what the kernels replace);
   - flax:    `flax.linen.RNN` of `SimpleCell` / `OptimizedLSTMCell` / `GRUCell`;
+  - flax-nnx: `flax.nnx.RNN` of `nnx.SimpleCell` / `nnx.OptimizedLSTMCell` / `nnx.GRUCell`, called through
+             `nnx.jit` (the module is an argument of every call, as in an NNX training loop); NNX's
+             GRUCell has no b_hn, so its recurrent `dense_h` is given a bias 0‖0‖b_hn (the same add as
+             linen's `hn` bias) to compute the benchmark's GRU;
   - torch:   `torch.nn.RNN(tanh)` / `LSTM` / `GRU` on the CPU with `batch_first=True` and
              `torch.set_num_threads(--torch-threads or os.cpu_count())`;
   - torch-cuda: the same modules on CUDA (cuDNN), each call ended by `torch.cuda.synchronize()`;
@@ -24,17 +28,18 @@ to zero). JAX functions are jitted. The matched matmul precision of each side: `
 
 Cross-check (`benchmarks.throughput` runs it before timing and aborts on a mismatch): the rnnjax weights
 (biases perturbed by N(0, 0.1^2), as they start at zero) are copied into the naive scan, Flax
-(param dict built from them), torch (weight_ih = W_ih^T, weight_hh = W_hh^T, bias_ih = b, bias_hh = 0
-except the GRU's candidate block, which holds b_hn) and jax-cudnn (the same four arrays, flattened in
-cuDNN's order). Outputs must agree with rnnjax to SCAN_TOL (scan, rnnjax-plain, rnnjax@uK) or PEER_TOL
-(the others) in max abs difference, and gradients (mapped back to rnnjax's layout) to GRAD_RTOL relative
-to the largest rnnjax gradient entry. With --precision default on a GPU, where both sides round matmul
-inputs to TF32, every tolerance is TF32_TOL instead (the mappings are checked tightly by the "highest"
-run of the same grid).
+(param dict built from them), Flax NNX (dense_i.kernel = W_ih, dense_h.kernel = W_hh, b on dense_i for
+the simple cell and the GRU and on dense_h for the LSTM), torch (weight_ih = W_ih^T, weight_hh = W_hh^T,
+bias_ih = b, bias_hh = 0 except the GRU's candidate block, which holds b_hn) and jax-cudnn (the same four
+arrays, flattened in cuDNN's order). Outputs must agree with rnnjax to SCAN_TOL (scan, rnnjax-plain,
+rnnjax@uK) or PEER_TOL (the others) in max abs difference, and gradients (mapped back to rnnjax's layout)
+to GRAD_RTOL relative to the largest rnnjax gradient entry. With --precision default on a GPU, where both
+sides round matmul inputs to TF32, every tolerance is TF32_TOL instead (the mappings are checked tightly
+by the "highest" run of the same grid).
 
-Kinds: the rnnjax contenders run any kind of `rnnjax.cells.KINDS`; the peers (flax, torch, torch-cuda,
-jax-cudnn, scan) are built from `PEERS`, one row per kind they have (simple, LSTM, GRU), and refuse any
-other kind by name (`peer`), so a new kind is benchmarked with the rnnjax contenders only.
+Kinds: the rnnjax contenders run any kind of `rnnjax.cells.KINDS`; the peers (flax, flax-nnx, torch,
+torch-cuda, jax-cudnn, scan) are built from `PEERS`, one row per kind they have (simple, LSTM, GRU), and
+refuse any other kind by name (`peer`), so a new kind is benchmarked with the rnnjax contenders only.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import numpy as np
 
 import rnnjax
 
-Contender = Literal["rnnjax", "rnnjax-plain", "flax", "torch", "scan", "torch-cuda", "jax-cudnn"]
+Contender = Literal["rnnjax", "rnnjax-plain", "flax", "flax-nnx", "torch", "scan", "torch-cuda", "jax-cudnn"]
 
 GPU_CONTENDERS = ("torch-cuda", "jax-cudnn")
 SWEEP = "rnnjax@u"  # prefix of the unroll sweep's contenders: rnnjax@u1, rnnjax@u4, ...
@@ -147,7 +152,7 @@ PEERS: dict[str, Peer] = {
 }  # fmt: skip
 
 
-def peer(kind: str, contenders=("flax", "torch", "torch-cuda", "jax-cudnn", "scan")) -> Peer:
+def peer(kind: str, contenders=("flax", "flax-nnx", "torch", "torch-cuda", "jax-cudnn", "scan")) -> Peer:
     """`PEERS[kind]`; any other kind raises a ValueError naming the kinds the peer `contenders` build."""
     if kind not in PEERS:
         raise ValueError(
@@ -211,6 +216,59 @@ def params_from_flax(kind: str, variables: dict, like):
     cat = lambda name, key: jnp.concatenate([cell[f"{name}{g}"][key] for g in blocks], axis=-1)  # noqa: E731
     rest = (cell[f"h{blocks[-1]}"]["bias"],) if spec.b_hn else ()
     return type(like)(cat("i", "kernel"), cat("h", "kernel"), cat(spec.flax_biased, "bias"), *rest)
+
+
+# --------------------------------------------------------------------------------------------
+# Flax NNX: the cell named like linen's (all three hold fused dense_i / dense_h Linears), params set from
+# rnnjax's without running NNX's initialisers.
+
+
+def nnx_module(kind: str, params):
+    """`nnx.RNN` of the NNX cell of `kind` holding the rnnjax params (see the module docstring)."""
+    from flax import nnx
+
+    spec = peer(kind, ("flax-nnx",))
+    (I, GH), H = params.w_ih.shape, params.w_hh.shape[0]
+    cell = nnx.eval_shape(lambda: getattr(nnx, spec.flax_cell)(I, H, rngs=nnx.Rngs(0)))
+    if spec.b_hn:  # NNX's GRUCell has no candidate recurrent bias: give its dense_h one, 0‖0‖b_hn
+        cell.dense_h = nnx.eval_shape(lambda: nnx.Linear(H, GH, use_bias=True, rngs=nnx.Rngs(0)))
+    values = {"dense_i": {"kernel": params.w_ih}, "dense_h": {"kernel": params.w_hh}}
+    values[f"dense_{spec.flax_biased}"]["bias"] = params.b
+    if spec.b_hn:
+        values["dense_h"]["bias"] = jnp.concatenate([jnp.zeros(GH - H, params.b_hn.dtype), params.b_hn])
+    want = jax.tree.map(lambda a: (a.shape, a.dtype), nnx.to_pure_dict(nnx.state(cell, nnx.Param)))
+    got = jax.tree.map(lambda a: (a.shape, a.dtype), values)
+    if want != got:
+        raise RuntimeError(f"flax-nnx {kind}: param layout changed: expected {want}, built {got}")
+    state = nnx.state(cell, nnx.Param)
+    nnx.replace_by_pure_dict(state, values)
+    nnx.update(cell, state)
+    return nnx.RNN(cell)
+
+
+def params_from_nnx(kind: str, grads, like):
+    """NNX gradients (an `nnx.State` of `nnx_module`'s params) -> rnnjax layout."""
+    from flax import nnx
+
+    spec = peer(kind, ("flax-nnx",))
+    cell = nnx.to_pure_dict(grads)["cell"]
+    rest = (cell["dense_h"]["bias"][-like.w_hh.shape[0] :],) if spec.b_hn else ()
+    b = cell[f"dense_{spec.flax_biased}"]["bias"]
+    return type(like)(cell["dense_i"]["kernel"], cell["dense_h"]["kernel"], b, *rest)
+
+
+def nnx_contender(kind: str, params, xs) -> dict:
+    """{"fwd": (fn, args), "fwd+bwd": (fn, args), "to_rnnjax": {...}} of `nnx_module` under `nnx.jit`."""
+    from flax import nnx
+
+    module = nnx_module(kind, params)
+    fwd = nnx.jit(lambda m, x: m(x))
+    grad = nnx.jit(lambda m, x: nnx.grad(lambda m: jnp.sum(m(x)))(m))
+    return {
+        "fwd": (fwd, (module, xs)),
+        "fwd+bwd": (grad, (module, xs)),
+        "to_rnnjax": {"fwd": lambda y: y, "fwd+bwd": lambda g: params_from_nnx(kind, g, params)},
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,6 +498,8 @@ def build_contenders(
             if not same_layout or jax.tree.leaves(want) != jax.tree.leaves(got):
                 raise RuntimeError(f"flax {kind}: param layout changed: expected {want}, built {got}")
             out[name] = jax_pair(module.apply, (variables, xs), lambda g: params_from_flax(kind, g, params))
+        elif name == "flax-nnx":
+            out[name] = nnx_contender(kind, params, xs)
         elif name in ("torch", "torch-cuda"):
             out[name] = torch_contender(torch, kind, params, xs, "cuda" if name == "torch-cuda" else "cpu")
         elif name == "jax-cudnn" and spec.cudnn:

@@ -1,6 +1,7 @@
-"""Throughput of rnnjax's cells against Flax linen `nn.RNN`, PyTorch `nn.RNN`/`nn.LSTM`/`nn.GRU` (CPU, and
-CUDA = cuDNN on a GPU), `jax.experimental.rnn` (cuDNN LSTM, GPU only) and a naive hand-written `lax.scan`,
-forward and forward+backward, all in one process on the same shapes, at one matched matmul precision.
+"""Throughput of rnnjax's cells against Flax linen `nn.RNN`, Flax NNX `nnx.RNN`, PyTorch `nn.RNN`/`nn.LSTM`/
+`nn.GRU` (CPU, and CUDA = cuDNN on a GPU), `jax.experimental.rnn` (cuDNN LSTM, GPU only) and a naive
+hand-written `lax.scan`, forward and forward+backward, all in one process on the same shapes, at one
+matched matmul precision.
 
     python -m benchmarks.throughput --quick      # 3 shapes x 3 cells x 2 modes (run times: README)
     python -m benchmarks.throughput              # the default grid, 18 shapes (15 TFLOP per contender and
@@ -15,8 +16,9 @@ jax-cudnn) are skipped with one message; `make gpu-check` runs the GPU grid on a
 
 Contenders (`benchmarks.contenders`: what each runs, how the same rnnjax weights are copied into it, the
 cross-check): rnnjax (the default path), rnnjax@uK (with --unrolls K ...: rnnjax with `unroll=K`, one
-contender per value), rnnjax-plain (`fast=False`), flax, torch (CPU), torch-cuda, jax-cudnn (LSTM only)
-and a naive `lax.scan`; float32, inputs <float32>[B, T, I], I = --input-size = 128 by default.
+contender per value), rnnjax-plain (`fast=False`), flax, flax-nnx (`nnx.RNN` under `nnx.jit`), torch
+(CPU), torch-cuda, jax-cudnn (LSTM only) and a naive `lax.scan`; float32, inputs <float32>[B, T, I],
+I = --input-size = 128 by default.
 Modes: "fwd" (the outputs ys <[B, T, H]>) and "fwd+bwd" (the gradient of loss = sum(ys) w.r.t. all
 params). Every contender's first call (tracing, compilation, one run) is reported separately as
 compile_s, then one untimed warm-up call whose results are cross-checked against rnnjax's (abort on a
@@ -39,7 +41,8 @@ FLOPs counted (multiply-add = 2, element-wise gate math ignored), with G = len(c
 so fwd+bwd = 2 * B * T * G*H * (2I + 3H). Achieved GFLOP/s is that count over the median time; "% mm" is it
 over the fastest float32 --matmul-size^3 matmul (JAX, torch, torch-cuda as they ran, at the run's
 precision), timed at the start and end of the same run.
-Ratios are peer median / rnnjax median: > 1 means rnnjax is faster.
+Ratios are peer median / rnnjax median: > 1 means rnnjax is faster. With flax and flax-nnx both run, one
+line per row also gives flax-nnx median / flax median (> 1: NNX is slower than linen).
 
 Goals (issue), evaluated on whatever ran and printed with PASS/FAIL:
   - CPU: at B=32, T=128, I=128, H=256, LSTM and GRU fwd+bwd >= 1.0x torch and >= 1.4x flax; fwd
@@ -106,7 +109,7 @@ class Config:
     cells: tuple[Kind, ...] = ("simple", "lstm", "gru")
     modes: tuple[Mode, ...] = ("fwd", "fwd+bwd")
     contenders: tuple[Contender, ...] = (
-        "rnnjax", "rnnjax-plain", "flax", "torch", "scan", "torch-cuda", "jax-cudnn"
+        "rnnjax", "rnnjax-plain", "flax", "flax-nnx", "torch", "scan", "torch-cuda", "jax-cudnn"
     )  # fmt: skip
     grid: Grid = "default"  # the shapes: default (batches x lengths x hidden_sizes), quick, gpu (GPU_GRID)
     batches: tuple[int, ...] = (1, 32, 128)
@@ -355,6 +358,24 @@ def sweep_table(sweep: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def pair_ratios(rows: list[dict], name: str = "flax-nnx", base: str = "flax") -> str:
+    """One line per row where both ran: median time of `name` over that of `base` (> 1: `name` slower),
+    and their geometric mean; "" when no row has both."""
+    pairs = [
+        (r, r["contenders"][name]["median_ms"] / r["contenders"][base]["median_ms"])
+        for r in rows
+        if name in r["contenders"] and base in r["contenders"]
+    ]
+    if not pairs:
+        return ""
+    lines = [f"{name} / {base} median time (> 1: {name} slower)"]
+    for r, ratio in pairs:
+        lines.append(f"{r['cell']:<6} {r['mode']:<7} B={r['B']} T={r['T']} H={r['H']}: {ratio:.2f}x")
+    geo = float(np.exp(np.mean([np.log(ratio) for _, ratio in pairs])))
+    lines.append(f"geometric mean over {len(pairs)} rows: {geo:.2f}x")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], peak_gflops: float) -> str:
     lines = [
         f"{'cell':<6} {'mode':<7} {'B':>4} {'T':>5} {'H':>5}  {'contender':<12} {'ms median [IQR]':>26}"
@@ -489,7 +510,7 @@ def precision_line(record: dict) -> str:
         flags = f"cuda.matmul.allow_tf32={torch['cuda_matmul_allow_tf32']}"
         flags += f" cudnn.allow_tf32={torch['cudnn_allow_tf32']}"
     return (
-        f"precision {p['requested']}: rnnjax precision={p['rnnjax']!r}, flax/scan under "
+        f"precision {p['requested']}: rnnjax precision={p['rnnjax']!r}, flax/flax-nnx/scan under "
         f"jax.default_matmul_precision({p['jax_default_matmul_precision']!r}), torch {flags}, "
         f"jax-cudnn precision={p['jax_cudnn']}"
     )
@@ -514,6 +535,8 @@ def main(cfg: Config) -> dict:
     print(table(record["rows"], peak))
     if record["unroll_sweep"]:
         print("\n" + sweep_table(record["unroll_sweep"]))
+    if pair_ratios(record["rows"]):
+        print("\n" + pair_ratios(record["rows"]))
     print(
         f"\nmatmul reference {cfg.matmul_size}^3 float32: {peak:.1f} GFLOP/s (best of "
         f"{'/'.join(record['matmul']['start'])}, start+end)"

@@ -7,7 +7,10 @@ that library's parameters map onto rnnjax's:
 - `rnnjax.interop.keras`: Keras 3 `SimpleRNN`, `LSTM`, `GRU` and `Dense` (`from_keras`, `to_keras`,
   `from_keras_dense`, `to_keras_dense`);
 - `rnnjax.interop.flax`: Flax linen `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell`, `GRUCell` (`from_flax`,
-  `to_flax`, `carry_from_flax`, `carry_to_flax`).
+  `to_flax`, `carry_from_flax`, `carry_to_flax`);
+- `rnnjax.interop.nnx`: Flax NNX `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell`, `GRUCell`, alone or in
+  `nnx.RNN` (`from_nnx`, which also reads NNX gradients, and `to_nnx`; carries as for linen). NNX's GRUCell
+  has no b_hn: it converts as b_hn = 0, and only a GRU with b_hn = 0 converts to it.
 
 Every conversion is exact: weights are transposed, split or reordered, never recomputed, except that a
 pair of biases the function only sees as a sum is stored as that sum (rounded once). Written back, the sum
@@ -22,6 +25,7 @@ functions that need them.
 
 from rnnjax.interop.flax import carry_from_flax, carry_to_flax, from_flax, to_flax
 from rnnjax.interop.keras import from_keras, from_keras_dense, to_keras, to_keras_dense
+from rnnjax.interop.nnx import from_nnx, to_nnx
 from rnnjax.interop.torch import from_torch, to_torch, unroll_converted
 
 __all__ = [
@@ -30,10 +34,12 @@ __all__ = [
     "from_flax",
     "from_keras",
     "from_keras_dense",
+    "from_nnx",
     "from_torch",
     "to_flax",
     "to_keras",
     "to_keras_dense",
+    "to_nnx",
     "to_torch",
     "unroll_converted",
 ]

@@ -103,6 +103,15 @@ def test_naive_scan_and_flax_compute_rnnjax_function(kind):
 
 
 @pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
+def test_flax_nnx_computes_rnnjax_function(kind):
+    # nnx.RNN under nnx.jit, outputs and gradients, on every weight random (the GRU's b_hn included, which
+    # the contender gives NNX's GRUCell as a recurrent bias 0‖0‖b_hn).
+    for mode in MODES:
+        diff = contenders.cross_check(kind, mode, _results(kind, ["flax-nnx"], mode))["flax-nnx"]
+        assert diff <= (contenders.PEER_TOL if mode == "fwd" else contenders.GRAD_RTOL)
+
+
+@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
 @pytest.mark.parametrize("mode", MODES)
 def test_torch_computes_rnnjax_function(kind, mode):
     pytest.importorskip("torch", reason="torch (optional extra 'bench') not installed")
