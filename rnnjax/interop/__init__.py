@@ -8,7 +8,7 @@ that library's parameters map onto rnnjax's:
   `from_keras_dense`, `to_keras_dense`);
 - `rnnjax.interop.flax`: Flax linen `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell`, `GRUCell` (`from_flax`,
   `to_flax`, `carry_from_flax`, `carry_to_flax`);
-- `rnnjax.interop.nnx`: Flax NNX `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell`, `GRUCell`, alone or in
+- `rnnjax.interop.flax_nnx`: Flax NNX `SimpleCell`, `LSTMCell`, `OptimizedLSTMCell`, `GRUCell`, alone or in
   `nnx.RNN` (`from_nnx`, which also reads NNX gradients, and `to_nnx`; carries as for linen). NNX's GRUCell
   has no b_hn: it converts as b_hn = 0, and only a GRU with b_hn = 0 converts to it.
 
@@ -24,8 +24,8 @@ functions that need them.
 """
 
 from rnnjax.interop.flax import carry_from_flax, carry_to_flax, from_flax, to_flax
+from rnnjax.interop.flax_nnx import from_nnx, to_nnx
 from rnnjax.interop.keras import from_keras, from_keras_dense, to_keras, to_keras_dense
-from rnnjax.interop.nnx import from_nnx, to_nnx
 from rnnjax.interop.torch import from_torch, to_torch, unroll_converted
 
 __all__ = [

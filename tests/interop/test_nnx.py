@@ -1,4 +1,4 @@
-"""rnnjax.interop.nnx checked against Flax NNX's own SimpleCell (tanh, relu, identity), LSTMCell,
+"""rnnjax.interop.flax_nnx checked against Flax NNX's own SimpleCell (tanh, relu, identity), LSTMCell,
 OptimizedLSTMCell and GRUCell, run by `nnx.RNN`, in float32 and float64: on random weights (every bias
 non-zero), random inputs and non-zero carries, the outputs, final carries and parameter gradients of the NNX
 modules equal rnnjax's on the converted params; round trips are bit-exact; what cannot be converted exactly
@@ -27,7 +27,7 @@ from interop.comparisons import (
 )
 
 from rnnjax import cells, interop, unroll
-from rnnjax.interop import nnx as nnx_interop
+from rnnjax.interop import flax_nnx as nnx_interop
 
 FLOAT64_TOL = 1e-10  # float64 outputs and gradients of two implementations of the same function
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -196,7 +196,7 @@ def test_supported_table_lists_registry_kinds_and_refuses_others():
     assert tuple(nnx_interop.SUPPORTED) == ("simple", "lstm", "gru")
     assert set(nnx_interop.SUPPORTED) <= set(cells.KINDS)
     cell = cells.lstm(H)._replace(kind="lru")
-    want = "cell: rnnjax.interop.nnx converts kinds ('simple', 'lstm', 'gru'), got kind 'lru'"
+    want = "cell: rnnjax.interop.flax_nnx converts kinds ('simple', 'lstm', 'gru'), got kind 'lru'"
     with pytest.raises(ValueError, match="^" + re.escape(want) + "$"):
         interop.to_nnx(cell, random_params("lstm", I, np.random.default_rng(16)))
 
