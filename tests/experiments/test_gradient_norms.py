@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments import gradient_norms
+from experiments import gradient_norms_sweep as gn_sweep
 from rnnjax import diagnostics, reference
 from rnnjax.command import cli as _cli
 from rnnjax.train import parallel
@@ -64,8 +65,8 @@ def _decay(m, name, init, scale, gain, T):
 
 def _matrices(name):
     """W_hh <[gain, init, seed, H, H]> (float64) and the draws of the sweep's cell `name`, drawn again."""
-    d = gradient_norms.draws(CFG, gradient_norms.make_cell(CFG, name))
-    return gradient_norms.recurrent_matrices(CFG, d).astype(np.float64), d
+    d = gn_sweep.draws(CFG, name)
+    return gn_sweep.recurrent_matrices(CFG, d).astype(np.float64), d
 
 
 def _slope(y):
@@ -190,10 +191,10 @@ def test_gaussian_linear_rate_is_power_iteration_slope_and_tends_to_log10_radius
 
 def test_sweep_map_gives_the_bits_of_jit_vmap():
     cfg = gradient_norms.Config(cells=("gru",), gains=(0.9, 1.1), lengths=(12,), seeds=3, hidden_size=4)
-    cell = gradient_norms.make_cell(cfg, "gru")
-    d = gradient_norms.draws(cfg, cell)
-    points = gradient_norms.sweep_points(cfg, d, gradient_norms.recurrent_matrices(cfg, d), 12)
-    fn = gradient_norms.gradient_fn(cfg, cell)
+    cell = gn_sweep.make_cell(cfg, "gru")
+    d = gn_sweep.draws(cfg, "gru")
+    points = gn_sweep.sweep_points(cfg, d, gn_sweep.recurrent_matrices(cfg, d), 12, name="gru")
+    fn = gn_sweep.gradient_fn(cfg, cell, "gru")
     for a, b in zip(parallel.sweep_map(fn, points), jax.device_get(jax.jit(jax.vmap(fn))(points))):
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
@@ -242,7 +243,13 @@ def test_quick_shows_the_cells_the_story_is_about():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--cells", "lstm-fb2"], "error: cells: expected names from ['gru', 'lstm-fb0', "),
+        (["--cells", "lstm-fb2"], "error: cells: expected names from ['gru', 'lru', 'lstm-fb0', "),
+        (
+            ["--cells", "gru", "lru", "--preset", "keras"],
+            "error: cells: ['lru'] run at their kind's own initialisation; --preset keras applies to the "
+            "classic cells ['gru', 'lstm-fb0', 'lstm-fb1', 'simple-linear', 'simple-sigmoid', 'simple-tanh'] "
+            "only",
+        ),
         (
             ["--inits", "uniform"],
             "error: inits: expected names from ('orthogonal', 'gaussian'), got 'uniform'",
