@@ -91,8 +91,8 @@ def _check_layer(module: nn.Module, cell: Cell, name: str, n_in: int) -> None:
         input_size = check_params(cell, p, name=where, owner=owner)
         if input_size is not None and input_size != n_in:
             raise ValueError(
-                f"{where}.w_ih: expected shape ({n_in}, {jnp.shape(p.w_ih)[1]}) (this layer reads {n_in} "
-                f"features), got {jnp.shape(p.w_ih)}"
+                f"{where}: expected params that read {n_in} input features (this layer reads {n_in} "
+                f"features), got params of a {cell.kind} cell with input_size={input_size}"
             )
 
 

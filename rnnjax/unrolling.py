@@ -196,7 +196,7 @@ def unroll(
         raise ValueError(f"xs: expected at least one time step, got shape {xs.shape}")
     if input_size is not None and xs.shape[-1] != input_size:
         raise ValueError(
-            f"xs: expected {input_size} features per step (input_size={input_size}, what params.w_ih reads; "
+            f"xs: expected {input_size} features per step (input_size={input_size}, what the params read; "
             f"each step's x: [*batch, {input_size}]), got shape {xs.shape}"
         )
     batch_shape = xs.shape[:t_axis] + xs.shape[t_axis + 1 : -1]

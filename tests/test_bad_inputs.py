@@ -485,8 +485,8 @@ BAD_INPUTS = [
      ValueError, r"tokens: expected token ids in \[0, 8\), got values in \[99, 99\]"),
     ("apply-features", lambda f: f.seq.apply({"params": f.seq_params}, jnp.ones((B, T, I + 1))),
      ValueError,
-     r"params\['rnn'\]\['layer_0'\]\.w_ih: expected shape \(4, 12\) \(this layer reads 4 features\), "
-     r"got \(3, 12\)"),
+     r"params\['rnn'\]\['layer_0'\]: expected params that read 4 input features \(this layer reads 4 "
+     r"features\), got params of a gru cell with input_size=3"),
     ("zero_carries", lambda f: f.lm.zero_carries(0), ValueError, r"batch_size: expected an int >= 1, got 0"),
     # ---- generate
     ("generate-params-size", lambda f: gen.generate(f.lm, f.lm16_params, f.prompt, 3, greedy=True),
