@@ -12,6 +12,8 @@ is decided by one word near the start of a long padded text (`rnnjax.train.class
     python -m experiments.classify predict --run NAME --text "what a great film" "so dull"
     python -m experiments.classify predict --run NAME --csv new.csv --id-column id
         # writes results/classify/NAME/predict_<cell>_new.csv
+    python -m experiments.classify explain --run NAME --text "what a great film"   # which words decide
+        # (experiments/classify_explain.py): top tokens, explain_<cell>.png, explain_<cell>_gates.png
 
 `--no-progress` hides the progress bars; bad input prints one line `error: ...` (`--debug`: traceback).
 An existing `--run` is refused unless `--overwrite` (replace it) or `--resume` (continue it: the run's
@@ -68,6 +70,7 @@ import matplotlib
 import numpy as np
 import tyro
 
+from experiments import classify_explain
 from rnnjax import cells, results
 from rnnjax.command import cli as _cli
 from rnnjax.command import plots as _plots
@@ -145,11 +148,12 @@ class Predict:
 def command(argv: list[str]):
     """The command-line type: `Config` (train), or `Predict` after the word `predict`; with `--resume
     --run NAME`, the run's saved settings are the defaults (only the flags given change them)."""
-    if argv[:1] == ["predict"]:
+    if argv[:1] in (["predict"], ["explain"]):
         return Annotated[
             Union[  # noqa: UP007 (tyro reads the Annotated members of a typing.Union)
                 Annotated[Config, tyro.conf.subcommand("train")],
                 Annotated[Predict, tyro.conf.subcommand("predict")],
+                Annotated[classify_explain.Explain, tyro.conf.subcommand("explain")],
             ],
             tyro.conf.OmitArgPrefixes,
         ]
@@ -619,7 +623,9 @@ def read_table(args: Predict, cfg: ClassifyConfig) -> dict:
     )
 
 
-def main(cfg: Config | Predict) -> dict:
+def main(cfg: Config | Predict | classify_explain.Explain) -> dict:
+    if isinstance(cfg, classify_explain.Explain):
+        return classify_explain.explain(cfg, best_cell)
     return predict(cfg) if isinstance(cfg, Predict) else train(cfg)
 
 

@@ -119,7 +119,9 @@ BAD_INPUTS = [
      TypeError, r"dtype: expected a floating-point dtype"),
     ("dtype-name", lambda f: cells.lstm(H, dtype="banana"), TypeError, r"dtype: .*got 'banana'"),
     ("kind-name", lambda f: cells.make("mgu", H),
-     ValueError, r"kind: expected one of \('simple', 'lstm', 'gru'\), got 'mgu'"),
+     ValueError,
+     r"kind: expected one of \('simple', 'lstm', 'gru', 'orthogonal', 'lru', 'mingru', 'minlstm'\), "
+     r"got 'mgu'"),
     ("kind-list", lambda f: cells.make(["lstm"], H), ValueError, r"kind: expected one of .*got \['lstm'\]"),
     ("with_kernel", lambda f: f.gru.with_kernel("fused"), TypeError,
      r"sequence: expected None or a whole-sequence kernel \(see rnnjax.fused\), got 'fused'"),

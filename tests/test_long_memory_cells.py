@@ -207,7 +207,9 @@ def test_step_scan_equals_python_loop_and_one_step_the_equations(form):
     assert max_rel_err(gates, want_gates) <= TOL_F64
 
 
-@pytest.mark.parametrize("form", ONE_PER_KIND)
+@pytest.mark.parametrize(
+    "form", MODEL_FORMS
+)  # the orthogonal cell's lengths: tests/test_equivalence_long_memory.py
 def test_lengths_remat_and_checkpointing_equal_the_plain_unroll(form):
     cell, params, xs, carry = setup(form)
     for reverse in (False, True):

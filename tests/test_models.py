@@ -124,7 +124,7 @@ def test_bad_model_input():
         model.init(jax.random.key(0), jnp.zeros((3,), int))
     with pytest.raises(TypeError, match=r"cell: expected an rnnjax.cells.Cell"):
         models.language_model(V, "transformer")
-    with pytest.raises(ValueError, match=r"kind: expected one of \('simple', 'lstm', 'gru'\)"):
+    with pytest.raises(ValueError, match=r"kind: expected one of \('simple', 'lstm', 'gru', 'orthogonal'"):
         rnnjax.cells.make("transformer", 4)
     with pytest.raises(ValueError, match=r"pooling: expected 'last' or 'mean'"):
         models.classifier(V, 2, rnnjax.cells.lstm(4), pooling="max")

@@ -34,6 +34,7 @@ import numpy as np
 
 from rnnjax.data import _arguments
 from rnnjax.data import text as text_lib
+from rnnjax.data.opinions import opinion_reviews  # noqa: F401  (re-exported: opinion phrases, issue #21)
 
 __all__ = [
     "LEVELS",

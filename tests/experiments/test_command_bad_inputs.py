@@ -48,6 +48,7 @@ LR, WA = "experiments.long_range", "experiments.walkthrough_alice"
 WS, WT = "experiments.walkthrough_step", "experiments.walkthrough_tiny"
 BT, BM, BD = "benchmarks.throughput", "benchmarks.memory", "benchmarks.diagnostics"
 BL = "benchmarks.linear_scan"
+BLC = "benchmarks.linear_cells"
 
 # (command, argv, the message after "error: " (a regex, matched at the start))
 CASES = [
@@ -395,6 +396,14 @@ CASES = [
     (BL, ["--lengths", "0"], r"lengths: expected ints >= 1, got \(0,\)"),
     (BL, ["--repeats", "0"], r"repeats: expected an int >= 1, got 0"),
     (BL, ["--dtypes", "float16"], r"invalid choice 'float16' for argument '--dtypes'"),
+    ("experiments.which_words", ["--min-len", "10"],
+     r"min_len, max_len: expected 25 <= min_len <= max_len, got 10 and 60"),
+    ("experiments.which_words", ["--cells", "rnn"], r"cells: expected cell kinds from"),
+    ("experiments.which_words", ["--plot-only", "nowhere"],
+     r"plot_only: expected a run folder holding metrics\.json, got 'nowhere'"),
+    (BLC, ["--lengths", "0"], r"lengths: expected ints >= 1, got \(0,\)"),
+    (BLC, ["--hidden-size", "0"], r"hidden_size: expected an int >= 1, got 0"),
+    (BLC, ["--kinds", "gru"], r"invalid choice 'gru' for argument '--kinds'"),
 ]
 
 
