@@ -7,10 +7,11 @@ why their gradients vanish or explode.
     final_carry, ys = rnnjax.unroll(cell, params, xs)      # xs: <float>[batch, time, 8]
 
 Models (`rnnjax.models`) assemble cells one way, as Flax modules over `unroll`; `rnnjax.train.fit` is the
-one training loop; `rnnjax.diagnostics` measures gradients of cells and of trained models.
+one training loop; `rnnjax.diagnostics` measures gradients of cells and of trained models;
+`rnnjax.newton.unroll` evaluates a cell in parallel over time by Newton's method (DEER, ELK).
 """
 
-from rnnjax import backend, cells, diagnostics, fused, initializers, interop, models, readout
+from rnnjax import backend, cells, diagnostics, fused, initializers, interop, models, newton, readout
 from rnnjax.cells import Cell, GRUParams, LSTMCarry, LSTMParams, RNNCarry, SimpleParams
 from rnnjax.unrolling import (
     BidirectionalCarry,
@@ -25,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [  # fmt: skip
     "BidirectionalCarry", "BidirectionalParams", "Cell", "GRUParams", "LSTMCarry", "LSTMParams", "RNNCarry",
     "SimpleParams", "backend", "cells", "diagnostics", "fused", "initializers", "interop", "models",
-    "readout", "unroll", "unroll_bidirectional", "unroll_stack",
+    "newton", "readout", "unroll", "unroll_bidirectional", "unroll_stack",
 ]

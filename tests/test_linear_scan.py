@@ -105,3 +105,47 @@ def test_bad_input_names_the_argument(call, message):
     with pytest.raises(ValueError) as caught:
         call()
     assert str(caught.value).startswith(message)
+
+
+def numpy_dense_loop(a, b, h0, reverse=False):
+    """h_t = A_t h_{t-1} + b_t with a Python loop over t and NumPy matrix products."""
+    h = np.zeros(b.shape[1:]) if h0 is None else np.array(h0)
+    out = np.empty_like(b)
+    for t in range(b.shape[0] - 1, -1, -1) if reverse else range(b.shape[0]):
+        h = np.einsum("...ij,...j->...i", a[t], h) + b[t]
+        out[t] = h
+    return out
+
+
+@pytest.mark.parametrize("method", linear_scan.METHODS)
+@pytest.mark.parametrize("T", [1, 7, 300])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_solve_dense_equals_the_numpy_loop_in_float64(method, T, reverse):
+    rng = np.random.default_rng(T)
+    a = rng.normal(size=(T, 2, 4, 4)) / 4  # spectral radius about 1/2: the products stay O(1)
+    b, h0 = rng.normal(size=(T, 2, 4)), rng.normal(size=(2, 4))
+    got = linear_scan.solve_dense(
+        jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), method=method, reverse=reverse
+    )
+    np.testing.assert_allclose(np.asarray(got), numpy_dense_loop(a, b, h0, reverse), rtol=0, atol=TOL_F64)
+    no_h0 = linear_scan.solve_dense(jnp.asarray(a), jnp.asarray(b), method=method, reverse=reverse)
+    np.testing.assert_allclose(np.asarray(no_h0), numpy_dense_loop(a, b, None, reverse), rtol=0, atol=TOL_F64)
+
+
+def test_solve_dense_with_diagonal_matrices_is_solve():
+    a, b, h0 = draws(50)
+    dense = jnp.asarray(np.einsum("tbi,ij->tbij", a, np.eye(4)))
+    got = linear_scan.solve_dense(dense, jnp.asarray(b), jnp.asarray(h0))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(linear_scan.solve(a, b, h0)), rtol=0, atol=TOL_F64)
+
+
+def test_solve_dense_refuses_bad_shapes_naming_the_argument():
+    a, b = jnp.zeros((5, 2, 3, 3)), jnp.zeros((5, 2, 3))
+    with pytest.raises(ValueError, match=r"a: expected shape \(5, 2, 3, 3\)"):
+        linear_scan.solve_dense(a[..., :2], b)
+    with pytest.raises(ValueError, match=r"h0: expected shape \(2, 3\)"):
+        linear_scan.solve_dense(a, b, jnp.zeros(3))
+    with pytest.raises(ValueError, match="b: expected an array"):
+        linear_scan.solve_dense(a[:, 0], jnp.zeros(5))
+    with pytest.raises(ValueError, match="method: expected one of"):
+        linear_scan.solve_dense(a, b, method="blelloch")
