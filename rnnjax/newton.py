@@ -443,7 +443,8 @@ def unroll(
         "sequential" (`lax.scan`; the same values).
       on_failure: past `max_iters` with the residual above `tol`: "raise" (a RuntimeError; under `jit`,
         where nothing can be raised, every output is NaN instead) or "sequential" (the sequential scan's
-        result, with a RuntimeWarning). An unconverged answer is never returned as if it were one.
+        result, with a RuntimeWarning; under `jit` without the warning, with `info.converged` False). An
+        unconverged answer is never returned as if it were one.
     Returns:
       `(final_carry, ys, info)`: final_carry and ys as `rnnjax.unroll` gives them, and a `NewtonInfo`
       (iterations, residual, converged). Differentiable in params, xs and carry by the implicit adjoint.
@@ -486,13 +487,8 @@ def unroll(
             )
         if on_failure == "sequential":
             _warn_unconverged(info.converged, info.iterations, info.residual, tol, method)
-    elif on_failure == "sequential":
-        jax.debug.callback(
-            lambda c, k, r: _warn_unconverged(c, k, r, tol, method),
-            info.converged,
-            info.iterations,
-            info.residual,
-        )
+    # Under jit the fallback cannot warn: a `jax.debug.callback` here left later CPU executions deadlocked
+    # (jax 0.10, measured); the result is the sequential scan's and `info.converged` is False.
 
     # Outputs: the step at every (s_{t−1}, x_t) at once, differentiable through S's implicit gradient.
     carry_type = type(carry)

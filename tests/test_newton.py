@@ -208,13 +208,10 @@ def test_an_unconverged_solve_is_never_returned_as_converged(problems):
     # Under jit nothing can be raised: every output is NaN instead.
     poisoned = jax.jit(lambda p: newton.unroll(cell, p, xs, carry, max_iters=2)[1])(params)
     assert bool(jnp.all(jnp.isnan(poisoned)))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fallen = jax.jit(
-            lambda p: newton.unroll(cell, p, xs, carry, max_iters=2, on_failure="sequential")[1]
-        )(params)
-        jax.effects_barrier()
-    assert any("did not reach" in str(w.message) for w in caught)
+    fallen, info = jax.jit(
+        lambda p: newton.unroll(cell, p, xs, carry, max_iters=2, on_failure="sequential")[1:]
+    )(params)
+    assert not bool(info.converged)  # under jit no warning can be issued: info says it
     assert max_diff(fallen, rnnjax.unroll(cell, params, xs, carry)[1]) <= TOL_F64
 
 
