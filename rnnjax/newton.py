@@ -487,8 +487,8 @@ def unroll(
             )
         if on_failure == "sequential":
             _warn_unconverged(info.converged, info.iterations, info.residual, tol, method)
-    # Under jit the fallback cannot warn: a `jax.debug.callback` here left later CPU executions deadlocked
-    # (jax 0.10, measured); the result is the sequential scan's and `info.converged` is False.
+    # Under jit the fallback does not warn (a host callback would be needed); the result is the sequential
+    # scan's and `info.converged` is False.
 
     # Outputs: the step at every (s_{t−1}, x_t) at once, differentiable through S's implicit gradient.
     carry_type = type(carry)
