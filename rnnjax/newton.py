@@ -136,6 +136,29 @@ def _jacobians(config: _Config, params, P, xs):
 # The Kalman filter and smoother of the damped (ELK) steps, in two algebras: dense matrices and diagonals
 
 
+def _gauss_jordan(m, b):
+    """m⁻¹ b for <[..., n, n]> m and <[..., n, k]> b by Gauss–Jordan elimination with partial pivoting,
+    written in elementwise jnp operations. `jnp.linalg.solve` (a LAPACK call) inside the ELK iteration left
+    repeated XLA:CPU executions deadlocked (jax 0.10.2, twice in `experiments.parallel_in_time`)."""
+    n = m.shape[-1]
+    aug = jnp.concatenate([m, b], axis=-1)  # [..., n, n + k]
+    rows, cols = jnp.arange(n), jnp.arange(aug.shape[-1])
+
+    def eliminate(k, aug):
+        e_k, c_k = (rows == k).astype(aug.dtype), (cols == k).astype(aug.dtype)  # row k, column k
+        column = jnp.sum(aug * c_k, axis=-1)  # aug[..., :, k]
+        p = jnp.argmax(jnp.where(rows >= k, jnp.abs(column), -1.0), axis=-1)  # the pivot row, [...]
+        e_p = (rows == p[..., None]).astype(aug.dtype)  # [..., n]
+        row_k = jnp.sum(aug * e_k[:, None], axis=-2)
+        row_p = jnp.sum(aug * e_p[..., :, None], axis=-2)
+        aug = aug + (e_k - e_p)[..., :, None] * (row_p - row_k)[..., None, :]  # swap rows k and p
+        pivot = row_p / jnp.sum(row_p * c_k, axis=-1, keepdims=True)  # the new row k, 1 at column k
+        column = jnp.sum(aug * c_k, axis=-1)
+        return aug - column[..., :, None] * pivot[..., None, :] + e_k[:, None] * pivot[..., None, :]
+
+    return jax.lax.fori_loop(0, n, eliminate, aug)[..., n:]
+
+
 class _Dense:
     """n x n blocks."""
 
@@ -153,7 +176,7 @@ class _Dense:
 
     @staticmethod
     def left_inverse_times(m, a):  # m⁻¹ a
-        return jnp.linalg.solve(m, a)
+        return _gauss_jordan(m, a)
 
     @staticmethod
     def eye_like(a):

@@ -254,3 +254,15 @@ def test_bad_options_are_refused_naming_the_argument(problems):
         newton.unroll(cell, params, xs[..., :2])
     with pytest.raises(TypeError, match="cell: expected an rnnjax.cells.Cell"):
         newton.unroll("lstm", params, xs)
+
+
+def test_the_dense_elk_solve_equals_lapack_with_and_without_pivoting():
+    """ELK's Gauss–Jordan elimination (elementwise jnp, no LAPACK call) against `np.linalg.solve`, on
+    random matrices and on ones whose first pivot is zero (a row swap is needed)."""
+    rng = np.random.default_rng(0)
+    m, b = rng.normal(size=(3, 2, 6, 6)), rng.normal(size=(3, 2, 6, 4))
+    swapped = np.broadcast_to(np.eye(6), m.shape).copy()
+    swapped[..., :2, :2] = [[0.0, 1.0], [1.0, 0.0]]
+    for matrix in (m, swapped):
+        got = np.asarray(newton._gauss_jordan(jnp.asarray(matrix), jnp.asarray(b)))
+        assert np.max(np.abs(got - np.linalg.solve(matrix, b))) <= TOL_EXACT
