@@ -29,14 +29,22 @@ NAN, INF = float("nan"), float("inf")
 H, I, B, T = 4, 3, 2, 5  # hidden size, input size, batch, steps of the shared objects
 
 
+def _params_of(init, *args):
+    """Arrays of ones in the shapes and dtypes that `init(*args)` returns, found by `jax.eval_shape` (no
+    initialiser is compiled): every row is refused on shapes, types or options, never on these values."""
+    return jax.tree.map(lambda a: jnp.asarray(np.ones(a.shape, a.dtype)), jax.eval_shape(init, *args))
+
+
 @functools.cache
 def shared() -> SimpleNamespace:
     """Small cells, params, inputs and models, built once for every row."""
     key = jax.random.key(0)
     f = SimpleNamespace(key=key, simple=cells.simple(H), lstm=cells.lstm(H), gru=cells.gru(H))
     f.gru_before = cells.gru(H, reset_after=False)
-    f.ps, f.pl, f.pg, f.pg_before = (c.init(key, I) for c in (f.simple, f.lstm, f.gru, f.gru_before))
-    f.ps8 = cells.simple(2 * H).init(key, I)  # a simple cell's params of another hidden size
+    f.ps, f.pl, f.pg, f.pg_before = (
+        _params_of(lambda k, c=c: c.init(k, I), key) for c in (f.simple, f.lstm, f.gru, f.gru_before)
+    )
+    f.ps8 = _params_of(lambda k: cells.simple(2 * H).init(k, I), key)  # params of another hidden size
     f.x, f.xs, f.xs_tm = jnp.ones((B, I)), jnp.ones((B, T, I)), jnp.ones((T, B, I))
     f.traj = jnp.ones((T, I))  # one unbatched trajectory for the Jacobian diagnostics
     f.sum_loss = lambda ys: jnp.sum(ys)
@@ -49,15 +57,16 @@ def shared() -> SimpleNamespace:
     def lm(hidden_size=8, num_layers=1, embed_size=4):
         model = models.language_model(len(f.vocab), cells.lstm(hidden_size), num_layers=num_layers,
                                       embed_size=embed_size)  # fmt: skip
-        return model, model.init(key, f.tokens)["params"]
+        return model, _params_of(model.init, key, f.tokens)["params"]
 
     f.lm, f.lm_params = lm()
     f.lm_2layers, f.lm2_params = lm(num_layers=2)  # a second layer
     f.lm16_params = lm(hidden_size=16)[1]  # another hidden size
     f.lm_e6_params = lm(embed_size=6)[1]  # another embedding size
     f.seq = models.sequence_model(cells.gru(H), 2)
-    f.seq_params = f.seq.init(key, f.xs)["params"]
-    f.seq3_params = models.sequence_model(cells.gru(H), 3).init(key, f.xs)["params"]  # another output size
+    f.seq_params = _params_of(f.seq.init, key, f.xs)["params"]
+    seq3 = models.sequence_model(cells.gru(H), 3)  # another output size
+    f.seq3_params = _params_of(seq3.init, key, f.xs)["params"]
     f.bidir = rnnjax.BidirectionalParams(f.ps, f.ps)
     f.adding, f.copy, f.order = (tasks.make(*a) for a in (("adding", T), ("copy", 2), ("temporal_order", 10)))
     f.w_dense = [np.ones((H, 2), np.float32), np.zeros(2, np.float32)]

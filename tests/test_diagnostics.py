@@ -29,20 +29,26 @@ def setup(form, seed=0):
 
 
 def slow_hidden_grads(cell, params, xs, carry, loss_fn):
-    """∂L/∂c_t by one jax.grad per t: run to step t, then differentiate the rest w.r.t. c_t."""
-    carries, ys = rnnjax.unroll(cell, params, xs, carry, return_carries=True)
-    out = []
-    for t in range(xs.shape[-2]):
-        c_t = jax.tree.map(lambda a, t=t: a[..., t, :], carries)
+    """∂L/∂c_t by one jax.grad per t: run to step t, then differentiate the rest w.r.t. c_t. The T grads
+    are traced into one `jit` (op by op, every suffix length would compile its own scans)."""
 
-        def rest(c, t=t):
-            tail = [c.h[..., None, :]]
-            if t + 1 < xs.shape[-2]:
-                tail.append(rnnjax.unroll(cell, params, xs[..., t + 1 :, :], c)[1])
-            return loss_fn(jnp.concatenate([ys[..., :t, :], *tail], axis=-2))
+    @jax.jit
+    def one_grad_per_step(params, xs, carry):
+        carries, ys = rnnjax.unroll(cell, params, xs, carry, return_carries=True)
+        out = []
+        for t in range(xs.shape[-2]):
+            c_t = jax.tree.map(lambda a, t=t: a[..., t, :], carries)
 
-        out.append(jax.grad(rest)(c_t))
-    return jax.tree.map(lambda *g: jnp.stack(g, axis=-2), *out)
+            def rest(c, t=t):
+                tail = [c.h[..., None, :]]
+                if t + 1 < xs.shape[-2]:
+                    tail.append(rnnjax.unroll(cell, params, xs[..., t + 1 :, :], c)[1])
+                return loss_fn(jnp.concatenate([ys[..., :t, :], *tail], axis=-2))
+
+            out.append(jax.grad(rest)(c_t))
+        return jax.tree.map(lambda *g: jnp.stack(g, axis=-2), *out)
+
+    return one_grad_per_step(params, xs, carry)
 
 
 @pytest.mark.parametrize("form", list(CELL_FORMS))

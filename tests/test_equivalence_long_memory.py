@@ -44,9 +44,15 @@ def make_problem(form, dtype, mode, seed=0):
     return cell, params, readout, xs, carry0, jnp.asarray(labels), dict(kind=kind, **described)
 
 
-def jax_loss(cell, params, readout, xs, carry0, labels, lengths, mode, fast):
-    _, ys = rnnjax.unroll(cell, params, xs, carry0, lengths=lengths, fast=fast)
-    return rnnjax.readout.sequence_loss(readout, ys, labels, lengths=lengths, mode=mode)
+def jax_loss_and_grads(cell, params, readout, xs, carry0, labels, lengths, mode, fast):
+    """((loss, (final carry, ys)), grads w.r.t. (params, readout, xs, carry0)) of `rnnjax.unroll` + readout,
+    under one `jit` (op by op, the kernels' scans cost several times their one compilation)."""
+
+    def loss(params, readout, xs, carry0):
+        final, ys = rnnjax.unroll(cell, params, xs, carry0, lengths=lengths, fast=fast)
+        return rnnjax.readout.sequence_loss(readout, ys, labels, lengths=lengths, mode=mode), (final, ys)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(params, readout, xs, carry0)
 
 
 # (path, mode, dtype): the kernel, the step scan and lengths (the step scan with masking), each mode twice,
@@ -67,7 +73,7 @@ def test_forward_and_grads_match_numpy_reference(form, case):
     lengths = LENGTHS if use_lengths else None
     jl = None if lengths is None else jnp.asarray(lengths)
 
-    final, ys = rnnjax.unroll(cell, params, xs, carry0, lengths=jl, fast=fast)
+    (loss, (final, ys)), grads = jax_loss_and_grads(cell, params, readout, xs, carry0, labels, jl, mode, fast)
     ref_final, ref_ys = reference.forward(
         params=as_dict(params), xs=np.asarray(xs, np.float64), carry0=as_dict(carry0), lengths=lengths,
         **described,
@@ -76,9 +82,6 @@ def test_forward_and_grads_match_numpy_reference(form, case):
     assert max_rel_err(ys, ref_ys) <= tol
     assert max_rel_err(as_dict(final), ref_final) <= tol
 
-    loss, grads = jax.value_and_grad(jax_loss, argnums=(1, 2, 3, 4))(
-        cell, params, readout, xs, carry0, labels, jl, mode, fast
-    )
     ref_loss, ref_grads = reference.loss_and_grads(
         params=as_dict(params), readout=as_dict(readout), xs=np.asarray(xs, np.float64),
         labels=np.asarray(labels), carry0=as_dict(carry0), lengths=lengths, mode=mode, **described,

@@ -2,6 +2,8 @@
 the `cell.step` scan (`unroll(fast=False)`) and the NumPy reference: values, first and second
 derivatives, every batch shape, reverse, mixed dtypes, and when `unroll` falls back."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,11 +73,15 @@ VALUE_CASES = [(form, (2,), reverse) for form in FAST_FORMS for reverse in (Fals
 @pytest.mark.parametrize("form, batch_shape, reverse", VALUE_CASES)
 def test_values_and_gradients_equal_plain_autodiff(form, batch_shape, reverse):
     cell, params, xs, carry = problem(form, batch_shape)
-    outs = {}
-    for fast in (True, False):
+
+    # Each path compiled on its own (op by op, each scan and its transpose would compile apart).
+    @functools.partial(jax.jit, static_argnames="fast")
+    def values_and_grads(params, xs, carry, fast):
         final, ys = rnnjax.unroll(cell, params, xs, carry, reverse=reverse, fast=fast)
         grads = jax.grad(weighted_loss(cell, fast, reverse), argnums=(0, 1, 2))(params, xs, carry)
-        outs[fast] = (final, ys, grads)
+        return final, ys, grads
+
+    outs = {fast: values_and_grads(params, xs, carry, fast=fast) for fast in (True, False)}
     assert max_rel_err(outs[True], outs[False]) <= TOL_F64
 
 
@@ -91,7 +97,7 @@ def test_second_derivatives_equal_plain_autodiff(form):
             g = jax.grad(loss, argnums=(0, 1, 2))(p, xs, carry)
             return sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(g))
 
-        second[fast] = jax.grad(grad_norm)(params)
+        second[fast] = jax.jit(jax.grad(grad_norm))(params)  # one compilation of grad of grad
     assert max_rel_err(second[True], second[False]) <= TOL_F64_SECOND
 
 
@@ -101,8 +107,9 @@ def test_forward_over_reverse_hvp_equals_reverse_over_reverse(form):
     loss = weighted_loss(cell, None)
     v = perturb_params(jax.tree_util.tree_map(jnp.zeros_like, params), jax.random.key(9), 1.0)
     grad_p = jax.grad(lambda p: loss(p, xs, carry))
-    _, hvp_forward = jax.jvp(grad_p, (params,), (v,))
-    hvp_reverse = jax.grad(lambda p: sum(jnp.vdot(a, b) for a, b in zip(grad_p(p), v)))(params)
+    # each product compiled on its own
+    _, hvp_forward = jax.jit(lambda p, v: jax.jvp(grad_p, (p,), (v,)))(params, v)
+    hvp_reverse = jax.jit(jax.grad(lambda p: sum(jnp.vdot(a, b) for a, b in zip(grad_p(p), v))))(params)
     assert max_rel_err(hvp_forward, hvp_reverse) <= TOL_F64_SECOND
 
 
@@ -139,8 +146,9 @@ def _ref(kw):
 @pytest.mark.parametrize("form", FAST_FORMS)
 def test_float32_fast_path_close_to_plain_path(form):
     cell, params, xs, carry = problem(form, (4,), jnp.float32)
-    got = jax.grad(weighted_loss(cell, True), argnums=(0, 1, 2))(params, xs, carry)
-    want = jax.grad(weighted_loss(cell, False), argnums=(0, 1, 2))(params, xs, carry)
+    # each path compiled on its own
+    got = jax.jit(jax.grad(weighted_loss(cell, True), argnums=(0, 1, 2)))(params, xs, carry)
+    want = jax.jit(jax.grad(weighted_loss(cell, False), argnums=(0, 1, 2)))(params, xs, carry)
     assert max_rel_err(got, want) <= TOL_F32
 
 

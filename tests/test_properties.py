@@ -4,7 +4,7 @@ JAX against the NumPy reference (forward and gradients), and scan against revers
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import CELL_FORMS, as_dict, max_rel_err, perturb_params, reference_kwargs
+from conftest import CELL_FORMS, as_dict, max_rel_err, reference_kwargs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,16 +27,24 @@ def problems(draw):
     return form, B, T, I, H, V, lengths, mode, seed
 
 
+def _drawn(rng, scale, make):
+    """float64 arrays of N(0, scale²) in the shapes of what `make(key)` returns (`jax.eval_shape`: nothing
+    is computed or compiled)."""
+    shapes = jax.eval_shape(make, jax.random.key(0))
+    return jax.tree.map(lambda a: jnp.asarray(scale * rng.standard_normal(a.shape), jnp.float64), shapes)
+
+
 @given(problems())
 def test_jax_matches_reference_for_any_sizes(problem):
     form, B, T, I, H, V, lengths, mode, seed = problem
     cell = CELL_FORMS[form](H)
-    k = jax.random.split(jax.random.key(seed), 5)
-    params = perturb_params(cell.init(k[0], I), k[1])
-    head = perturb_params(rnnjax.readout.dense_init(k[2], H, V, dtype=jnp.float64), k[2], 0.1)
-    xs = jax.random.normal(k[3], (B, T, I), jnp.float64)
-    carry = perturb_params(cell.initial_carry((B,), jnp.float64), k[4], 0.5)
+    # Every number drawn with NumPy into the shapes `jax.eval_shape` gives: each example has new sizes, and
+    # JAX's initialisers and samplers would compile anew for each of them (most of the test's time).
     rng = np.random.default_rng(seed)
+    params = _drawn(rng, 0.5, lambda key: cell.init(key, I))
+    head = _drawn(rng, 0.5, lambda key: rnnjax.readout.dense_init(key, H, V))
+    xs = jnp.asarray(rng.standard_normal((B, T, I)))
+    carry = _drawn(rng, 0.5, lambda key: cell.initial_carry((B,), jnp.float64))
     labels = rng.integers(0, V, (B, T) if mode == "many_to_many" else (B,))
     jl = None if lengths is None else jnp.asarray(lengths)
 
@@ -44,7 +52,8 @@ def test_jax_matches_reference_for_any_sizes(problem):
         _, ys = rnnjax.unroll(cell, p, x, c, lengths=jl)
         return rnnjax.readout.sequence_loss(r, ys, jnp.asarray(labels), lengths=jl, mode=mode)
 
-    value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(params, head, xs, carry)
+    # one compilation per example (op by op, each new size would compile every operation anew)
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))(params, head, xs, carry)
     ref_value, ref = reference.loss_and_grads(
         params=as_dict(params),
         readout=as_dict(head),

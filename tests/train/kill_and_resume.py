@@ -3,9 +3,11 @@ time, and compare the final state with an uninterrupted run, bit for bit.
 
     python tests/train/kill_and_resume.py --kills 20 --folder /tmp/killtest     # prints a JSON summary
 
-Run as a script (the test module `test_checkpoint_faults.py` runs it with a few kills). The training is
-`rnnjax.train.loop.fit` on a small LSTM sequence model with Adam and a checkpoint after every step, so a
-random moment often falls inside a save.
+Run as a script (the test module `test_checkpoint_faults.py` runs it with a few kills and fewer steps). The
+training is `rnnjax.train.loop.fit` on a small LSTM sequence model with Adam and a checkpoint after every
+step, so a random moment often falls inside a save. Each kill aims 1 to 3 steps past the newest sealed
+checkpoint (then waits up to 0.2 s more) and none is sent once that checkpoint is within 8 steps of the end:
+`--steps` must leave room for every kill asked for (40 steps hold 3 kills with room to spare).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 STEPS = 120
 
 
-def train(folder: str) -> None:
+def train(folder: str, steps: int = STEPS) -> None:
     """The run being killed: deterministic in the step number, a checkpoint after every step. It resumes
     when a sealed checkpoint exists (a kill before the first seal leaves only debris: start over)."""
     import shutil
@@ -54,7 +56,7 @@ def train(folder: str) -> None:
     resume = ckpt.is_dir() and any((p / "CHECKSUMS.json").exists() for p in ckpt.iterdir())
     if not resume and ckpt.exists():
         shutil.rmtree(ckpt)
-    result = fit(train_step, (params, tx.init(params)), batches, steps=STEPS, run=folder, resume=resume,
+    result = fit(train_step, (params, tx.init(params)), batches, steps=steps, run=folder, resume=resume,
                  save_every=1, keep_last=2, progress=False)  # fmt: skip
     leaves = [np.asarray(x) for x in jax.tree.leaves(result.state)]
     np.savez(Path(folder) / "final.npz", *leaves)
@@ -74,26 +76,27 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--folder", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=STEPS, help="training steps of every run")
     parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train:
-        train(args.folder)
+        train(args.folder, args.steps)
         return
     import numpy as np
 
     root = Path(args.folder)
     rng = random.Random(args.seed)
-    me = [sys.executable, __file__, "--folder"]
+    me = [sys.executable, __file__, "--steps", str(args.steps), "--folder"]
     subprocess.run([*me, str(root / "reference"), "--train"], check=True)
     killed, runs, folder = 0, 0, root / "killed"
     while True:
         proc = subprocess.Popen([*me, str(folder), "--train"])
         runs += 1
         start = max(_sealed_steps(folder), default=0)
-        if killed < args.kills and start + 1 <= STEPS - 8:
+        if killed < args.kills and start + 1 <= args.steps - 8:
             # Kill at a random moment after a random step's checkpoint appeared: a step takes tens of
             # milliseconds and a save about as long, so the moment often falls inside a save.
-            target = min(start + rng.randint(1, 3), STEPS - 8)
+            target = min(start + rng.randint(1, 3), args.steps - 8)
             while proc.poll() is None and max(_steps(folder), default=0) < target:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0.0, 0.2))

@@ -231,9 +231,11 @@ def test_a_failed_orbax_write_is_said_once(tmp_path, monkeypatch, caplog, capsys
 
 
 def test_runs_killed_at_random_moments_resume_bit_for_bit(tmp_path):
-    """A few kills here; the close note of the reliability issue reports a run with 20."""
+    """A few kills here, in runs of 40 steps (the kills land by step ~12; the script's default is 120); the
+    close note of the reliability issue reports a run with 20."""
     out = subprocess.run(
-        [sys.executable, str(HERE / "kill_and_resume.py"), "--kills", "3", "--folder", str(tmp_path)],
+        [sys.executable, str(HERE / "kill_and_resume.py"), "--kills", "3", "--steps", "40", "--folder",
+         str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
