@@ -110,20 +110,20 @@ def networks(cfg: Config):
         scaled = cells.make("simple", H, gain=float(gain), dtype=jnp.float64)
         params = [scaled.init(jax.random.key(s), task.input_size) for s in seeds]
         out.append((f"tanh g={gain:g}", simple, params))
-    for kind in ("gru", "lstm"):
-        cell = cells.make(kind, H, dtype=jnp.float64)
+    for gated in ("gru", "lstm"):
+        cell = cells.make(gated, H, dtype=jnp.float64)
         model = [synthetic.init_params(cell, task, s) for s in seeds]
-        out.append((f"{kind} init", cell, [m["rnn"]["layer_0"] for m in model]))
+        out.append((f"{gated} init", cell, [m["rnn"]["layer_0"] for m in model]))
         if not cfg.train_steps:
             continue
         trained = []
         for s in seeds:
             result = synthetic.train(
                 cell, task, steps=cfg.train_steps, learning_rate=cfg.learning_rate, clip_norm=1.0, seed=s,
-                progress=cfg.progress, desc=f"{kind} seed {s}",
+                progress=cfg.progress, desc=f"{gated} seed {s}",
             )  # fmt: skip
             trained.append(result.params["rnn"]["layer_0"])
-        out.append((f"{kind} trained", cell, trained))
+        out.append((f"{gated} trained", cell, trained))
     return out
 
 
