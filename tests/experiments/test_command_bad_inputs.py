@@ -49,6 +49,7 @@ WS, WT = "experiments.walkthrough_step", "experiments.walkthrough_tiny"
 BT, BM, BD = "benchmarks.throughput", "benchmarks.memory", "benchmarks.diagnostics"
 BL = "benchmarks.linear_scan"
 BLC = "benchmarks.linear_cells"
+PIT, BN = "experiments.parallel_in_time", "benchmarks.newton"
 
 # (command, argv, the message after "error: " (a regex, matched at the start))
 CASES = [
@@ -404,6 +405,11 @@ CASES = [
     (BLC, ["--lengths", "0"], r"lengths: expected ints >= 1, got \(0,\)"),
     (BLC, ["--hidden-size", "0"], r"hidden_size: expected an int >= 1, got 0"),
     (BLC, ["--kinds", "gru"], r"invalid choice 'gru' for argument '--kinds'"),
+    (PIT, ["--timed-methods", "newton"], r"timed_methods: expected names from \('deer', "),
+    (PIT, ["--lengths", "1"], r"lengths: expected ints >= 2, got 1"),
+    (PIT, ["--max-iters", "0"], r"max_iters: expected an int >= 1, got 0"),
+    (BN, ["--methods", "newton"], r"methods: expected names from \('deer', "),
+    (BN, ["--batch", "0"], r"batch: expected an int >= 1, got 0"),
 ]
 
 
